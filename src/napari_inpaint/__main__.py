@@ -1,0 +1,7 @@
+"""``python -m napari_inpaint``: the same as the ``napari-inpaint`` command."""
+
+import sys
+
+from napari_inpaint.cli import main
+
+sys.exit(main())

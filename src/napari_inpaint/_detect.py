@@ -1,0 +1,319 @@
+r"""Find bad pixels in an image: the library side of the "Mask from image" widget.
+
+Every function takes an image (2D plane, 3D volume or an nD stack of planes)
+and returns a boolean mask, ``True`` where a pixel is bad.  Neighbourhood
+operations (median filters, dilation, connected components) act on the
+trailing ``spatial_ndim`` axes only, so a stack is processed plane by plane
+(or volume by volume) without a Python loop.
+
+Notes
+-----
+Outliers are detected with a robust z-score.  With :math:`m` the median of
+the pixel's neighbours (a window of ``size`` pixels per spatial axis, the
+pixel itself left out) and the residual :math:`r = x - m`, a pixel is an
+outlier when
+
+.. math:: |r - \operatorname{med}(r)| > k \cdot 1.4826\,\operatorname{MAD}(r),
+
+where the median and the median absolute deviation (MAD) are taken over the
+plane.  For Gaussian data :math:`1.4826\,\mathrm{MAD}` is the standard
+deviation, so on pure Gaussian noise ``k = 4`` flags about 7 pixels in
+100,000 and ``k = 5`` none in 1.3 million (measured).  The local median
+removes smooth structure and background, so cells wider than a few pixels
+are not flagged, while a single hot pixel cannot move the median of its
+neighbours.  Leaving the pixel out of its window matters on steep edges,
+where a median that includes it often *is* it: those zero residuals would
+shrink the MAD and flag noise elsewhere.
+
+References
+----------
+.. [1] P. J. Rousseeuw and C. Croux, "Alternatives to the median absolute
+       deviation", J. Am. Stat. Assoc. 88(424) (1993), 1273-1283.
+
+Examples
+--------
+>>> import numpy as np
+>>> from napari_inpaint._detect import mask_from_image
+>>> image = np.full((16, 16), 100, np.uint16)
+>>> image[4, 5] = 65535
+>>> mask = mask_from_image(image, saturated=True, dilate=1)
+>>> int(mask.sum())
+5
+"""
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from napari_inpaint import masks
+
+# 1.4826 * MAD and 1.2533 * mean absolute deviation estimate the standard deviation of Gaussian data.
+_MAD_TO_SIGMA = 1.4826
+_MEAN_TO_SIGMA = 1.2533
+
+
+def _check_spatial(image: np.ndarray, spatial_ndim: int) -> None:
+    if spatial_ndim not in (2, 3):
+        raise ValueError(f"spatial_ndim must be 2 or 3, got {spatial_ndim!r}")
+    if image.ndim < spatial_ndim:
+        raise ValueError(f"an image of shape {image.shape} has fewer than spatial_ndim={spatial_ndim} axes")
+
+
+def threshold(image: np.ndarray, *, above: float | None = None, below: float | None = None) -> np.ndarray:
+    """Pixels strictly above ``above`` or strictly below ``below``.
+
+    Parameters
+    ----------
+    image : ndarray
+        Any numeric image.
+    above, below : float, optional
+        Thresholds; None leaves that side out.
+
+    Returns
+    -------
+    ndarray of bool
+        Mask of the image's shape.
+
+    Examples
+    --------
+    >>> threshold(np.array([1, 5, 9]), above=8, below=2).tolist()
+    [True, False, True]
+    """
+    image = np.asarray(image)
+    mask = np.zeros(image.shape, bool)
+    if above is not None:
+        mask |= image > above
+    if below is not None:
+        mask |= image < below
+    return mask
+
+
+def saturated_pixels(image: np.ndarray, value: float | None = None) -> np.ndarray:
+    """Pixels at or above the saturation level.
+
+    Parameters
+    ----------
+    image : ndarray
+        Any numeric image.
+    value : float, optional
+        Saturation level.  By default the maximum of an integer dtype (255
+        for uint8, 65535 for uint16); for a floating-point image, whose dtype
+        has no meaningful maximum, the largest finite value in the image.
+
+    Returns
+    -------
+    ndarray of bool
+
+    Examples
+    --------
+    >>> saturated_pixels(np.array([0, 254, 255], np.uint8)).tolist()
+    [False, False, True]
+    """
+    image = np.asarray(image)
+    if value is None:
+        if np.issubdtype(image.dtype, np.integer):
+            value = np.iinfo(image.dtype).max
+        else:
+            finite = image[np.isfinite(image)]
+            if finite.size == 0:
+                return np.zeros(image.shape, bool)
+            value = finite.max()
+    return image >= value
+
+
+def nonfinite_pixels(image: np.ndarray) -> np.ndarray:
+    """Pixels that are NaN or infinite (always False for integer images)."""
+    image = np.asarray(image)
+    if not np.issubdtype(image.dtype, np.inexact):
+        return np.zeros(image.shape, bool)
+    return ~np.isfinite(image)
+
+
+def outlier_pixels(image: np.ndarray, k: float = 5.0, *, size: int = 3, spatial_ndim: int = 2) -> np.ndarray:
+    """Hot, dead or stuck pixels: far from the median of their neighbourhood.
+
+    Parameters
+    ----------
+    image : ndarray
+        Image or stack; NaN and infinite pixels are never flagged here (see
+        :func:`nonfinite_pixels`) and do not disturb the statistics.
+    k : float
+        Threshold in robust standard deviations of the residual.
+    size : int
+        Odd width of the median window, per spatial axis; 3 catches single
+        pixels, 5 catches clusters of up to about 2x2.
+    spatial_ndim : {2, 3}
+        Axes over which the neighbourhood and the statistics are taken.
+
+    Returns
+    -------
+    ndarray of bool
+
+    Notes
+    -----
+    See the module notes for the robust z-score.  Quantised or posterised
+    planes can have a MAD of zero (over half of the residuals tie); the
+    scale is then 1.2533 times the mean absolute deviation, and for integer
+    images never less than one grey level.  On almost noise-free images the
+    finest structure differs from its neighbours by more than the noise, and
+    may be flagged: raise ``k`` there, or use the saturation or threshold
+    detectors.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> image = rng.normal(100, 5, (32, 32))
+    >>> image[10, 20] = 200
+    >>> np.argwhere(outlier_pixels(image)).tolist()
+    [[10, 20]]
+    """
+    integer = np.issubdtype(np.asarray(image).dtype, np.integer)
+    image = np.asarray(image, dtype=np.float64)
+    _check_spatial(image, spatial_ndim)
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k!r}")
+    if size < 3 or size % 2 == 0:
+        raise ValueError(f"size must be an odd integer >= 3, got {size!r}")
+    finite = np.isfinite(image)
+    # Non-finite pixels would poison the median filter; the plane median is a neutral stand-in.
+    work = np.where(finite, image, np.median(image[finite]) if finite.any() else 0.0)
+    # The pixel itself is left out of its window: on steep edges a 3x3 median would
+    # otherwise often pick the pixel itself, and the zero residuals would shrink the MAD.
+    ring = np.ones((size,) * spatial_ndim, bool)
+    ring[(size // 2,) * spatial_ndim] = False
+    footprint = ring.reshape((1,) * (image.ndim - spatial_ndim) + ring.shape)
+    residual = work - ndi.median_filter(work, footprint=footprint, mode="reflect")
+    axes = tuple(range(image.ndim - spatial_ndim, image.ndim))
+    centre = np.median(residual, axis=axes, keepdims=True)
+    deviation = np.abs(residual - centre)
+    sigma = _MAD_TO_SIGMA * np.median(deviation, axis=axes, keepdims=True)
+    # Quantised data can tie over half of the residuals (MAD = 0); the mean deviation still measures spread.
+    sigma = np.where(sigma > 0, sigma, _MEAN_TO_SIGMA * np.mean(deviation, axis=axes, keepdims=True))
+    if integer:
+        sigma = np.maximum(sigma, 1.0)  # a difference of one grey level is quantisation, not evidence
+    return (deviation > k * sigma) & finite
+
+
+def dilate_mask(mask: np.ndarray, pixels: float, *, spatial_ndim: int = 2) -> np.ndarray:
+    """Grow a mask by a Euclidean radius of ``pixels`` within each plane or volume.
+
+    Bad pixels often bleed into their neighbours (blooming around saturated
+    spots, the halo of debris); growing the mask fills those too.  This is
+    :func:`napari_inpaint.masks.dilate` applied to each plane (or volume) of
+    a stack, so that the mask does not leak into neighbouring planes.
+
+    Examples
+    --------
+    >>> m = np.zeros((2, 5, 5), bool); m[0, 2, 2] = True
+    >>> dilate_mask(m, 1).sum(axis=(1, 2)).tolist()
+    [5, 0]
+    """
+    mask = np.asarray(mask, dtype=bool)
+    _check_spatial(mask, spatial_ndim)
+    if pixels < 0:
+        raise ValueError(f"pixels must be non-negative, got {pixels!r}")
+    out = mask.copy()
+    for index in np.ndindex(mask.shape[: mask.ndim - spatial_ndim]):
+        if mask[index].any():
+            out[index] = masks.dilate(mask[index], pixels)
+    return out
+
+
+def remove_small(mask: np.ndarray, min_size: int, *, spatial_ndim: int = 2) -> np.ndarray:
+    """Drop connected components (8- or 26-connected) with fewer than ``min_size`` pixels.
+
+    Components are found per plane (or per volume for ``spatial_ndim=3``).
+
+    Examples
+    --------
+    >>> m = np.zeros((6, 6), bool); m[0, 0] = True; m[3:5, 3:5] = True
+    >>> int(remove_small(m, 2).sum())
+    4
+    """
+    mask = np.asarray(mask, dtype=bool)
+    _check_spatial(mask, spatial_ndim)
+    if min_size <= 1 or not mask.any():
+        return mask.copy()
+    # A structure with no neighbours along the stack axes keeps components within a plane.
+    connectivity = np.zeros((3,) * mask.ndim, bool)
+    connectivity[(1,) * (mask.ndim - spatial_ndim)] = True
+    labels, _ = ndi.label(mask, structure=connectivity)
+    sizes = np.bincount(labels.ravel())
+    keep = sizes >= min_size
+    keep[0] = False
+    return keep[labels]
+
+
+def mask_from_image(
+    image: np.ndarray,
+    *,
+    above: float | None = None,
+    below: float | None = None,
+    saturated: bool = False,
+    saturation_value: float | None = None,
+    outliers: bool = False,
+    k: float = 5.0,
+    size: int = 3,
+    nonfinite: bool = True,
+    min_size: int = 0,
+    dilate: int = 0,
+    spatial_ndim: int = 2,
+    channel_axis: int | None = None,
+) -> np.ndarray:
+    """Combine the detectors into one mask of bad pixels.
+
+    The selected criteria are OR-ed, then components smaller than
+    ``min_size`` are dropped, then the mask is grown by ``dilate`` pixels.
+
+    Parameters
+    ----------
+    image : ndarray
+        Image, volume or stack (integer or floating point).
+    above, below : float, optional
+        Flag pixels above / below these values (:func:`threshold`).
+    saturated : bool
+        Flag saturated pixels (:func:`saturated_pixels`), at ``saturation_value``
+        or by default the dtype's maximum.
+    outliers : bool
+        Flag hot/dead pixels (:func:`outlier_pixels`) with threshold ``k`` and
+        median window ``size``.
+    nonfinite : bool
+        Flag NaN and infinite pixels.
+    min_size : int
+        Drop components smaller than this (0 or 1 keeps all).
+    dilate : int
+        Grow the mask by this many pixels.
+    spatial_ndim : {2, 3}
+        Work plane by plane (2) or volume by volume (3).
+    channel_axis : int, optional
+        Axis of channels (e.g. RGB); a pixel is bad when any channel is.
+
+    Returns
+    -------
+    ndarray of bool
+        The image's shape without its channel axis.
+
+    Examples
+    --------
+    >>> image = np.zeros((2, 8, 8), np.float32)
+    >>> image[1, 3, 3] = np.nan
+    >>> mask_from_image(image).sum(axis=(1, 2)).tolist()
+    [0, 1]
+    """
+    image = np.asarray(image)
+    if channel_axis is not None:
+        image = np.moveaxis(image, channel_axis, -1)
+    detectors = [threshold(image, above=above, below=below)]
+    if saturated:
+        detectors.append(saturated_pixels(image, saturation_value))
+    if nonfinite:
+        detectors.append(nonfinite_pixels(image))
+    mask = np.logical_or.reduce(detectors)
+    if channel_axis is not None:
+        mask = mask.any(axis=-1)
+    if outliers:
+        # Outliers are detected per channel, each against its own statistics.
+        channels = image[..., np.newaxis] if channel_axis is None else image
+        for c in range(channels.shape[-1]):
+            mask |= outlier_pixels(channels[..., c], k, size=size, spatial_ndim=spatial_ndim)
+    mask = remove_small(mask, min_size, spatial_ndim=spatial_ndim)
+    return dilate_mask(mask, dilate, spatial_ndim=spatial_ndim)

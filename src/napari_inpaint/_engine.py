@@ -1,0 +1,371 @@
+"""The one inpainting engine behind every front end.
+
+:func:`inpaint` validates the input, converts dtypes, iterates over the planes
+or volumes of a stack, crops each hole with the context its method needs,
+calls the method's fill function on the crop, composites only the masked
+pixels back, optionally matches noise, and reports progress.  Methods (see
+:mod:`napari_inpaint._registry`) only ever see one float64 crop.
+"""
+
+import itertools
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from napari_inpaint._registry import Method, get_method
+
+# Holes smaller than a tile are packed together per tile so that thousands of
+# hot pixels cost a few calls, not thousands.
+_TILE = {2: 256, 3: 64}
+# Planes that share a mask are filled together by channel-independent methods;
+# this bounds the float64 working copy of such a batch.
+_BATCH_BYTES = 64 * 2**20
+# Noise statistics need a ring of known pixels wider than most methods' margin.
+_NOISE_MARGIN = 8
+NOISE_MODELS = ("gaussian", "poisson")
+
+
+class InpaintCancelled(Exception):
+    """Raised by :func:`inpaint` when its ``cancel`` event is set."""
+
+
+@dataclass
+class _Crop:
+    """One call of a fill function: a box and the holes it composites."""
+
+    box: tuple[slice, ...]
+    holes: np.ndarray  # bool, box-shaped: the pixels this crop fills
+
+
+def inpaint(
+    image: np.ndarray,
+    mask: np.ndarray,
+    method: str = "biharmonic",
+    *,
+    channel_axis: int | None = None,
+    spatial_ndim: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+    noise: str | None = None,
+    seed: int = 0,
+    **params,
+) -> np.ndarray:
+    """Fill the masked pixels of an image; every other pixel is returned unchanged.
+
+    Parameters
+    ----------
+    image : array_like
+        2D image, 3D volume or an nD stack of them, with an optional channel
+        axis; any integer or floating dtype.  A NumPy array, or an array-like
+        read plane by plane (zarr); a dask array returns a lazy dask array.
+    mask : array_like of bool
+        True (nonzero) where pixels are bad.  Either the image's shape without
+        its channel axis, or the shape of its trailing spatial axes (one mask
+        for every plane of a stack), or anything that broadcasts to it.
+    method : str
+        Name of a method from :func:`napari_inpaint.list_methods`.
+    channel_axis : int, optional
+        Axis of ``image`` holding channels.  When None, a last axis of length
+        3 or 4 that the mask does not have is taken as RGB(A) channels.
+    spatial_ndim : {2, 3}
+        2 fills each 2D plane of a stack separately; 3 fills 3D volumes (for
+        methods that support it).
+    progress : callable, optional
+        ``progress(done, total)`` is called as work units (holes, planes)
+        finish.  An exception raised from it stops the work and propagates.
+    cancel : threading.Event, optional
+        When set, the work stops within one work unit (or one iteration of an
+        iterative method) and :class:`InpaintCancelled` is raised.
+    noise : {None, 'gaussian', 'poisson'}
+        Add noise to the filled pixels so that they are not conspicuously
+        smooth: Gaussian with the standard deviation of the surrounding known
+        pixels, or Poisson (photon counts) with the fill as mean.
+    seed : int
+        Seed for noise and stochastic methods; results are deterministic.
+    **params
+        Parameters of the method (see ``get_method(method).params``).
+
+    Returns
+    -------
+    ndarray
+        A new array with the shape and dtype of ``image``.  Integer results are
+        rounded and clipped to the dtype's range.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For input that cannot be inpainted, with a message saying what to fix.
+    InpaintCancelled
+        When ``cancel`` was set during the run.
+
+    Notes
+    -----
+    Each connected hole is filled in a crop extending ``margin`` pixels
+    beyond it (the margin is declared by the method), so the cost follows the
+    holes, not the image.  Holes whose crops touch are filled together.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari_inpaint import inpaint
+    >>> yy, xx = np.mgrid[:32, :32]
+    >>> plane = (2.0 * yy + 3.0 * xx).astype(np.float32)
+    >>> mask = np.zeros(plane.shape, bool)
+    >>> mask[10:20, 12:18] = True
+    >>> filled = inpaint(plane, mask, method="harmonic")
+    >>> bool(np.allclose(filled, plane, atol=1e-4))
+    True
+    """
+    spec = get_method(method)
+    params = spec.resolve(params)
+    if spatial_ndim not in (2, 3):
+        raise ValueError(f"spatial_ndim must be 2 or 3, got {spatial_ndim!r}")
+    if spatial_ndim not in spec.ndims:
+        raise ValueError(
+            f"method {method!r} fills {' or '.join(f'{n}D' for n in spec.ndims)} data only; "
+            f"use spatial_ndim={spec.ndims[0]} (plane by plane) or another method"
+        )
+    if noise not in (None, *NOISE_MODELS):
+        raise ValueError(f"noise must be None or one of {', '.join(NOISE_MODELS)}; got {noise!r}")
+
+    if _is_dask(image):
+        from napari_inpaint._lazy import inpaint_dask
+
+        return inpaint_dask(
+            image, mask, method, channel_axis=channel_axis, spatial_ndim=spatial_ndim,
+            noise=noise, seed=seed, **params,
+        )
+
+    image = np.asarray(image)
+    _check_dtype(image.dtype)
+    mask = _as_bool_mask(mask)
+    channel_axis, grid_shape = _layout(image.shape, mask.shape, channel_axis, spatial_ndim)
+    # Channels last from here on: a view of a copy that becomes the result.
+    output = np.array(image, copy=True)
+    channels_last = output[..., np.newaxis] if channel_axis is None else np.moveaxis(output, channel_axis, -1)
+    if not mask.any():
+        return output
+    _check_known_finite(channels_last, mask)
+
+    batch_shape = grid_shape[: len(grid_shape) - spatial_ndim]
+    margin = spec.margin(params) + (_NOISE_MARGIN if noise else 0)
+    plan = _plan(mask, batch_shape, grid_shape[len(batch_shape) :], spec, margin, channels_last.shape[-1])
+    total = sum(len(crops) * len(groups) for crops, groups in plan)
+
+    def check() -> None:
+        if cancel is not None and cancel.is_set():
+            raise InpaintCancelled("inpainting was cancelled; the input is unchanged")
+
+    units = itertools.chain.from_iterable(itertools.product(groups, crops) for crops, groups in plan)
+    for done, (group, crop) in enumerate(units, start=1):
+        check()
+        rng = np.random.default_rng([seed, done])
+        _fill_crop(channels_last, group, crop, spec, params, noise, rng, check)
+        if progress is not None:
+            progress(done, total)
+    return output
+
+
+def _fill_crop(channels_last, group: "_Group", crop: _Crop, spec: Method, params, noise, rng, check) -> None:
+    """Fill one crop of a group of planes (stacked as extra channels) in place."""
+    channels = channels_last.shape[-1]
+    work = np.concatenate([channels_last[plane + crop.box] for plane in group.planes], axis=-1, dtype=np.float64)
+    crop_mask = group.mask[crop.box]
+    work[crop_mask] = 0.0
+    extra = {"rng": rng, "check": check}
+    filled = spec.fill(work, crop_mask, **params, **{k: extra[k] for k in spec.engine_keywords})
+    values = np.asarray(filled, dtype=np.float64)[crop.holes]
+    if not np.isfinite(values).all():
+        raise RuntimeError(f"method {spec.name!r} produced non-finite values; please report this as a bug")
+    if noise is not None:
+        values = _add_noise(values, work, crop_mask, noise, rng)
+    for i, plane in enumerate(group.planes):
+        channels_last[plane + crop.box][crop.holes] = _to_dtype(
+            values[:, i * channels : (i + 1) * channels], channels_last.dtype
+        )
+
+
+@dataclass
+class _Group:
+    """Planes (batch index tuples) that share one spatial mask."""
+
+    planes: list[tuple]
+    mask: np.ndarray
+
+
+def _plan(mask, batch_shape, spatial_shape, spec: Method, margin, channels) -> list:
+    """Group planes by mask and split each mask into crops.
+
+    Returns a list of ``(crops, groups)``: every group of planes is filled
+    crop by crop.
+    """
+    leading = mask.reshape((1,) * (len(batch_shape) + len(spatial_shape) - mask.ndim) + mask.shape)
+    by_mask: dict[tuple, list] = defaultdict(list)
+    for plane in np.ndindex(*batch_shape):
+        by_mask[tuple(i if n > 1 else 0 for i, n in zip(plane, leading.shape))].append(plane)
+
+    plan = []
+    for key, planes in by_mask.items():
+        plane_mask = np.ascontiguousarray(np.broadcast_to(leading[key], spatial_shape))
+        if not plane_mask.any():
+            continue
+        if plane_mask.all():
+            raise ValueError(
+                f"the mask covers every pixel of plane {planes[0]} (shape {spatial_shape}): there is "
+                "nothing to fill from; unmask some pixels, or for a dropped plane of a stack use "
+                "method='interpolate' with spatial_ndim=3"
+            )
+        crops = _crops(plane_mask, margin)
+        # Channel-independent methods fill planes sharing a mask in one call.
+        size = max(1, _BATCH_BYTES // (plane_mask.size * channels * 8)) if spec.channel_independent else 1
+        plan.append((crops, [_Group(planes[i : i + size], plane_mask) for i in range(0, len(planes), size)]))
+    return plan
+
+
+def _crops(mask: np.ndarray, margin: int) -> list[_Crop]:
+    """Split ``mask`` into disjoint boxes holding its holes plus ``margin`` pixels of context.
+
+    Holes closer than ``2 * margin + 1`` share a box; boxes smaller than a tile
+    are packed per tile to bound the number of calls; overlapping boxes are
+    merged, so that every hole is filled exactly once and no box holds part
+    of another box's hole.
+    """
+    grown = ndi.maximum_filter(mask, size=2 * margin + 1, mode="constant") if margin else mask
+    labels, _ = ndi.label(grown, structure=np.ones((3,) * mask.ndim))
+    tile = _TILE[mask.ndim]
+    boxes, packed = [], defaultdict(list)
+    for box in ndi.find_objects(labels):
+        if all(s.stop - s.start < tile for s in box):
+            packed[tuple(s.start // tile for s in box)].append(box)
+        else:
+            boxes.append(box)
+    boxes += [_union(members) for members in packed.values()]
+    while True:
+        covered = np.zeros(mask.shape, bool)
+        for box in boxes:
+            covered[box] = True
+        merged, count = ndi.label(covered, structure=np.ones((3,) * mask.ndim))
+        if count == len(boxes):
+            return [_Crop(box, mask[box]) for box in boxes]
+        boxes = ndi.find_objects(merged)
+
+
+def _union(boxes: list[tuple[slice, ...]]) -> tuple[slice, ...]:
+    return tuple(slice(min(b[d].start for b in boxes), max(b[d].stop for b in boxes)) for d in range(len(boxes[0])))
+
+
+def _check_known_finite(channels_last: np.ndarray, mask: np.ndarray) -> None:
+    if not np.issubdtype(channels_last.dtype, np.floating):
+        return
+    bad = ~np.isfinite(channels_last).all(axis=-1) & ~mask
+    if bad.any():
+        raise ValueError(
+            f"the image has {int(bad.sum())} NaN or infinite pixels outside the mask; add them to the "
+            "mask (for example mask = mask | ~np.isfinite(image)) so that they are filled too"
+        )
+
+
+def _add_noise(values, work, crop_mask, noise, rng) -> np.ndarray:
+    """Add noise with the statistics of the known pixels around the holes."""
+    if noise == "poisson":
+        if (values < 0).any():
+            raise ValueError("noise='poisson' needs non-negative data (photon counts); use noise='gaussian'")
+        return rng.poisson(values).astype(np.float64)
+    return values + rng.standard_normal(values.shape) * _noise_sigma(work, crop_mask)
+
+
+def _noise_sigma(work: np.ndarray, crop_mask: np.ndarray) -> np.ndarray:
+    """Robust per-channel noise standard deviation of the known pixels.
+
+    The discrete Laplacian of white noise with variance s^2 has variance
+    ``(2d)^2 s^2 + 2d s^2`` in d dimensions; its median absolute deviation is
+    insensitive to edges and smooth structure.
+    """
+    ndim = crop_mask.ndim
+    lap = -2 * ndim * work
+    valid = ~crop_mask
+    for axis in range(ndim):
+        for shift in (-1, 1):
+            lap += np.roll(work, shift, axis=axis)
+            valid &= ~np.roll(crop_mask, shift, axis=axis)
+    # np.roll wraps around: the border pixels do not have true neighbours.
+    for axis in range(ndim):
+        edge = [slice(None)] * ndim
+        for index in (0, -1):
+            edge[axis] = index
+            valid[tuple(edge)] = False
+    if valid.sum() < 8:
+        return np.zeros(work.shape[-1])
+    samples = lap[valid]
+    mad = np.median(np.abs(samples - np.median(samples, axis=0)), axis=0)
+    return 1.4826 * mad / np.sqrt((2 * ndim) ** 2 + 2 * ndim)
+
+
+def _to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return values.astype(dtype)
+
+
+def _is_dask(array) -> bool:
+    return type(array).__module__.startswith("dask.")
+
+
+def _check_dtype(dtype: np.dtype) -> None:
+    if dtype == bool or not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise TypeError(
+            f"image dtype {dtype} is not supported; give an integer or floating-point image "
+            "(for a boolean or complex image, convert it first, e.g. image.astype(np.float32))"
+        )
+
+
+def _as_bool_mask(mask) -> np.ndarray:
+    mask = np.asarray(mask)
+    if not (mask.dtype == bool or np.issubdtype(mask.dtype, np.number)):
+        raise TypeError(f"mask must be boolean or numeric (nonzero = bad pixel), got dtype {mask.dtype}")
+    return mask if mask.dtype == bool else mask != 0
+
+
+def _layout(image_shape, mask_shape, channel_axis, spatial_ndim) -> tuple[int | None, tuple[int, ...]]:
+    """Check how image and mask fit together; return the channel axis and the non-channel shape."""
+    channel_axis = _resolve_channel_axis(image_shape, mask_shape, channel_axis)
+    grid_shape = tuple(n for axis, n in enumerate(image_shape) if axis != channel_axis)
+    if len(grid_shape) < spatial_ndim:
+        raise ValueError(
+            f"image of shape {tuple(image_shape)} has {len(grid_shape)} non-channel axes; "
+            f"spatial_ndim={spatial_ndim} needs at least {spatial_ndim}"
+        )
+    if not _broadcasts(mask_shape, grid_shape):
+        raise ValueError(
+            f"mask shape {tuple(mask_shape)} does not match image shape {tuple(image_shape)}: give a mask of "
+            f"shape {grid_shape} (the image without its channel axis) or of its trailing plane shape "
+            f"{grid_shape[-spatial_ndim:]}; for channels on another axis pass channel_axis"
+        )
+    return channel_axis, grid_shape
+
+
+def _resolve_channel_axis(image_shape, mask_shape, channel_axis) -> int | None:
+    ndim = len(image_shape)
+    if channel_axis is not None:
+        if isinstance(channel_axis, bool) or not isinstance(channel_axis, (int, np.integer)):
+            raise TypeError(f"channel_axis must be an integer or None, got {channel_axis!r}")
+        if not -ndim <= channel_axis < ndim:
+            raise ValueError(
+                f"channel_axis={channel_axis} is out of range for an image with {ndim} axes (shape {image_shape})"
+            )
+        return int(channel_axis) % ndim
+    if ndim >= 3 and image_shape[-1] in (3, 4) and not _broadcasts(mask_shape, image_shape):
+        return ndim - 1  # RGB(A) last axis that the mask does not have
+    return None
+
+
+def _broadcasts(mask_shape, target_shape) -> bool:
+    try:
+        return np.broadcast_shapes(tuple(mask_shape), tuple(target_shape)) == tuple(target_shape)
+    except ValueError:
+        return False

@@ -1,0 +1,387 @@
+"""The napari widgets: "Inpaint" and "Mask from image".
+
+They hold no image processing: the Inpaint widget turns its controls into one
+call of :func:`napari_inpaint.inpaint` (the parameter controls are generated
+from the method records of :func:`napari_inpaint.list_methods`), and the Mask
+widget calls :func:`napari_inpaint._detect.mask_from_image`.  Both run the work
+in a ``thread_worker`` and add their layers through :mod:`napari_inpaint._layers`
+when it returns, because napari layers must only be changed from the GUI thread.
+"""
+
+# No ``from __future__ import annotations``: napari resolves the ``viewer``
+# annotation at runtime to inject the viewer.
+import threading
+
+import napari
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+    Widget,
+)
+from napari.layers import Image, Labels, Points, Shapes
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from superqt.utils import ensure_main_thread
+
+from napari_inpaint import InpaintCancelled, Param, get_method, inpaint, list_methods
+from napari_inpaint._detect import dilate_mask, mask_from_image
+from napari_inpaint._layers import (
+    OVERLAY_SUFFIX,
+    add_mask,
+    add_result,
+    grid_shape,
+    layer_mask,
+    make_provenance,
+)
+
+# Scope values: what one run fills.
+PLANE, STACK, VOLUME = "plane", "stack", "volume"
+NOISE_CHOICES = ("none", "gaussian", "poisson")
+_INT_LIMIT = 2**31 - 1
+_FLOAT_LIMIT = 1e12
+
+
+def _available_devices(choices: tuple[str, ...]) -> list[str]:
+    """The device choices that exist on this machine (torch is imported only for methods that use it)."""
+    import torch
+
+    present = {"auto", "cpu", "cuda" if torch.cuda.is_available() else None}
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        present.add("mps")
+    return [c for c in choices if c in present] or list(choices)
+
+
+def _float_step(param: Param) -> float:
+    """A spin-box step one decade below the default (which also sets the decimals shown)."""
+    reference = abs(param.default) or (param.high or 1.0)
+    return float(min(1.0, 10.0 ** (np.floor(np.log10(reference)) - 1)))
+
+
+def param_widget(param: Param) -> Widget:
+    """Build the magicgui control for one method parameter."""
+    common = {"name": param.name, "label": param.name.replace("_", " "), "tooltip": param.help}
+    if param.kind is bool:
+        return CheckBox(value=bool(param.default), **common)
+    if param.kind is int:
+        low = -_INT_LIMIT if param.low is None else int(param.low)
+        high = _INT_LIMIT if param.high is None else int(param.high)
+        return SpinBox(value=int(param.default), min=low, max=high, **common)
+    if param.kind is float:
+        low = -_FLOAT_LIMIT if param.low is None else float(param.low)
+        high = _FLOAT_LIMIT if param.high is None else float(param.high)
+        return FloatSpinBox(value=float(param.default), min=low, max=high, step=_float_step(param), **common)
+    if param.choices:
+        choices = _available_devices(param.choices) if param.name == "device" else list(param.choices)
+        value = param.default if param.default in choices else choices[0]
+        return ComboBox(value=value, choices=choices, **common)
+    return LineEdit(value=str(param.default), **common)
+
+
+class _LayerChoices:
+    """Keeps a widget's layer drop-downs in sync with the viewer's layer list."""
+
+    def _watch_layers(self, viewer) -> None:
+        self._viewer = viewer
+        events = viewer.layers.events
+        for event in (events.inserted, events.removed, events.moved):
+            event.connect(self._on_layers_changed)
+        for layer in viewer.layers:
+            layer.events.name.connect(self._on_layers_changed)
+
+    def _on_layers_changed(self, event=None) -> None:
+        if event is not None and getattr(event, "type", None) == "inserted":
+            event.value.events.name.connect(self._on_layers_changed)
+        self.reset_choices()
+
+    def _layers_of(self, *kinds) -> list[tuple[str, object]]:
+        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, kinds)]
+
+
+class _Runner:
+    """Run/Cancel buttons, a progress bar and one background worker at a time."""
+
+    _task = "The task"  # named in error messages
+
+    def _make_runner(self, run_text: str) -> list[Widget]:
+        self.run_button = PushButton(text=run_text)
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress = ProgressBar(value=0, min=0, max=1, label="progress")
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.worker = None
+        self._cancel_event = threading.Event()
+        return [Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False),
+                self.progress]
+
+    def _start(self, function, *args, on_returned, **kwargs):
+        """Run ``function(*args, cancel=event, progress=callback, **kwargs)`` in a worker thread."""
+        self._cancel_event = threading.Event()
+        # Errors are reported by _on_error; without _ignore_errors napari would also re-raise them.
+        worker = create_worker(
+            function, *args, cancel=self._cancel_event, progress=ensure_main_thread(self._on_progress),
+            _connect={"returned": on_returned, "errored": self._on_error, "finished": self._on_finished},
+            _ignore_errors=True, _start_thread=False, **kwargs,
+        )
+        self.worker = worker
+        self.progress.max, self.progress.value = 1, 0
+        self.run_button.enabled, self.cancel_button.enabled = False, True
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Ask the running worker to stop; it raises InpaintCancelled within one work unit."""
+        self._cancel_event.set()
+        self.cancel_button.enabled = False
+
+    def _on_progress(self, done: int, total: int) -> None:
+        if self.worker is not None:  # late updates from a finished run are dropped
+            self.progress.max, self.progress.value = max(total, 1), done
+
+    def _on_error(self, exc: BaseException) -> None:
+        if isinstance(exc, InpaintCancelled):
+            show_info(str(exc))
+        else:
+            show_error(f"{self._task} failed: {exc}")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.progress.value = 0
+        self.run_button.enabled, self.cancel_button.enabled = True, False
+
+
+def _fill(data, mask, plane, *, method, params, spatial_ndim, channel_axis, noise, cancel, progress) -> np.ndarray:
+    """Worker body: inpaint the whole stack, or only ``plane`` (a tuple of leading indices) of a copy."""
+    kwargs = {"method": method, "channel_axis": channel_axis, "spatial_ndim": spatial_ndim, "noise": noise,
+              "cancel": cancel, "progress": progress, **params}
+    if plane is None:
+        return inpaint(np.asarray(data), mask, **kwargs)
+    result = np.array(data, copy=True)
+    result[plane] = inpaint(result[plane], _plane_of(mask, plane), **kwargs)
+    return result
+
+
+def _plane_of(mask: np.ndarray, plane: tuple[int, ...]) -> np.ndarray:
+    """The 2D mask of ``plane`` (leading indices of the image) from a mask of any trailing shape."""
+    return mask[plane[len(plane) + 2 - mask.ndim :]]
+
+
+class InpaintWidget(Container, _LayerChoices, _Runner):
+    """Fill the pixels of an image layer marked by a Labels, Shapes or Points layer.
+
+    The result is added as ``"<image> inpainted"`` (a rerun replaces it);
+    the source layer is never modified.
+    """
+
+    _task = "Inpainting"
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self._watch_layers(viewer)
+        self.image = ComboBox(label="image", choices=lambda _w: self._layers_of(Image))
+        self.mask = ComboBox(label="mask", choices=lambda _w: self._layers_of(Labels, Shapes, Points),
+                             tooltip="Labels (nonzero = bad), Shapes (drawn regions) or Points (disks)")
+        self.mask_label = SpinBox(label="label", value=0, min=0, max=_INT_LIMIT,
+                             tooltip="Labels mask: fill only this label (0: every nonzero label)")
+        self.radius = FloatSpinBox(label="point radius", value=3.0, min=0.0, max=1000.0, step=0.5,
+                                   tooltip="Points mask: radius of the disk around each point, in pixels")
+        self.dilate = SpinBox(label="dilate mask", value=0, min=0, max=100,
+                              tooltip="Grow the mask by this many pixels (to cover halos and blooming)")
+        methods = list_methods()
+        self.method = ComboBox(label="method", choices=[m.name for m in methods],
+                               value="biharmonic" if "biharmonic" in [m.name for m in methods] else methods[0].name)
+        self.summary = Label(label="")
+        self.summary.native.setWordWrap(True)
+        self.params = Container(labels=True)
+        self.params.margins = (0, 0, 0, 0)
+        self.scope = ComboBox(label="scope", choices=self._scope_choices,
+                              tooltip="Fill the plane on screen, every plane separately, or whole 3D volumes")
+        self.noise = ComboBox(label="noise", choices=NOISE_CHOICES, value="none",
+                              tooltip="Add noise matching the surroundings so that filled pixels are not too smooth")
+        self.overlay = CheckBox(label="show inpainted pixels", value=False,
+                                tooltip="Add a Labels layer marking the pixels that were invented")
+        self.extend([
+            self.image, self.mask, self.mask_label, self.radius, self.dilate, self.method, self.summary,
+            self.params, self.scope, self.noise, self.overlay, *self._make_runner("Run"),
+        ])
+        self.mask.changed.connect(self._on_mask_changed)
+        self.image.changed.connect(lambda _v: self.scope.reset_choices())
+        self.method.changed.connect(self._on_method_changed)
+        self._on_method_changed()
+        self._on_mask_changed()
+
+    # -- controls that follow other controls ---------------------------------
+
+    def _on_mask_changed(self, _value=None) -> None:
+        self.mask_label.visible = isinstance(self.mask.value, Labels)
+        self.radius.visible = isinstance(self.mask.value, Points)
+
+    def _on_method_changed(self, _value=None) -> None:
+        spec = get_method(self.method.value)
+        self.method.tooltip = spec.summary
+        self.summary.value = f"{spec.summary.rstrip('.')}. Best for: {', '.join(spec.artifacts)}."
+        self.params.clear()
+        self.params.extend(param_widget(p) for p in spec.params)
+        self.params.visible = bool(spec.params)
+        self.scope.reset_choices()
+
+    def _scope_choices(self, _widget=None) -> list[tuple[str, str]]:
+        layer = self.image.value
+        ndim = len(grid_shape(layer)) if layer is not None and not layer.multiscale else 2
+        if ndim <= 2:
+            return [("whole image", STACK)]
+        choices = [("every plane of the stack", STACK), ("current plane", PLANE)]
+        if 3 in get_method(self.method.value).ndims:
+            choices.append(("3D volume" if ndim == 3 else "each 3D volume", VOLUME))
+        return choices
+
+    def parameter_values(self) -> dict:
+        """The method parameters as set in the generated controls."""
+        return {w.name: w.value for w in self.params}
+
+    def _current_plane(self, layer) -> tuple[int, ...]:
+        """Indices of the plane on screen along the image's leading (non-plane) axes."""
+        position = layer.world_to_data(self._viewer.dims.point)
+        leading = grid_shape(layer)[:-2]
+        return tuple(int(np.clip(np.rint(p), 0, n - 1)) for p, n in zip(position[: len(leading)], leading))
+
+    # -- running ---------------------------------------------------------------
+
+    def run(self):
+        """Start inpainting with the current settings; returns the worker (None when nothing started)."""
+        image, mask_layer = self.image.value, self.mask.value
+        if image is None or mask_layer is None:
+            show_error("Inpaint needs an image layer and a mask layer (Labels, Shapes or Points)")
+            return None
+        scope, method, params = self.scope.value, self.method.value, self.parameter_values()
+        spatial_ndim = 3 if scope == VOLUME else 2
+        try:
+            mask = layer_mask(mask_layer, image, label=self.mask_label.value, radius=self.radius.value)
+            if self.dilate.value:
+                mask = dilate_mask(mask, self.dilate.value, spatial_ndim=min(spatial_ndim, mask.ndim))
+            plane = self._current_plane(image) if scope == PLANE else None
+            if not mask.any():
+                raise ValueError(f"the mask from layer {mask_layer.name!r} is empty: mark some pixels first")
+            resolved = get_method(method).resolve(params)
+        except (ValueError, TypeError) as exc:
+            show_error(str(exc))
+            return None
+        details = {"scope": scope, "dilate": self.dilate.value, "noise": self.noise.value}
+        if plane is not None:
+            details["plane"] = list(plane)
+        if isinstance(mask_layer, Labels):
+            details["label"] = self.mask_label.value or "all"
+        if isinstance(mask_layer, Points):
+            details["point_radius"] = self.radius.value
+        provenance = make_provenance(image, method, resolved, mask_layer=mask_layer.name, **details)
+
+        def on_returned(result: np.ndarray) -> None:
+            add_result(self._viewer, image, result, provenance)
+            if self.overlay.value:
+                invented = np.zeros(grid_shape(image), bool)
+                if plane is None:
+                    invented[...] = mask
+                else:
+                    invented[plane] = _plane_of(mask, plane)
+                add_mask(self._viewer, image, invented, name=image.name + OVERLAY_SUFFIX, provenance=provenance)
+
+        return self._start(
+            _fill, image.data, mask, plane, on_returned=on_returned, method=method, params=params,
+            spatial_ndim=spatial_ndim, channel_axis=-1 if image.rgb else None,
+            noise=None if self.noise.value == "none" else self.noise.value,
+        )
+
+
+def _detect(data, *, cancel, progress, **options) -> np.ndarray:
+    """Worker body of the mask widget (detection is fast and not cancellable; ``cancel`` is unused)."""
+    mask = mask_from_image(np.asarray(data), **options)
+    progress(1, 1)
+    return mask
+
+
+def _optional_float(widget: LineEdit) -> float | None:
+    text = widget.value.strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{widget.label!r} must be a number or empty, got {text!r}") from None
+
+
+class MaskFromImageWidget(Container, _LayerChoices, _Runner):
+    """Detect bad pixels of an image layer and add them as an editable Labels layer ``"<image> mask"``."""
+
+    _task = "Mask detection"
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self._watch_layers(viewer)
+        self.image = ComboBox(label="image", choices=lambda _w: self._layers_of(Image))
+        self.nonfinite = CheckBox(label="NaN / inf", value=True, tooltip="Flag NaN and infinite pixels")
+        self.above = LineEdit(label="above", value="", tooltip="Flag pixels above this value (empty: off)")
+        self.below = LineEdit(label="below", value="", tooltip="Flag pixels below this value (empty: off)")
+        self.saturated = CheckBox(label="saturated", value=False,
+                                  tooltip="Flag pixels at the saturation level")
+        self.saturation_value = LineEdit(label="saturation level", value="",
+                                         tooltip="Empty: the dtype's maximum (255, 65535) or a float image's max")
+        self.outliers = CheckBox(label="hot / dead pixels", value=False,
+                                 tooltip="Flag pixels far from the median of their neighbourhood")
+        self.k = FloatSpinBox(label="outlier threshold", value=5.0, min=1.0, max=100.0, step=0.5,
+                              tooltip="In robust standard deviations: |x - local median| > k * 1.4826 * MAD")
+        self.size = SpinBox(label="median window", value=3, min=3, max=15, step=2,
+                            tooltip="Width of the median window; 5 catches 2x2 clusters")
+        self.min_size = SpinBox(label="min component", value=0, min=0, max=_INT_LIMIT,
+                                tooltip="Drop connected regions smaller than this many pixels")
+        self.dilate = SpinBox(label="dilate", value=0, min=0, max=100, tooltip="Grow the mask by this many pixels")
+        self.result = Label(label="")
+        self.result.native.setWordWrap(True)
+        self.extend([
+            self.image, self.nonfinite, self.above, self.below, self.saturated, self.saturation_value,
+            self.outliers, self.k, self.size, self.min_size, self.dilate, *self._make_runner("Create mask"),
+            self.result,
+        ])
+
+    def detection_options(self) -> dict:
+        """Keyword arguments for :func:`napari_inpaint._detect.mask_from_image` from the controls."""
+        return {
+            "above": _optional_float(self.above),
+            "below": _optional_float(self.below),
+            "saturated": self.saturated.value,
+            "saturation_value": _optional_float(self.saturation_value),
+            "outliers": self.outliers.value,
+            "k": self.k.value,
+            "size": self.size.value,
+            "nonfinite": self.nonfinite.value,
+            "min_size": self.min_size.value,
+            "dilate": self.dilate.value,
+        }
+
+    def run(self):
+        """Start detection; returns the worker (None when nothing started)."""
+        image = self.image.value
+        if image is None:
+            show_error("Mask from image needs an image layer")
+            return None
+        try:
+            options = self.detection_options()
+            grid_shape(image)
+        except ValueError as exc:
+            show_error(str(exc))
+            return None
+        provenance = {"source": image.name, "detection": options}
+
+        def on_returned(mask: np.ndarray) -> None:
+            labels = add_mask(self._viewer, image, mask, provenance=provenance)
+            self._viewer.layers.selection.active = labels
+            self.result.value = f"{int(mask.sum())} pixels flagged ({100 * mask.mean():.3g}%)"
+
+        return self._start(_detect, image.data, on_returned=on_returned,
+                           channel_axis=-1 if image.rgb else None, **options)

@@ -1,0 +1,318 @@
+"""The ``napari-inpaint`` command line: fill image files, list methods, run the demo.
+
+Examples
+--------
+.. code-block:: console
+
+    $ napari-inpaint methods
+    $ napari-inpaint fill stack.tif --mask bad.tif --method biharmonic -o filled.tif
+    $ napari-inpaint fill photo.png --mask dust.png --method exemplar --param patch_size=11 -o clean.png
+    $ napari-inpaint demo -o demo-output
+
+Every user error (a missing file, an unknown method, a bad parameter, an
+output that would overwrite data) prints one ``error: ...`` line on stderr and
+exits with status 2.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from napari_inpaint import __version__
+from napari_inpaint._engine import NOISE_MODELS, inpaint
+from napari_inpaint._registry import Method, get_method, list_methods
+
+_TIFF_SUFFIXES = (".tif", ".tiff")
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+_EXIT_USAGE = 2
+
+
+class _Refused(Exception):
+    """A request the command line declines (it would lose data, or cannot be stored)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``) and return the exit status.
+
+    Examples
+    --------
+    >>> main(["methods", "--json"])  # doctest: +SKIP
+    0
+    """
+    args = _parser().parse_args(argv)
+    try:
+        return args.command(args)
+    except BrokenPipeError:
+        # The reader of stdout left (as `| head` does): stop quietly, as the Python docs advise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (ValueError, TypeError, OSError, _Refused) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return _EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="napari-inpaint", description="Fill bad or missing pixels of scientific images."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    fill = commands.add_parser(
+        "fill",
+        help="fill the masked pixels of an image file",
+        description="Fill the pixels of IMAGE that are nonzero in MASK and write the result to OUT. "
+        "TIFF files keep their dtype; PNG/JPEG are read and written as 8 or 16-bit images.",
+    )
+    fill.add_argument("image", type=Path, metavar="IMAGE", help="input image (TIFF, PNG or JPEG)")
+    fill.add_argument(
+        "--mask", type=Path, required=True,
+        help="mask image: nonzero marks a bad pixel (in a colour PNG/JPEG, any nonzero R, G or B)",
+    )
+    fill.add_argument("--method", required=True, help="inpainting method (see 'napari-inpaint methods')")
+    fill.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="method parameter, repeatable (see 'napari-inpaint methods')",
+    )
+    fill.add_argument(
+        "--spatial-ndim", type=int, choices=(2, 3), default=2,
+        help="2: fill each 2D plane of a stack; 3: fill 3D volumes (default 2)",
+    )
+    fill.add_argument(
+        "--channel-axis", type=int, metavar="N", help="axis holding channels (default: RGB(A) last)"
+    )
+    fill.add_argument("--noise", choices=NOISE_MODELS, help="add noise matching the surroundings to the fill")
+    fill.add_argument("--seed", type=int, default=0, help="seed for noise and stochastic methods (default 0)")
+    fill.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="output image")
+    fill.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    fill.set_defaults(command=_fill)
+
+    methods = commands.add_parser("methods", help="list the inpainting methods and their parameters")
+    methods.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    methods.set_defaults(command=_methods)
+
+    demo = commands.add_parser(
+        "demo",
+        help="damage a bundled microscopy image, fill it with several methods and score them (offline)",
+    )
+    demo.add_argument(
+        "-o", "--output", type=Path, default=Path("demo-output"), metavar="DIR",
+        help="folder for the PNG files (default: demo-output)",
+    )
+    demo.add_argument(
+        "--methods", nargs="+", metavar="METHOD", help="methods to compare (default: a set of classical ones)"
+    )
+    demo.set_defaults(command=_demo)
+    return parser
+
+
+def _fill(args: argparse.Namespace) -> int:
+    method = get_method(args.method)
+    # Validate before reading anything: a typo should not cost the reading of a large stack.
+    params = method.resolve(_parse_params(method, args.param))
+    _check_output(args.output, args.overwrite, inputs=(args.image, args.mask))
+    image = _read(args.image)
+    _check_storable(args.output, image.dtype)
+    mask = _read_mask(args.mask)
+    with _progress_bar(method.name) as progress:
+        result = inpaint(
+            image, mask, method.name, channel_axis=args.channel_axis, spatial_ndim=args.spatial_ndim,
+            progress=progress, noise=args.noise, seed=args.seed, **params,
+        )
+    _write(args.output, result)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _parse_params(method: Method, pairs: list[str]) -> dict:
+    """Convert ``NAME=VALUE`` strings with the kinds the method declares."""
+    params = {}
+    for pair in pairs:
+        name, equals, text = pair.partition("=")
+        if not equals or not name:
+            raise ValueError(f"--param expects NAME=VALUE, got {pair!r}")
+        try:
+            kind = method.param(name).kind
+        except KeyError:
+            params[name] = text  # the engine rejects it, naming the method's parameters
+            continue
+        params[name] = _convert(text, kind, f"parameter {name!r} of method {method.name!r}")
+    return params
+
+
+def _convert(text: str, kind: type, where: str):
+    if kind is str:
+        return text
+    if kind is bool:
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise ValueError(f"{where} must be true or false, got {text!r}")
+    try:
+        return kind(text)
+    except ValueError:
+        expected = "an integer" if kind is int else "a number"
+        raise ValueError(f"{where} must be {expected}, got {text!r}") from None
+
+
+def _is_tiff(path: Path) -> bool:
+    return path.suffix.lower() in _TIFF_SUFFIXES
+
+
+def _read(path: Path) -> np.ndarray:
+    if _is_tiff(path):
+        import tifffile
+
+        return tifffile.imread(path)
+    from skimage import io
+
+    return io.imread(path)
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    mask = _read(path)
+    if not _is_tiff(path) and mask.ndim == 3 and mask.shape[-1] in (3, 4):
+        mask = mask[..., :3].any(axis=-1)  # a mask painted in colour; alpha is ignored
+    return mask
+
+
+def _check_output(output: Path, overwrite: bool, inputs: tuple[Path, ...]) -> None:
+    """Refuse to write over an input, or over any existing file without ``overwrite``."""
+    if not output.parent.is_dir():
+        raise _Refused(f"the folder {output.parent} of the output does not exist")
+    if not output.exists():
+        return
+    for path in inputs:
+        if path.exists() and os.path.samefile(output, path):
+            raise _Refused(f"the output {output} is the input {path}; write the result to a new file")
+    if not overwrite:
+        raise _Refused(f"{output} exists; pass --overwrite to replace it")
+
+
+def _check_storable(output: Path, dtype: np.dtype) -> None:
+    suffix = output.suffix.lower()
+    if not (_is_tiff(output) or dtype == np.uint8 or (dtype == np.uint16 and suffix == ".png")):
+        raise _Refused(f"{output.suffix} cannot store {dtype} pixels; write a .tif file to keep them")
+    if suffix in (".jpg", ".jpeg"):
+        print("warning: JPEG is lossy, so the good pixels will change too; write .png or .tif to keep them",
+              file=sys.stderr)
+
+
+def _write(path: Path, image: np.ndarray) -> None:
+    """Write through a temporary file so that a failure never leaves a truncated OUT."""
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    try:
+        if _is_tiff(path):
+            import tifffile
+
+            tifffile.imwrite(partial, image)
+        else:
+            from skimage import io
+
+            io.imsave(partial, image, check_contrast=False)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+class _TextBar:
+    """A one-line progress bar for when tqdm is not installed."""
+
+    def __init__(self, label: str, stream, width: int = 30):
+        self.label, self.stream, self.width = label, stream, width
+        self.shown: int | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = 100 * done // total
+        if percent == self.shown:
+            return
+        self.shown = percent
+        bar = "#" * (self.width * done // total)
+        self.stream.write(f"\r{self.label} [{bar:.<{self.width}}] {percent:3d}% ({done}/{total})")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.shown is not None:
+            self.stream.write("\n")
+
+
+class _TqdmBar:
+    """tqdm, created on the first report so that it starts with the right total."""
+
+    def __init__(self, label: str, stream):
+        from tqdm import tqdm
+
+        self.tqdm, self.label, self.stream = tqdm, label, stream
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = self.tqdm(desc=self.label, total=total, file=self.stream)
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@contextlib.contextmanager
+def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback drawn on stderr: tqdm when installed, else plain text."""
+    try:
+        bar = _TqdmBar(label, sys.stderr)
+    except ImportError:
+        bar = _TextBar(label, sys.stderr)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _methods(args: argparse.Namespace) -> int:
+    methods = list_methods()
+    if args.json:
+        print(json.dumps([m.describe() for m in methods], indent=2))
+        return 0
+    params = [p for m in methods for p in m.params]
+    setting_width = max((len(f"{p.name}={p.default}") for p in params), default=0)
+    domain_width = max((len(_domain(p)) for p in params), default=0)
+    name_width = max(len(m.name) for m in methods)
+    print(f"{'METHOD':<{name_width}}  {'DIMS':<5}  {'NEEDS':<15}  SUMMARY")
+    for m in methods:
+        dims = "/".join(f"{n}D" for n in m.ndims)
+        needs = ", ".join(n for n, flag in (("torch", m.needs_torch), ("download", m.needs_download)) if flag)
+        print(f"{m.name:<{name_width}}  {dims:<5}  {needs or '-':<15}  {m.summary}")
+        for p in m.params:
+            setting, domain = f"{p.name}={p.default}", _domain(p)
+            print(f"    {setting:<{setting_width}}  {p.kind.__name__:<5}  {domain:<{domain_width}}  {p.help}")
+    print("\nParameters are shown as NAME=DEFAULT; set one with --param NAME=VALUE.")
+    return 0
+
+
+def _domain(param) -> str:
+    if param.choices is not None:
+        return "|".join(param.choices)
+    if param.low is None and param.high is None:
+        return ""
+    low = "-inf" if param.low is None else f"{param.low:g}"
+    high = "inf" if param.high is None else f"{param.high:g}"
+    return f"[{low}, {high}]"
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from napari_inpaint._demo import format_table, run_demo
+
+    rows = run_demo(args.output, args.methods)
+    print(format_table(rows))
+    print(f"\nimages written to {args.output}/ (comparison.png shows them side by side)")
+    # Exit with failure only when no method could fill (the damaged row always scores).
+    return 0 if any(row["error"] is None for row in rows[1:]) else 1

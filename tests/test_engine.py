@@ -1,0 +1,239 @@
+"""The engine's guarantees: known pixels, dtypes, layouts, errors, progress, cancel, noise."""
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import napari_inpaint
+from napari_inpaint import InpaintCancelled, Param, inpaint
+from napari_inpaint._engine import _crops
+from napari_inpaint._registry import _METHODS, register
+
+DTYPES = [np.uint8, np.uint16, np.int16, np.float32, np.float64]
+
+
+@st.composite
+def image_and_mask(draw):
+    dtype = draw(st.sampled_from(DTYPES))
+    layout = draw(st.sampled_from(["2d", "stack", "rgb", "channels-first"]))
+    height, width = draw(st.integers(4, 24)), draw(st.integers(4, 24))
+    shape = {
+        "2d": (height, width),
+        "stack": (draw(st.integers(1, 3)), height, width),
+        "rgb": (height, width, 3),
+        "channels-first": (2, height, width),
+    }[layout]
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        elements = st.integers(int(info.min), int(info.max))
+    else:
+        elements = st.floats(-1e6, 1e6, width=32)
+    image = draw(hnp.arrays(dtype, shape, elements=elements))
+    mask_shape = shape[:-1] if layout == "rgb" else shape[1:] if layout == "channels-first" else shape
+    if layout == "stack" and draw(st.booleans()):
+        mask_shape = shape[1:]  # one mask broadcast over the stack
+    mask = draw(hnp.arrays(bool, mask_shape))
+    plane = mask.reshape((-1,) + mask.shape[-2:])
+    plane[:, 0, 0] = False  # at least one known pixel per plane
+    channel_axis = 0 if layout == "channels-first" else None
+    return image, mask, channel_axis, layout
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=image_and_mask(), method=st.sampled_from(["harmonic", "biharmonic"]))
+def test_only_masked_pixels_change_and_dtype_is_kept(case, method):
+    image, mask, channel_axis, layout = case
+    before = image.copy()
+    out = inpaint(image, mask, method, channel_axis=channel_axis)
+    np.testing.assert_array_equal(image, before)  # input untouched
+    assert out.shape == image.shape and out.dtype == image.dtype and out is not image
+    to_channels_last = {"rgb": lambda a: a, "channels-first": lambda a: np.moveaxis(a, 0, -1)}
+    as_grid = to_channels_last.get(layout, lambda a: a[..., np.newaxis])
+    result, source = as_grid(out), as_grid(image)
+    known = ~np.broadcast_to(mask, result.shape[:-1])
+    assert np.array_equal(result[known], source[known])  # bit-identical
+    if np.issubdtype(image.dtype, np.floating):
+        assert np.isfinite(out).all()
+
+
+def test_integer_fills_are_rounded_and_clipped():
+    yy, xx = np.mgrid[:32, :32]
+    image = np.rint(260 - 0.4 * ((yy - 16) ** 2 + (xx - 16) ** 2)).clip(0, 255).astype(np.uint8)
+    mask = np.zeros(image.shape, bool)
+    mask[8:24, 8:24] = True  # the cap above 255 is hidden: the fill goes past the dtype range
+    out = inpaint(image, mask, "biharmonic")
+    reference = inpaint(image.astype(float), mask, "biharmonic")
+    assert reference.max() > 256
+    np.testing.assert_array_equal(out, np.clip(np.rint(reference), 0, 255).astype(np.uint8))
+
+
+def test_float32_stays_float32_and_nan_holes_are_filled():
+    image = np.linspace(0, 1, 256, dtype=np.float32).reshape(16, 16)
+    image[5, 5] = np.nan
+    mask = np.isnan(image)
+    out = inpaint(image, mask, "harmonic")
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+
+
+def test_empty_mask_returns_an_unchanged_copy():
+    image = np.arange(16, dtype=np.uint16).reshape(4, 4)
+    out = inpaint(image, np.zeros((4, 4), bool))
+    assert out is not image and np.array_equal(out, image)
+
+
+def test_broadcast_mask_equals_full_mask_and_per_plane_fills():
+    rng = np.random.default_rng(0)
+    stack = rng.random((4, 24, 24))
+    mask = rng.random((24, 24)) > 0.85
+    broadcast = inpaint(stack, mask, "biharmonic")
+    full = inpaint(stack, np.broadcast_to(mask, stack.shape).copy(), "biharmonic")
+    single = np.stack([inpaint(plane, mask, "biharmonic") for plane in stack])
+    np.testing.assert_allclose(broadcast, full, atol=1e-10)
+    np.testing.assert_allclose(broadcast, single, atol=1e-10)
+
+
+def test_rgb_last_axis_is_detected_and_matches_channel_axis():
+    rng = np.random.default_rng(1)
+    rgb = (rng.random((20, 20, 3)) * 255).astype(np.uint8)
+    mask = np.zeros((20, 20), bool)
+    mask[5:9, 5:12] = True
+    auto = inpaint(rgb, mask, "harmonic")
+    explicit = inpaint(np.moveaxis(rgb, -1, 0), mask, "harmonic", channel_axis=0)
+    np.testing.assert_array_equal(auto, np.moveaxis(explicit, 0, -1))
+
+
+def test_each_hole_is_filled_in_a_crop_with_the_declared_margin():
+    seen = []
+
+    @register("record-crops", summary="test", artifacts=(), margin=3)
+    def record(image, mask):
+        seen.append(mask.shape)
+        return np.zeros_like(image)
+
+    try:
+        image = np.ones((400, 400))
+        mask = np.zeros(image.shape, bool)
+        mask[100:110, 50:60] = True  # far apart: two crops
+        mask[300:305, 300:320] = True
+        out = inpaint(image, mask, "record-crops")
+    finally:
+        del _METHODS["record-crops"]
+    assert sorted(seen) == [(11, 26), (16, 16)]
+    assert (out[mask] == 0).all() and (out[~mask] == 1).all()
+
+
+def test_many_small_holes_are_packed_into_few_crops():
+    mask = np.random.default_rng(0).random((1024, 1024)) > 0.999
+    crops = _crops(mask, 2)
+    assert len(crops) <= 16 + 8
+    covered = np.zeros(mask.shape, int)
+    for crop in crops:
+        covered[crop.box] += crop.holes
+    np.testing.assert_array_equal(covered, mask)  # every hole exactly once
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"mask": np.zeros((5, 5), bool)}, ValueError, r"mask shape \(5, 5\) does not match image shape \(8, 8\)"),
+        ({"method": "nope"}, ValueError, "known methods: harmonic, biharmonic"),
+        ({"radius": 3}, TypeError, "has no parameter 'radius'"),
+        ({"mask": np.ones((8, 8), bool)}, ValueError, "covers every pixel"),
+        ({"channel_axis": 5}, ValueError, "channel_axis=5 is out of range"),
+        ({"spatial_ndim": 3}, ValueError, "spatial_ndim=3 needs at least 3"),
+        ({"spatial_ndim": 4}, ValueError, "spatial_ndim must be 2 or 3"),
+        ({"noise": "pink"}, ValueError, "noise must be None or one of gaussian, poisson"),
+        ({"image": np.zeros((8, 8), bool)}, TypeError, "dtype bool is not supported"),
+        ({"method": "interpolate", "axis": 7}, ValueError, r"must lie in \[0, 2\]"),
+        ({"method": "interpolate", "kind": "cubic"}, ValueError, "must be one of linear, nearest"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(kwargs, error, match):
+    arguments = {"image": np.ones((8, 8)), "mask": np.eye(8, dtype=bool), "method": "harmonic"}
+    arguments.update(kwargs)
+    with pytest.raises(error, match=match):
+        inpaint(arguments.pop("image"), arguments.pop("mask"), arguments.pop("method"), **arguments)
+
+
+def test_nan_in_known_pixels_is_refused():
+    image = np.ones((8, 8))
+    image[0, 0] = np.nan
+    with pytest.raises(ValueError, match="1 NaN or infinite pixels outside the mask"):
+        inpaint(image, np.eye(8, dtype=bool)[::-1])
+
+
+def test_progress_reports_and_can_stop_the_work():
+    stack = np.random.default_rng(0).random((3, 16, 16))
+    masks = np.zeros(stack.shape, bool)
+    masks[:, 4:6, 4:9] = True
+    calls = []
+    inpaint(stack, masks, "harmonic", progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+
+    def stop(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        inpaint(stack, masks, "harmonic", progress=stop)
+
+
+def test_cancel_event_stops_with_inpaint_cancelled():
+    event = threading.Event()
+    event.set()
+    image = np.ones((16, 16))
+    with pytest.raises(InpaintCancelled):
+        inpaint(image, np.eye(16, dtype=bool), "harmonic", cancel=event)
+
+
+def test_gaussian_noise_matches_the_surrounding_noise_and_is_seeded():
+    rng = np.random.default_rng(0)
+    image = 100 + rng.normal(0, 5, (96, 96))
+    mask = np.zeros(image.shape, bool)
+    mask[30:60, 30:60] = True
+    smooth = inpaint(image, mask, "harmonic")
+    noisy = inpaint(image, mask, "harmonic", noise="gaussian", seed=1)
+    assert np.std(smooth[35:55, 35:55]) < 2
+    assert 4 < np.std(noisy[mask] - smooth[mask]) < 6
+    np.testing.assert_array_equal(noisy, inpaint(image, mask, "harmonic", noise="gaussian", seed=1))
+    assert not np.array_equal(noisy, inpaint(image, mask, "harmonic", noise="gaussian", seed=2))
+    np.testing.assert_array_equal(noisy[~mask], image[~mask])
+
+
+def test_poisson_noise_draws_counts_around_the_fill():
+    image = np.random.default_rng(0).poisson(50, (64, 64)).astype(np.uint16)
+    mask = np.zeros(image.shape, bool)
+    mask[20:44, 20:44] = True
+    out = inpaint(image, mask, "harmonic", noise="poisson")
+    assert abs(out[mask].mean() - 50) < 2 and 5 < out[mask].std() < 9
+
+
+def test_dask_input_gives_a_lazy_result_equal_to_numpy():
+    da = pytest.importorskip("dask.array")
+    image = np.random.default_rng(0).random((6, 32, 32)).astype(np.float32)
+    mask = np.zeros((32, 32), bool)
+    mask[10:14, 5:20] = True
+    lazy = inpaint(da.from_array(image, chunks=(2, 16, 16)), mask, "harmonic")
+    assert isinstance(lazy, da.Array)
+    np.testing.assert_array_equal(lazy.compute(), inpaint(image, mask, "harmonic"))
+
+
+def test_list_methods_describes_parameters():
+    described = {m.name: m.describe() for m in napari_inpaint.list_methods()}
+    assert {"harmonic", "biharmonic", "interpolate"} <= set(described)
+    axis = next(p for p in described["interpolate"]["params"] if p["name"] == "axis")
+    assert axis == {"name": "axis", "type": "int", "default": 0, "help": axis["help"], "range": (0, 2), "choices": None}
+    assert described["biharmonic"]["ndims"] == [2, 3]
+    assert Param("x", int, 1, "h", 0, 5).validate(3.0, "m") == 3
+
+
+def test_import_does_not_load_napari_qt_or_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, napari_inpaint; napari_inpaint.list_methods(); print([m for m in ('napari', 'qtpy', 'PyQt6', 'torch', 'numba', 'cv2') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

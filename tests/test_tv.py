@@ -1,0 +1,162 @@
+"""Total-variation inpainting (method 'tv') and the PyTorch device helper."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+from skimage.draw import line
+
+from napari_inpaint import get_method, inpaint
+from napari_inpaint.models import available_devices, select_device
+
+torch = pytest.importorskip("torch")
+fill = get_method("tv").fill
+
+LOW, HIGH = 10.0, 200.0
+
+
+def _step(shape: tuple[int, ...]) -> np.ndarray:
+    """Two flat regions split by a straight edge across the last axis."""
+    edge = shape[-1] // 2
+    return np.where(np.arange(shape[-1]) < edge, LOW, HIGH) * np.ones(shape)
+
+
+def _stroke(shape: tuple[int, int], start, end) -> np.ndarray:
+    """A three-pixel-wide straight stroke."""
+    mask = np.zeros(shape, bool)
+    mask[line(*start, *end)] = True
+    return ndi.binary_dilation(mask)
+
+
+def _total_variation(u: np.ndarray) -> float:
+    """Isotropic TV with forward differences and the Neumann border."""
+    squares = sum(np.diff(u, axis=axis, append=np.take(u, [-1], axis=axis)) ** 2 for axis in range(u.ndim))
+    return float(np.sqrt(squares).sum())
+
+
+def test_edge_across_thin_hole_is_recovered_sharply():
+    image = _step((64, 64))
+    mask = _stroke(image.shape, (8, 4), (56, 60))
+    filled = inpaint(image, mask, "tv")
+    np.testing.assert_array_equal(filled[~mask], image[~mask])
+    error = np.abs(filled - image)
+    # A blur across the edge would leave errors of tens of grey levels next to it.
+    assert error.max() < 0.01 * (HIGH - LOW)
+    assert error[mask].mean() < 1e-3 * (HIGH - LOW)
+
+
+def test_band_across_edge_converges_to_the_edge():
+    image = _step((32, 32))
+    mask = np.zeros(image.shape, bool)
+    mask[13:19] = True
+    filled = fill(image[..., None] * ~mask[..., None], mask, iterations=3000, tol=1e-6)[..., 0]
+    np.testing.assert_array_equal(filled[~mask], image[~mask])
+    assert np.abs(filled - image).max() < 0.005 * (HIGH - LOW)
+
+
+def test_fill_is_scale_free():
+    rng = np.random.default_rng(0)
+    image = ndi.gaussian_filter(rng.random((32, 32)), 3)
+    mask = _stroke(image.shape, (2, 5), (30, 25))
+    base = inpaint(image, mask, "tv", iterations=200)
+    scaled = inpaint(1000.0 * image - 7.0, mask, "tv", iterations=200)
+    np.testing.assert_allclose(scaled, 1000.0 * base - 7.0, atol=1e-3 * np.ptp(1000.0 * image))
+
+
+def test_3d_hole_across_a_plane_edge():
+    volume = _step((20, 20, 20))
+    mask = np.zeros(volume.shape, bool)
+    mask[6:14, 7:13, 5:15] = True
+    filled = inpaint(volume, mask, "tv", spatial_ndim=3)
+    np.testing.assert_array_equal(filled[~mask], volume[~mask])
+    assert np.abs(filled - volume).max() < 0.02 * (HIGH - LOW)
+
+
+def test_channels_are_filled_independently():
+    vertical = _step((48, 48))
+    image = np.stack([vertical, vertical.T * 100.0, np.full((48, 48), 3.0)], axis=-1)
+    mask = _stroke((48, 48), (4, 10), (44, 40))
+    filled = inpaint(image, mask, "tv")
+    # With a fixed number of iterations the batch gives each channel its own fill.
+    batched = inpaint(image, mask, "tv", iterations=200, tol=0.0)
+    for channel in range(3):
+        alone = inpaint(image[..., channel], mask, "tv", iterations=200, tol=0.0)
+        contrast = max(np.ptp(image[..., channel]), 1.0)
+        np.testing.assert_allclose(batched[..., channel], alone, atol=1e-5 * contrast)
+        assert np.abs(filled[..., channel] - image[..., channel]).max() < 0.01 * contrast
+
+
+def test_more_iterations_lower_energy_and_error():
+    yy, xx = np.mgrid[:48, :48]
+    image = np.where(xx + 0.4 * yy > 30, HIGH, LOW)
+    mask = np.zeros(image.shape, bool)
+    mask[16:32, 12:36] = True
+    results = [inpaint(image, mask, "tv", iterations=n, tol=0.0) for n in (10, 100, 1000)]
+    energies = [_total_variation(r) for r in results]
+    errors = [np.abs(r - image)[mask].mean() for r in results]
+    assert energies[0] > energies[1] > energies[2]
+    assert errors[0] > errors[2]
+    # The minimiser's TV cannot exceed that of the true image, which also fits the known pixels.
+    assert energies[2] <= _total_variation(image) * (1 + 1e-4)
+
+
+def test_integer_image_keeps_dtype():
+    image = _step((32, 32)).astype(np.uint16)
+    mask = _stroke(image.shape, (0, 3), (31, 28))
+    filled = inpaint(image, mask, "tv")
+    assert filled.dtype == np.uint16
+    np.testing.assert_array_equal(filled[~mask], image[~mask])
+    assert np.abs(filled.astype(int) - image).max() <= 1
+
+
+def test_check_cancels():
+    class Stop(Exception):
+        pass
+
+    def check():
+        raise Stop
+
+    image = _step((32, 32))
+    mask = _stroke(image.shape, (0, 0), (31, 31))
+    with pytest.raises(Stop):
+        fill(image[..., None], mask, iterations=1000, tol=0.0, check=check)
+
+
+def test_auto_device_prefers_accelerators():
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert select_device("auto").type == expected
+    assert select_device().type == expected
+    assert available_devices()[-1] == "cpu"
+    assert select_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_missing_cuda_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"'cuda' is not available.*available devices: auto, cpu"):
+        select_device("cuda")
+    image = _step((16, 16))
+    mask = _stroke(image.shape, (0, 0), (15, 15))
+    with pytest.raises(ValueError, match="not available"):
+        inpaint(image, mask, "tv", device="cuda")
+
+
+def test_unknown_device_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        select_device("tpu")
+
+
+def test_importing_models_does_not_import_torch():
+    code = "import sys, napari_inpaint.models; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_one_pixel_margin_equals_filling_the_whole_image():
+    rng = np.random.default_rng(1)
+    image = ndi.gaussian_filter(rng.random((48, 48)), 2) * 100
+    mask = _stroke(image.shape, (2, 2), (45, 40)) | _stroke(image.shape, (30, 0), (20, 47))
+    mask[5:12, 30:40] = True
+    whole = fill(image[..., None] * ~mask[..., None], mask, iterations=100, tol=0.0)[..., 0]
+    cropped = inpaint(image, mask, "tv", iterations=100, tol=0.0)
+    np.testing.assert_allclose(cropped, whole, rtol=0, atol=1e-9)
