@@ -42,7 +42,8 @@ def _save(image: np.ndarray, path: Path) -> None:
     """Save a screenshot after checking that it shows something."""
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
     rgb = image[..., :3].reshape(-1, 3)
-    assert rgb.std() > 10 and len(np.unique(rgb[:: max(1, len(rgb) // 20000)], axis=0)) > 50, "blank screenshot"
+    colours = np.unique(rgb[:: max(1, len(rgb) // 20000)], axis=0)
+    assert rgb.std() > 10 and len(colours) > 50, "blank screenshot"
     imsave(str(path), image)
     assert path.stat().st_size > 1000
 
@@ -84,7 +85,8 @@ def test_inpaint_the_sample(make_napari_viewer_proxy, qtbot, shots):
     np.testing.assert_array_equal(out.scale, source.scale)
     np.testing.assert_array_equal(out.translate, source.translate)
     np.testing.assert_array_equal(out.affine.affine_matrix, source.affine.affine_matrix)
-    assert out.colormap.name == source.colormap.name and tuple(out.contrast_limits) == tuple(source.contrast_limits)
+    assert out.colormap.name == source.colormap.name
+    assert tuple(out.contrast_limits) == tuple(source.contrast_limits)
     assert "damaged cell inpainted pixels" in viewer.layers
 
     # The whole window with the docked widget, then a zoomed before/after of the debris.

@@ -130,7 +130,8 @@ def test_layer_choices_follow_the_viewer(qtbot):
     assert widget.image.choices == (image,)
     assert [layer.name for layer in widget.mask.choices] == ["p", "l"]
     widget.mask.value = points
-    assert widget.radius.native.isVisibleTo(widget.native) and not widget.mask_label.native.isVisibleTo(widget.native)
+    shown = widget.native
+    assert widget.radius.native.isVisibleTo(shown) and not widget.mask_label.native.isVisibleTo(shown)
     image.name = "renamed"
     assert widget.image.native.itemText(0) == "renamed"
     assert widget.scope.choices == (STACK,)  # a 2D image has one scope
@@ -327,7 +328,8 @@ def test_cancel_leaves_no_output(qtbot, notes):
     stack = rng.random((150, 96, 96)).astype(np.float32)
     labels = (rng.random(stack.shape) < 0.02).astype(np.uint8)  # a different mask on every plane
     image = viewer.add_image(stack, name="big")
-    widget = _inpaint_widget(qtbot, viewer, image, viewer.add_labels(labels, name="labels"), method="biharmonic")
+    mask = viewer.add_labels(labels, name="labels")
+    widget = _inpaint_widget(qtbot, viewer, image, mask, method="biharmonic")
     widget.run_button.native.click()
     assert widget.cancel_button.enabled and not widget.run_button.enabled
     widget.cancel_button.native.click()
@@ -382,7 +384,8 @@ def test_sample_data_marks_every_artifact():
     hot = labels == LABELS["hot pixels"]
     assert (damaged[hot] == 255).all()
     (image, image_meta, image_kind), (mask, _, mask_kind) = make_sample_data()
-    assert (image_kind, mask_kind) == ("image", "labels") and (image == damaged).all() and (mask == labels).all()
+    assert (image_kind, mask_kind) == ("image", "labels")
+    assert (image == damaged).all() and (mask == labels).all()
     assert image_meta["name"] == "damaged cell"
 
 

@@ -111,7 +111,9 @@ def layer_mask(mask_layer, image_layer, *, label: int | None = None, radius: flo
     )
 
 
-def make_provenance(source_layer, method: str, params: dict, *, mask_layer: str | None = None, **details) -> dict:
+def make_provenance(
+    source_layer, method: str, params: dict, *, mask_layer: str | None = None, **details
+) -> dict:
     """Describe how a result was made, for ``layer.metadata["napari_inpaint"]``.
 
     Parameters
@@ -203,7 +205,9 @@ def add_result(viewer, source_layer, data: np.ndarray, provenance: dict):
     return layer
 
 
-def add_mask(viewer, source_layer, mask: np.ndarray, *, name: str | None = None, provenance: dict | None = None):
+def add_mask(
+    viewer, source_layer, mask: np.ndarray, *, name: str | None = None, provenance: dict | None = None
+):
     """Add a mask as an editable Labels layer aligned with ``source_layer`` (or replace its data).
 
     Parameters

@@ -17,7 +17,20 @@ LABELS = {"hot pixels": 1, "scratch": 2, "debris": 3}
 
 
 def damaged_cell(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return ``(clean, damaged, labels)`` for the sample: uint8 images and a uint8 label image.
+    """Build the sample: the clean cell, its damaged copy and the damage labels.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the artifact placement.
+
+    Returns
+    -------
+    clean, damaged : ndarray of uint8
+        The original image and the image with hot pixels (255), a dark
+        scratch and a dark debris blob.
+    labels : ndarray of uint8
+        Damaged pixels, labelled as in :data:`LABELS`; 0 elsewhere.
 
     Examples
     --------

@@ -53,7 +53,9 @@ def _available_devices(choices: tuple[str, ...]) -> list[str]:
     """The device choices that exist on this machine (torch is imported only for methods that use it)."""
     import torch
 
-    present = {"auto", "cpu", "cuda" if torch.cuda.is_available() else None}
+    present = {"auto", "cpu"}
+    if torch.cuda.is_available():
+        present.add("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         present.add("mps")
     return [c for c in choices if c in present] or list(choices)
@@ -110,16 +112,16 @@ class _Runner:
 
     _task = "The task"  # named in error messages
 
-    def _make_runner(self, run_text: str) -> list[Widget]:
+    def _make_runner(self, run_text: str, cancellable: bool = True) -> list[Widget]:
         self.run_button = PushButton(text=run_text)
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.cancel_button = PushButton(text="Cancel", enabled=False, visible=cancellable)
         self.progress = ProgressBar(value=0, min=0, max=1, label="progress")
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
         self._cancel_event = threading.Event()
-        return [Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False),
-                self.progress]
+        buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False)
+        return [buttons, self.progress]
 
     def _start(self, function, *args, on_returned, **kwargs):
         """Run ``function(*args, cancel=event, progress=callback, **kwargs)`` in a worker thread."""
@@ -131,7 +133,7 @@ class _Runner:
             _ignore_errors=True, _start_thread=False, **kwargs,
         )
         self.worker = worker
-        self.progress.max, self.progress.value = 1, 0
+        self.progress.max, self.progress.value = 0, 0  # a busy bar until the first progress report
         self.run_button.enabled, self.cancel_button.enabled = False, True
         worker.start()
         return worker
@@ -153,14 +155,16 @@ class _Runner:
 
     def _on_finished(self) -> None:
         self.worker = None
-        self.progress.value = 0
+        self.progress.max, self.progress.value = 1, 0
         self.run_button.enabled, self.cancel_button.enabled = True, False
 
 
-def _fill(data, mask, plane, *, method, params, spatial_ndim, channel_axis, noise, cancel, progress) -> np.ndarray:
-    """Worker body: inpaint the whole stack, or only ``plane`` (a tuple of leading indices) of a copy."""
-    kwargs = {"method": method, "channel_axis": channel_axis, "spatial_ndim": spatial_ndim, "noise": noise,
-              "cancel": cancel, "progress": progress, **params}
+def _fill(data, mask, plane, *, params, cancel, progress, **options) -> np.ndarray:
+    """Worker body: inpaint the whole stack, or only ``plane`` (a tuple of leading indices) of a copy.
+
+    ``options`` are the engine's keywords (method, spatial_ndim...), ``params`` the method's own.
+    """
+    kwargs = {"cancel": cancel, "progress": progress, **options, **params}
     if plane is None:
         return inpaint(np.asarray(data), mask, **kwargs)
     result = np.array(data, copy=True)
@@ -189,14 +193,14 @@ class InpaintWidget(Container, _LayerChoices, _Runner):
         self.mask = ComboBox(label="mask", choices=lambda _w: self._layers_of(Labels, Shapes, Points),
                              tooltip="Labels (nonzero = bad), Shapes (drawn regions) or Points (disks)")
         self.mask_label = SpinBox(label="label", value=0, min=0, max=_INT_LIMIT,
-                             tooltip="Labels mask: fill only this label (0: every nonzero label)")
+                                  tooltip="Labels mask: fill only this label (0: every nonzero label)")
         self.radius = FloatSpinBox(label="point radius", value=3.0, min=0.0, max=1000.0, step=0.5,
                                    tooltip="Points mask: radius of the disk around each point, in pixels")
         self.dilate = SpinBox(label="dilate mask", value=0, min=0, max=100,
                               tooltip="Grow the mask by this many pixels (to cover halos and blooming)")
-        methods = list_methods()
-        self.method = ComboBox(label="method", choices=[m.name for m in methods],
-                               value="biharmonic" if "biharmonic" in [m.name for m in methods] else methods[0].name)
+        names = [m.name for m in list_methods()]
+        default = "biharmonic" if "biharmonic" in names else names[0]
+        self.method = ComboBox(label="method", choices=names, value=default)
         self.summary = Label(label="")
         self.summary.native.setWordWrap(True)
         self.params = Container(labels=True)
@@ -204,7 +208,7 @@ class InpaintWidget(Container, _LayerChoices, _Runner):
         self.scope = ComboBox(label="scope", choices=self._scope_choices,
                               tooltip="Fill the plane on screen, every plane separately, or whole 3D volumes")
         self.noise = ComboBox(label="noise", choices=NOISE_CHOICES, value="none",
-                              tooltip="Add noise matching the surroundings so that filled pixels are not too smooth")
+                              tooltip="Add noise like the surroundings' so that the fill is not too smooth")
         self.overlay = CheckBox(label="show inpainted pixels", value=False,
                                 tooltip="Add a Labels layer marking the pixels that were invented")
         self.extend([
@@ -290,7 +294,8 @@ class InpaintWidget(Container, _LayerChoices, _Runner):
                     invented[...] = mask
                 else:
                     invented[plane] = _plane_of(mask, plane)
-                add_mask(self._viewer, image, invented, name=image.name + OVERLAY_SUFFIX, provenance=provenance)
+                name = image.name + OVERLAY_SUFFIX
+                add_mask(self._viewer, image, invented, name=name, provenance=provenance)
 
         return self._start(
             _fill, image.data, mask, plane, on_returned=on_returned, method=method, params=params,
@@ -300,7 +305,7 @@ class InpaintWidget(Container, _LayerChoices, _Runner):
 
 
 def _detect(data, *, cancel, progress, **options) -> np.ndarray:
-    """Worker body of the mask widget (detection is fast and not cancellable; ``cancel`` is unused)."""
+    """Worker body of the mask widget; detection is one vectorised pass, so ``cancel`` is not consulted."""
     mask = mask_from_image(np.asarray(data), **options)
     progress(1, 1)
     return mask
@@ -330,8 +335,10 @@ class MaskFromImageWidget(Container, _LayerChoices, _Runner):
         self.below = LineEdit(label="below", value="", tooltip="Flag pixels below this value (empty: off)")
         self.saturated = CheckBox(label="saturated", value=False,
                                   tooltip="Flag pixels at the saturation level")
-        self.saturation_value = LineEdit(label="saturation level", value="",
-                                         tooltip="Empty: the dtype's maximum (255, 65535) or a float image's max")
+        self.saturation_value = LineEdit(
+            label="saturation level", value="",
+            tooltip="Empty: the dtype's maximum (255, 65535), or a float image's largest value",
+        )
         self.outliers = CheckBox(label="hot / dead pixels", value=False,
                                  tooltip="Flag pixels far from the median of their neighbourhood")
         self.k = FloatSpinBox(label="outlier threshold", value=5.0, min=1.0, max=100.0, step=0.5,
@@ -340,13 +347,14 @@ class MaskFromImageWidget(Container, _LayerChoices, _Runner):
                             tooltip="Width of the median window; 5 catches 2x2 clusters")
         self.min_size = SpinBox(label="min component", value=0, min=0, max=_INT_LIMIT,
                                 tooltip="Drop connected regions smaller than this many pixels")
-        self.dilate = SpinBox(label="dilate", value=0, min=0, max=100, tooltip="Grow the mask by this many pixels")
+        self.dilate = SpinBox(label="dilate", value=0, min=0, max=100,
+                              tooltip="Grow the mask by this many pixels")
         self.result = Label(label="")
         self.result.native.setWordWrap(True)
         self.extend([
             self.image, self.nonfinite, self.above, self.below, self.saturated, self.saturation_value,
-            self.outliers, self.k, self.size, self.min_size, self.dilate, *self._make_runner("Create mask"),
-            self.result,
+            self.outliers, self.k, self.size, self.min_size, self.dilate,
+            *self._make_runner("Create mask", cancellable=False), self.result,
         ])
 
     def detection_options(self) -> dict:
