@@ -118,7 +118,7 @@ def _peak_kib(reset: bool) -> int:
 def _tiny_like(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A small input of the same dtype and layout, to warm up a method (lazy imports, caches)."""
     shape = tuple(min(n, 16) for n in image.shape)
-    tiny_mask = np.zeros(shape[: mask.ndim], bool)
+    tiny_mask = np.zeros(shape[image.ndim - mask.ndim :], bool)
     tiny_mask[tuple(slice(n // 3, n // 3 + 3) for n in tiny_mask.shape)] = True
     tiny = np.full(shape, np.iinfo(image.dtype).max // 2, image.dtype)
     return tiny, tiny_mask
@@ -329,7 +329,7 @@ def targets(cases: list[dict], quick: bool) -> list[str]:
     if pairs:
         slowest = min(pairs, key=lambda p: p[1])
         worst = min(pairs, key=lambda p: p[2])
-        detail = (f"speed-up {slowest[1]:.1f}× (worst, {slowest[0]}) to {max(p[1] for p in pairs):.0f}×; "
+        detail = (f"speed-up {slowest[1]:.1f}× (worst, {slowest[0]}) to {max(p[1] for p in pairs):.1f}×; "
                   f"PSNR difference ours − skimage from {worst[2]:+.2f} dB ({worst[0]}) "
                   f"to {max(p[2] for p in pairs):+.2f} dB; {sum(p[1] >= 5 for p in pairs)}/{len(pairs)} cases ≥ 5×")
         met = all(p[1] >= 5 and p[2] >= -0.05 for p in pairs)

@@ -427,3 +427,24 @@ def test_user_guide_artifact_table_is_current():
     table = "\n".join(rows)
     guide = (Path(__file__).resolve().parents[1] / "docs" / "user-guide.md").read_text()
     assert table in guide, "docs/user-guide.md needs this table:\n" + table
+
+
+def test_console_helper_adds_the_result_like_the_widget():
+    from napari_inpaint import inpaint_layer
+
+    viewer = ViewerModel()
+    image = np.tile(np.arange(32, dtype=np.uint16), (32, 1))
+    labels = np.zeros(image.shape, np.uint8)
+    labels[10:14, 8:20] = 1
+    source = viewer.add_image(image, name="img", scale=(2, 0.5), translate=(3, 4))
+    viewer.add_labels(labels, name="bad")
+    result = inpaint_layer(viewer, "img", "bad", "harmonic")
+    assert result.name == "img inpainted" and result.data.dtype == np.uint16
+    np.testing.assert_array_equal(result.data, image)  # a ramp is filled exactly
+    np.testing.assert_array_equal(result.scale, source.scale)
+    np.testing.assert_array_equal(result.translate, source.translate)
+    assert result.metadata["napari_inpaint"]["method"] == "harmonic"
+    assert result.metadata["napari_inpaint"]["mask_layer"] == "bad"
+    inpaint_layer(viewer, "img", "bad", "biharmonic")  # a rerun replaces, never adds
+    assert [layer.name for layer in viewer.layers] == ["img", "bad", "img inpainted"]
+    assert viewer.layers["img inpainted"].metadata["napari_inpaint"]["method"] == "biharmonic"

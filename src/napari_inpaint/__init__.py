@@ -18,6 +18,7 @@ Examples
 from importlib.metadata import PackageNotFoundError, version
 
 from napari_inpaint._engine import InpaintCancelled, inpaint
+from napari_inpaint._layers import inpaint_layer
 from napari_inpaint._registry import ARTIFACTS, Method, Param, get_method, list_methods
 
 try:
@@ -33,5 +34,6 @@ __all__ = [
     "__version__",
     "get_method",
     "inpaint",
+    "inpaint_layer",
     "list_methods",
 ]

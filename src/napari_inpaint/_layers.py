@@ -240,3 +240,51 @@ def add_mask(
         opacity=0.6,
         **spatial,
     )
+
+
+def inpaint_layer(
+    viewer, image_layer, mask_layer, method: str = "biharmonic", *, label: int | None = None,
+    radius: float = 3.0, **kwargs,
+):
+    """Inpaint a napari image layer with a mask layer and add the result as the widget does.
+
+    The one-call console helper: ``mask_layer`` (Labels, Shapes or Points) is
+    turned into a mask with :func:`layer_mask`, the image is filled with
+    :func:`napari_inpaint.inpaint`, and the result is added (or replaced) as
+    ``"<image> inpainted"`` with the source's calibration and provenance.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer or napari.components.ViewerModel
+    image_layer, mask_layer : napari layer or str
+        Layers, or their names in ``viewer.layers``.
+    method : str
+        Inpainting method.
+    label : int, optional
+        Only this label of a Labels mask (default: every nonzero label).
+    radius : float
+        Radius of Points in pixels.
+    **kwargs
+        Passed on to :func:`napari_inpaint.inpaint` (method parameters,
+        ``spatial_ndim``, ``noise``, ``seed``, ...).
+
+    Returns
+    -------
+    napari.layers.Image
+
+    Examples
+    --------
+    In napari's console::
+
+        from napari_inpaint import inpaint_layer
+        inpaint_layer(viewer, "damaged cell", "damage", "biharmonic")
+    """
+    from napari_inpaint import inpaint
+
+    image_layer = viewer.layers[image_layer] if isinstance(image_layer, str) else image_layer
+    mask_layer = viewer.layers[mask_layer] if isinstance(mask_layer, str) else mask_layer
+    mask = layer_mask(mask_layer, image_layer, label=label, radius=radius)
+    channel_axis = image_layer.data.ndim - 1 if image_layer.rgb else None
+    filled = inpaint(np.asarray(image_layer.data), mask, method, channel_axis=channel_axis, **kwargs)
+    params = {k: v for k, v in kwargs.items() if k not in ("progress", "cancel")}
+    return add_result(viewer, image_layer, filled, make_provenance(image_layer, method, params, mask_layer=mask_layer.name))
