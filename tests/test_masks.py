@@ -69,7 +69,7 @@ def test_debris_at_a_given_center():
 )
 def test_strokes_reach_the_target_ratio(shape, ratio, seed):
     mask = masks.strokes(shape, ratio, seed=seed)
-    assert ratio <= mask.mean() < ratio + 0.01
+    assert mask.sum() == round(ratio * mask.size)
 
 
 def test_strokes_of_zero_ratio_are_empty():
@@ -114,4 +114,84 @@ def test_dilate_grows_by_a_euclidean_radius():
 )
 def test_bad_arguments_raise_clearly(call, message):
     with pytest.raises(ValueError, match=message):
+        call()
+
+
+RATIO_KINDS = ["strokes", "rectangles", "hot-pixels", "scratches", "debris", "scan-lines"]
+
+
+def test_make_offers_every_kind():
+    assert list(masks.KINDS) == RATIO_KINDS
+
+
+@pytest.mark.parametrize("kind", RATIO_KINDS)
+@pytest.mark.parametrize("ratio", [0.05, 0.15, 0.25])
+def test_every_kind_reaches_its_ratio_and_is_seeded(kind, ratio):
+    mask = masks.make(kind, SHAPE, ratio, seed=4)
+    assert mask.dtype == bool and mask.shape == SHAPE
+    if kind == "scan-lines":  # whole lines: the ratio is rounded to a number of rows
+        assert mask.all(axis=1).sum() == round(ratio * SHAPE[0]) == mask.sum() / SHAPE[1]
+    else:
+        assert mask.sum() == round(ratio * mask.size)
+    np.testing.assert_array_equal(masks.make(kind.replace("-", "_"), SHAPE, ratio, seed=4), mask)
+    assert not np.array_equal(masks.make(kind, SHAPE, ratio, seed=5), mask)
+
+
+def test_existing_signatures_still_work_positionally():
+    assert masks.hot_pixels(SHAPE, 0.01, 3).sum() == round(0.01 * SHAPE[0] * SHAPE[1])
+    assert masks.scratch(SHAPE, 2, 3).any()
+    assert masks.debris(SHAPE, 6, 3, None).any() and masks.debris(SHAPE, 6, 3, (40, 40))[40, 40]
+    assert masks.strokes(SHAPE, 0.1, 3).any()
+    assert masks.scan_lines(SHAPE, 5, 1, 3).all(axis=0).sum() == 5
+
+
+def test_ratio_keywords_of_the_single_shape_generators():
+    assert masks.hot_pixels(SHAPE, ratio=0.02, seed=1).sum() == round(0.02 * SHAPE[0] * SHAPE[1])
+    assert masks.scan_lines((50, 8), ratio=0.1, axis=0, seed=1).all(axis=1).sum() == 5
+    lines = masks.scratch(SHAPE, 2, seed=1, ratio=0.1)
+    assert lines.sum() == round(0.1 * lines.size)
+    assert ndi.binary_erosion(lines, iterations=2).sum() < 0.05 * lines.sum()  # thin lines, however many
+    blobs = masks.debris(SHAPE, 5, seed=1, ratio=0.1)
+    assert blobs.sum() == round(0.1 * blobs.size)
+    # Blobs of radius 5 cover about 80 pixels each: many of them, compact (few boundary pixels).
+    assert ndi.label(blobs)[1] >= 5
+    assert (blobs & ~ndi.binary_erosion(blobs)).sum() < 0.6 * blobs.sum()
+
+
+def test_rectangles_are_boxes():
+    mask = masks.rectangles((64, 64), 0.02, seed=0)  # smaller than one box of at least 6 x 6
+    labels, count = ndi.label(mask)
+    assert count == 1
+    rows, cols = np.nonzero(mask)
+    box = mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    assert box[:-1].all()  # complete rows; the last one may be partial
+
+
+def test_strokes_are_deepfill_like_brush_lines():
+    shape = (256, 256)
+    mask = masks.strokes(shape, 0.2, seed=0)
+    # Brush widths are 12 to 40 pixels on a 256 x 256 image: an erosion by 5 keeps most of the strokes ...
+    assert ndi.binary_erosion(mask, iterations=5).sum() > 0.3 * mask.sum()
+    # ... but they are lines, not blobs: each component is far longer than it is wide.
+    labels, count = ndi.label(mask)
+    for box in ndi.find_objects(labels):
+        extent = max(s.stop - s.start for s in box)
+        assert extent > 25
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: masks.hot_pixels(SHAPE), TypeError, "either fraction or ratio"),
+        (lambda: masks.hot_pixels(SHAPE, 0.1, ratio=0.1), TypeError, "either"),
+        (lambda: masks.scan_lines(SHAPE), TypeError, "either n or ratio"),
+        (lambda: masks.debris(SHAPE), TypeError, "radius"),
+        (lambda: masks.debris(SHAPE, 5, center=(9, 9), ratio=0.1), ValueError, "center"),
+        (lambda: masks.rectangles(SHAPE, 1.0), ValueError, "ratio"),
+        (lambda: masks.scratch(SHAPE, 2, ratio=-0.1), ValueError, "ratio"),
+        (lambda: masks.make("blobs", SHAPE, 0.1), ValueError, "unknown mask kind 'blobs'"),
+    ],
+)
+def test_bad_ratio_arguments_raise_clearly(call, error, message):
+    with pytest.raises(error, match=message):
         call()

@@ -1,7 +1,10 @@
+import importlib.util
+
 import numpy as np
 import pytest
 from skimage import metrics as skm
 
+from napari_inpaint import metrics, models
 from napari_inpaint.metrics import data_range_of, hole_mae, psnr, ssim
 
 
@@ -109,3 +112,163 @@ def test_bad_input_raises_clearly():
         hole_mae(image, image, np.zeros((4, 4), bool))
     with pytest.raises(ValueError, match="mask shape"):
         hole_mae(image, image, np.ones((3, 4), bool))
+
+
+def test_ssim_in_a_mask_averages_skimages_map_there(pair):
+    reference, result = pair
+    _, similarity = skm.structural_similarity(reference, result, data_range=255, full=True)
+    mask = np.zeros(reference.shape, bool)
+    mask[5:20, 0:12] = True  # touches the border, where scikit-image's mean does not look
+    assert ssim(reference, result, mask=mask) == pytest.approx(similarity[mask].mean())
+    assert ssim(reference, reference, mask=mask) == pytest.approx(1.0)
+
+
+def test_ssim_in_a_mask_with_channels_first():
+    rng = np.random.default_rng(2)
+    reference = rng.integers(0, 65536, (3, 20, 24), dtype=np.uint16)
+    result = reference // 2
+    _, similarity = skm.structural_similarity(reference, result, data_range=65535, channel_axis=0, full=True)
+    mask = np.zeros((20, 24), bool)
+    mask[8:12, 3:9] = True
+    expected = np.mean([plane[mask] for plane in similarity])
+    assert ssim(reference, result, channel_axis=0, mask=mask) == pytest.approx(expected)
+
+
+# ----------------------------------------------------------------------------- LPIPS
+
+requires_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="LPIPS needs PyTorch")
+ALEXNET_CONVS = {0: (64, 3, 11), 3: (192, 64, 5), 6: (384, 192, 3), 8: (256, 384, 3), 10: (256, 256, 3)}
+
+
+@pytest.fixture
+def lpips_files(tmp_path, monkeypatch):
+    """Random AlexNet and LPIPS state dicts of the right keys and shapes, served by a fake ``models.fetch``."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    features = {}
+    for index, (out, inp, kernel) in ALEXNET_CONVS.items():
+        features[f"features.{index}.weight"] = torch.randn(out, inp, kernel, kernel, generator=generator) * (
+            2 / (inp * kernel**2)
+        ) ** 0.5
+        features[f"features.{index}.bias"] = 0.01 * torch.randn(out, generator=generator)
+    features["classifier.1.weight"] = torch.zeros(2, 2)  # the real file holds the classifier too
+    linear = {
+        f"lin{layer}.model.1.weight": torch.rand(1, out, 1, 1, generator=generator)
+        for layer, (out, _, _) in enumerate(ALEXNET_CONVS.values())
+    }
+    paths = {"alexnet": tmp_path / "alexnet.pth", "lpips-alex": tmp_path / "alex.pth"}
+    torch.save(features, paths["alexnet"])
+    torch.save(linear, paths["lpips-alex"])
+    calls = []
+
+    def fetch(name, progress=None):
+        calls.append(name)
+        return paths[name]
+
+    monkeypatch.setattr(models, "fetch", fetch)
+    return features, linear, calls
+
+
+def _reference_lpips(features, linear, x0, x1):
+    """LPIPS v0.1 written as the lpips package builds it, with torchvision's AlexNet layout."""
+    import torch
+    from torch import nn
+
+    layers = nn.Sequential(
+        nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2),
+    )  # fmt: skip
+    layers.load_state_dict({k[len("features.") :]: v for k, v in features.items() if k.startswith("features.")})
+    shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
+    scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+    slices = [layers[0:2], layers[2:5], layers[5:8], layers[8:10], layers[10:12]]
+    h0, h1, total = (x0 - shift) / scale, (x1 - shift) / scale, 0.0
+    with torch.no_grad():
+        for k, block in enumerate(slices):
+            h0, h1 = block(h0), block(h1)
+            n0 = h0 / (torch.sqrt(torch.sum(h0**2, dim=1, keepdim=True)) + 1e-10)
+            n1 = h1 / (torch.sqrt(torch.sum(h1**2, dim=1, keepdim=True)) + 1e-10)
+            weighted = nn.functional.conv2d((n0 - n1) ** 2, linear[f"lin{k}.model.1.weight"])
+            total += weighted.mean().item()
+    return total
+
+
+@pytest.fixture
+def photo():
+    from skimage import data
+
+    return data.astronaut()[100:164, 180:260]  # 64 x 80 RGB uint8
+
+
+@requires_torch
+def test_lpips_matches_the_reference_network(lpips_files, photo):
+    import torch
+
+    features, linear, calls = lpips_files
+    noisy = np.clip(photo + np.random.default_rng(0).normal(0, 20, photo.shape), 0, 255).astype(np.uint8)
+    expected = _reference_lpips(
+        features, linear, *(torch.tensor(im / 127.5 - 1, dtype=torch.float32).permute(2, 0, 1)[None]
+                            for im in (photo, noisy))
+    )  # fmt: skip
+    assert metrics.lpips(photo, noisy, channel_axis=-1, device="cpu") == pytest.approx(expected, rel=1e-4)
+    assert set(calls) == {"alexnet", "lpips-alex"}
+
+
+@requires_torch
+def test_lpips_is_zero_symmetric_and_grows_with_distortion(lpips_files, photo):
+    gray = photo[..., 1]
+    assert metrics.lpips(gray, gray) == 0.0
+    rng = np.random.default_rng(1)
+    scores = []
+    for sigma in (2, 8, 30):
+        noisy = np.clip(gray + rng.normal(0, sigma, gray.shape), 0, 255).astype(np.uint8)
+        scores.append(metrics.lpips(gray, noisy))
+        assert metrics.lpips(noisy, gray) == pytest.approx(scores[-1], rel=1e-6)
+    assert 0 < scores[0] < scores[1] < scores[2]
+
+
+@requires_torch
+def test_lpips_input_scaling_and_channel_layouts(lpips_files, photo):
+    other = photo[::-1]
+    rgb = metrics.lpips(photo, other, channel_axis=-1)
+    assert metrics.lpips(np.moveaxis(photo, -1, 0), np.moveaxis(other, -1, 0), channel_axis=0) == pytest.approx(rgb)
+    # A float image of range [0, 255] (its minimum 0) is scaled exactly like uint8.
+    assert photo.min() == 0
+    as_float = metrics.lpips(photo.astype(np.float32), other.astype(np.float32), data_range=255, channel_axis=-1)
+    assert as_float == pytest.approx(rgb, rel=1e-5)
+    # Grayscale is repeated to three channels; other channel counts average per-channel grayscale scores.
+    gray, gray_other = photo[..., 0], other[..., 0]
+    as_rgb = metrics.lpips(np.repeat(gray[..., None], 3, -1), np.repeat(gray_other[..., None], 3, -1), channel_axis=-1)
+    assert metrics.lpips(gray, gray_other) == pytest.approx(as_rgb)
+    two = metrics.lpips(photo[..., :2], other[..., :2], channel_axis=-1)
+    per_channel = [metrics.lpips(photo[..., c], other[..., c]) for c in range(2)]
+    assert two == pytest.approx(np.mean(per_channel), rel=1e-5)
+
+
+@requires_torch
+def test_lpips_explains_missing_weights(monkeypatch):
+    def offline(name, progress=None):
+        raise models.DownloadError(f"could not fetch model {name!r}: no network")
+
+    monkeypatch.setattr(models, "fetch", offline)
+    image = np.zeros((40, 40), np.uint8)
+    with pytest.raises(RuntimeError, match=r"'alexnet'.*about 245 MB.*no network"):
+        metrics.lpips(image, image)
+
+
+@requires_torch
+def test_lpips_rejects_wrong_weights_and_small_images(tmp_path, monkeypatch, lpips_files):
+    import torch
+
+    with pytest.raises(ValueError, match="at least 32"):
+        metrics.lpips(np.zeros((20, 40), np.uint8), np.ones((20, 40), np.uint8))
+    with pytest.raises(ValueError, match="2D"):
+        metrics.lpips(np.zeros((4, 40, 40), np.uint8), np.ones((4, 40, 40), np.uint8))
+    torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    monkeypatch.setattr(models, "fetch", lambda name, progress=None: tmp_path / "bad.pth")
+    with pytest.raises(RuntimeError, match="not torchvision's AlexNet"):
+        metrics.lpips(np.zeros((40, 40), np.uint8), np.ones((40, 40), np.uint8))

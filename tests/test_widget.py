@@ -117,6 +117,8 @@ def test_parameter_controls_follow_the_method(qtbot, monkeypatch):
         assert widget.parameter_values() == {p.name: p.default for p in method.params}
         assert (VOLUME in widget.scope.choices) == (3 in method.ndims)
         assert {PLANE, STACK} <= set(widget.scope.choices)
+        if method.needs_download:  # the weights' licence and cache state are shown before a run
+            assert napari_inpaint.models.get_model(method.name).licence in widget.summary.value
 
 
 def test_layer_choices_follow_the_viewer(qtbot):

@@ -31,7 +31,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from superqt.utils import ensure_main_thread
 
-from napari_inpaint import InpaintCancelled, Param, get_method, inpaint, list_methods
+from napari_inpaint import InpaintCancelled, Param, get_method, inpaint, list_methods, models
 from napari_inpaint._detect import dilate_mask, mask_from_image
 from napari_inpaint._layers import (
     OVERLAY_SUFFIX,
@@ -159,12 +159,27 @@ class _Runner:
         self.run_button.enabled, self.cancel_button.enabled = True, False
 
 
+def _model_note(spec) -> str:
+    """Licence, size and cache state of a method's downloadable weights."""
+    if not spec.needs_download:
+        return ""
+    model = models.get_model(spec.name)
+    state = "cached" if models.is_cached(spec.name) else f"downloaded on first run ({model.size / 2**20:.0f} MiB)"
+    note = f" Weights: {model.licence}, {state}."
+    if not model.commercial_use:
+        note += " Non-commercial licence: not for commercial use."
+    return note
+
+
 def _fill(data, mask, plane, *, params, cancel, progress, **options) -> np.ndarray:
     """Worker body: inpaint the whole stack, or only ``plane`` (a tuple of leading indices) of a copy.
 
     ``options`` are the engine's keywords (method, spatial_ndim...), ``params`` the method's own.
     """
     kwargs = {"cancel": cancel, "progress": progress, **options, **params}
+    if get_method(options["method"]).needs_download:
+        # Download before filling, in this worker, with the same progress bar.
+        models.fetch(options["method"], progress=progress)
     if plane is None:
         return inpaint(np.asarray(data), mask, **kwargs)
     result = np.array(data, copy=True)
@@ -230,7 +245,7 @@ class InpaintWidget(Container, _LayerChoices, _Runner):
     def _on_method_changed(self, _value=None) -> None:
         spec = get_method(self.method.value)
         self.method.tooltip = spec.summary
-        self.summary.value = f"{spec.summary.rstrip('.')}. Best for: {', '.join(spec.artifacts)}."
+        self.summary.value = f"{spec.summary.rstrip('.')}. Best for: {', '.join(spec.artifacts)}." + _model_note(spec)
         self.params.clear()
         self.params.extend(param_widget(p) for p in spec.params)
         self.params.visible = bool(spec.params)

@@ -1,4 +1,4 @@
-"""The ``napari-inpaint`` command line: fill image files, list methods, run the demo.
+"""The ``napari-inpaint`` command line: fill image files, list methods, run the demo, compare methods.
 
 Examples
 --------
@@ -8,6 +8,9 @@ Examples
     $ napari-inpaint fill stack.tif --mask bad.tif --method biharmonic -o filled.tif
     $ napari-inpaint fill photo.png --mask dust.png --method exemplar --param patch_size=11 -o clean.png
     $ napari-inpaint demo -o demo-output
+    $ napari-inpaint compare cells.tif --masks strokes,scratches --ratios 0.05,0.15 --csv scores.csv
+    $ napari-inpaint models
+    $ napari-inpaint models fetch lama migan
 
 Every user error (a missing file, an unknown method, a bad parameter, an
 output that would overwrite data) prints one ``error: ...`` line on stderr and
@@ -112,6 +115,65 @@ def _parser() -> argparse.ArgumentParser:
         "--methods", nargs="+", metavar="METHOD", help="methods to compare (default: a set of classical ones)"
     )
     demo.set_defaults(command=_demo)
+
+    compare = commands.add_parser(
+        "compare",
+        help="score methods on holes hidden in a clean image: which method suits my data (offline)",
+        description="Hide synthetic holes of several kinds and sizes in the known pixels of IMAGE (or only "
+        "in REGION), fill them with each method and print PSNR, SSIM and MAE on the holes per method and "
+        "bucket of hole-to-image ratio (0-10%%, 10-20%%, ...).  Lists take commas or spaces.",
+    )
+    compare.add_argument("image", type=Path, metavar="IMAGE", help="a clean 2D image (TIFF, PNG or JPEG)")
+    compare.add_argument(
+        "--methods", nargs="+", metavar="METHOD", help="methods to compare (default: the classical ones)"
+    )
+    compare.add_argument(
+        "--masks", nargs="+", metavar="KIND",
+        help="kinds of hole: strokes, rectangles, hot-pixels, scratches, debris, scan-lines "
+        "(default: strokes,rectangles)",
+    )
+    compare.add_argument(
+        "--ratios", nargs="+", metavar="RATIO", help="target hole ratios in (0, 1) (default: 0.05,0.15,0.25)"
+    )
+    compare.add_argument(
+        "--region", type=Path, metavar="MASK",
+        help="image whose nonzero pixels are known to be clean: holes are hidden only there",
+    )
+    compare.add_argument("--repeats", type=int, default=1, help="masks per kind and ratio (default 1)")
+    compare.add_argument("--per-mask", action="store_true", help="one row per mask kind as well")
+    compare.add_argument(
+        "--lpips", action="store_true",
+        help="also score LPIPS, downloading its weights once (about 245 MB); by default LPIPS is scored "
+        "only when they are already downloaded",
+    )
+    compare.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="parameter given to every compared method that has it, repeatable",
+    )
+    compare.add_argument(
+        "--channel-axis", type=int, metavar="N", help="axis holding channels (default: RGB(A) last)"
+    )
+    compare.add_argument("--seed", type=int, default=0, help="seed of the hidden holes (default 0)")
+    compare.add_argument("--csv", type=Path, metavar="OUT", help="also write the table as CSV to OUT")
+    compare.add_argument("--overwrite", action="store_true", help="replace the CSV file if it exists")
+    compare.set_defaults(command=_compare)
+
+    models = commands.add_parser(
+        "models",
+        help="list the pretrained model weights (licence, size, cached), or download them",
+        description="List the downloadable weights of the deep methods. 'models fetch NAME' downloads "
+        "one ahead of use, e.g. before going offline; NAPARI_INPAINT_CACHE sets the folder and "
+        "NAPARI_INPAINT_MIRROR a server or folder to download from instead of the internet.",
+    )
+    models.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    models.set_defaults(command=_models)
+    model_actions = models.add_subparsers(metavar="ACTION")
+    fetch = model_actions.add_parser("fetch", help="download model weights into the cache")
+    fetch.add_argument(
+        "names", nargs="*", metavar="NAME", help="models to download (see 'napari-inpaint models')"
+    )
+    fetch.add_argument("--all", action="store_true", help="download every model the package can use")
+    fetch.set_defaults(command=_models_fetch)
     return parser
 
 
@@ -316,3 +378,86 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"\nimages written to {args.output}/ (comparison.png shows them side by side)")
     # Exit with failure only when no method could fill (the damaged row always scores).
     return 0 if any(row["error"] is None for row in rows[1:]) else 1
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from napari_inpaint.evaluate import DEFAULT_MASKS, default_methods, evaluate
+
+    methods = _split(args.methods)
+    masks = _split(args.masks) or list(DEFAULT_MASKS)
+    ratios = [_convert(text, float, "--ratios") for text in _split(args.ratios)]
+    params = _parse_shared_params(methods or default_methods(masks), args.param)
+    if args.csv is not None:
+        _check_output(args.csv, args.overwrite, inputs=(args.image,))
+    image = _read(args.image)
+    region = None if args.region is None else _read_mask(args.region).astype(bool)
+    with _progress_bar("compare") as progress:
+        table = evaluate(
+            image, methods or None, masks, region=region, seed=args.seed, repeats=args.repeats,
+            channel_axis=args.channel_axis, lpips=True if args.lpips else "auto", per_mask=args.per_mask,
+            progress=progress, **({"ratios": ratios} if ratios else {}), **params,
+        )
+    print(table)
+    if args.csv is not None:
+        table.to_csv(args.csv)
+        print(f"wrote {args.csv}", file=sys.stderr)
+    return 0 if any(trial["error"] is None for trial in table.trials) else 1
+
+
+def _split(values: list[str] | None) -> list[str]:
+    """Items of options that take lists with commas, spaces or both."""
+    return [item for value in values or () for item in value.split(",") if item]
+
+
+def _parse_shared_params(methods: list[str], pairs: list[str]) -> dict:
+    """``NAME=VALUE`` strings converted with the kind of the first method that has the parameter."""
+    params = {}
+    for pair in pairs:
+        name, equals, text = pair.partition("=")
+        if not equals or not name:
+            raise ValueError(f"--param expects NAME=VALUE, got {pair!r}")
+        owners = [m for m in map(get_method, methods) if any(p.name == name for p in m.params)]
+        # Without an owner the text goes on, and evaluate names the parameters there are.
+        params[name] = _convert(text, owners[0].param(name).kind, f"parameter {name!r}") if owners else text
+    return params
+
+
+def _models(args: argparse.Namespace) -> int:
+    from napari_inpaint import models
+
+    specs = [spec.describe() for spec in models.list_models()]
+    if args.json:
+        print(json.dumps(specs, indent=2))
+        return 0
+    name_width = max(len(spec["name"]) for spec in specs)
+    licence_width = max(len(spec["licence"]) for spec in specs)
+    print(f"{'MODEL':<{name_width}}  {'LICENCE':<{licence_width}}  {'SIZE':>9}  {'CACHED':<6}  SUMMARY")
+    for spec in specs:
+        size = ("" if spec["size_exact"] else "~") + _megabytes(spec["size"])
+        print(f"{spec['name']:<{name_width}}  {spec['licence']:<{licence_width}}  {size:>9}  "
+              f"{'yes' if spec['cached'] else 'no':<6}  {spec['summary']}")
+        if not spec["commercial_use"]:
+            print(f"{'':<{name_width}}  note: {spec['licence']} forbids commercial use")
+        if not spec["available"]:
+            print(f"{'':<{name_width}}  not usable yet: {spec['reason']}")
+    print(f"\ncache: {models.cache_dir()}  (set {models.CACHE_ENV} to change it; "
+          f"{models.MIRROR_ENV} to download from a local server or folder)")
+    return 0
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.0f} MiB" if size >= 2**20 else f"{size / 2**10:.0f} KiB"
+
+
+def _models_fetch(args: argparse.Namespace) -> int:
+    from napari_inpaint import models
+
+    if args.all:
+        names = [spec.name for spec in models.list_models() if spec.available]
+    elif args.names:
+        names = [models.get_model(name).name for name in args.names]  # unknown names fail before any download
+    else:
+        raise ValueError("give the names of the models to fetch, or --all (see 'napari-inpaint models')")
+    for name in names:
+        print(f"{name}: {models.fetch(name)}")
+    return 0

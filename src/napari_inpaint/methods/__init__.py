@@ -5,4 +5,4 @@ Each module holds one family and registers its fill functions with
 import time; PyTorch, numba-compiled kernels and OpenCV are loaded on first use.
 """
 
-from napari_inpaint.methods import diffusion, exemplar, fastmarching, interpolate, tv  # noqa: F401
+from napari_inpaint.methods import diffusion, exemplar, fastmarching, interpolate, learned, pretrained, tv  # noqa: F401

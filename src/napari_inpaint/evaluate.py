@@ -1,0 +1,491 @@
+r"""Which method is best for my data: hide holes in known pixels, fill them, score the fills.
+
+:func:`evaluate` punches synthetic holes of several kinds and sizes (see
+:mod:`napari_inpaint.masks`) into pixels whose true values are known, fills
+them with each method through :func:`napari_inpaint.inpaint`, and scores every
+fill against the truth.  The scores are grouped by method and by the share of
+the image that was missing, in buckets of 10 % (0-10 %, 10-20 %, ...) as in
+the inpainting literature, and returned as an :class:`EvaluationTable`.
+
+Notes
+-----
+For a hole :math:`H` in an image with data range :math:`R` (see
+:func:`napari_inpaint.metrics.data_range_of`), each fill is scored by
+
+- PSNR over the hole, :math:`10 \log_{10} R^2 / \mathrm{mean}_H (x - y)^2`, and
+  over the whole image (where only the hole differs);
+- SSIM averaged over the hole's pixels of the SSIM map (7-pixel windows);
+- MAE over the hole, in percent of :math:`R`;
+- LPIPS over the whole image, when its weights are available
+  (:func:`napari_inpaint.metrics.lpips`);
+- the wall-clock seconds of the fill (each method first fills a small hole
+  once, untimed, so that imports and JIT compilation are left out).
+
+The hole ratio of a trial is the share of the evaluated pixels (the whole
+image, or the ``region`` marked clean) that the hole covers; bucket
+:math:`k` holds the ratios in :math:`(k/10, (k+1)/10]`.  Scores are averaged
+over the trials of a bucket (PSNR in dB).  FID is not reported: it compares
+the statistics of two sets of images and means nothing for one image.
+
+Examples
+--------
+>>> from skimage import data
+>>> from napari_inpaint.evaluate import evaluate
+>>> table = evaluate(data.camera()[:96, :96], ["harmonic", "telea"], masks=["strokes"], ratios=[0.05])
+>>> [(row["method"], row["bucket"], row["n"]) for row in table.rows]
+[('harmonic', '0-10%', 1), ('telea', '0-10%', 1)]
+>>> print(table)  # doctest: +SKIP
+"""
+
+import contextlib
+import csv
+import io
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from napari_inpaint import masks as mask_generators
+from napari_inpaint import metrics
+from napari_inpaint._engine import InpaintCancelled, inpaint
+from napari_inpaint._registry import get_method, list_methods
+
+DEFAULT_MASKS = ("strokes", "rectangles")
+DEFAULT_RATIOS = (0.05, 0.15, 0.25)
+BUCKET_WIDTH = 0.1
+# The classical methods: no network, seconds per image.  Learned ones are slow
+# on a CPU or need downloads, so they are compared only when asked for.
+CLASSICAL_METHODS = ("harmonic", "biharmonic", "telea", "navier-stokes", "tv", "exemplar")
+# Made for dropped lines only: compared by default only when scan lines are hidden.
+LINE_METHODS = ("interpolate",)
+_MIN_SIDE = 16  # SSIM's 7-pixel window needs room around the holes
+
+# Column key -> (text header, format of a value in the text table).
+_COLUMNS = {
+    "method": ("method", "{}"),
+    "mask": ("mask", "{}"),
+    "bucket": ("holes", "{}"),
+    "ratio": ("hole %", "{:.1%}"),
+    "psnr_hole": ("PSNR hole dB", "{:.2f}"),
+    "ssim_hole": ("SSIM hole", "{:.4f}"),
+    "mae_hole": ("MAE hole %", "{:.2f}"),
+    "psnr_image": ("PSNR image dB", "{:.2f}"),
+    "lpips": ("LPIPS", "{:.4f}"),
+    "seconds": ("seconds", "{:.3f}"),
+    "n": ("n", "{}"),
+    "error": ("error", "{}"),
+}
+_SCORES = ("ratio", "psnr_hole", "ssim_hole", "mae_hole", "psnr_image", "lpips", "seconds")
+
+
+def bucket_of(ratio: float) -> str:
+    """The label of the 10 % bucket holding a hole ratio: ``(k/10, (k+1)/10]`` is ``"10k-10(k+1)%"``.
+
+    Examples
+    --------
+    >>> bucket_of(0.05), bucket_of(0.1), bucket_of(0.25)
+    ('0-10%', '0-10%', '20-30%')
+    """
+    k = max(0, math.ceil(round(ratio / BUCKET_WIDTH, 9)) - 1)
+    width = round(100 * BUCKET_WIDTH)
+    return f"{k * width}-{(k + 1) * width}%"
+
+
+@dataclass
+class EvaluationTable:
+    """Scores of an :func:`evaluate` run: one row per method and hole-ratio bucket.
+
+    Attributes
+    ----------
+    trials : list of dict
+        One record per (hidden mask, method): keys ``method``, ``mask``,
+        ``ratio`` (actual hole ratio), ``bucket``, ``seed``, the scores
+        ``psnr_hole``, ``ssim_hole``, ``mae_hole``, ``psnr_image``,
+        ``lpips`` (None when not computed), ``seconds``, and ``error`` (None,
+        or the message of a fill that failed; its scores are None).
+    notes : list of str
+        Remarks printed under the table (e.g. why LPIPS is missing).
+    per_mask : bool
+        Group the rows also by mask kind.
+
+    Examples
+    --------
+    >>> table = EvaluationTable([
+    ...     {"method": "harmonic", "mask": "strokes", "ratio": 0.05, "bucket": "0-10%", "seed": 0,
+    ...      "psnr_hole": 30.0, "ssim_hole": 0.8, "mae_hole": 2.0, "psnr_image": 43.0, "lpips": None,
+    ...      "seconds": 0.01, "error": None}])
+    >>> table.rows[0]["psnr_hole"], table.columns[:3]
+    (30.0, ['method', 'bucket', 'ratio'])
+    """
+
+    trials: list[dict]
+    notes: list[str] = field(default_factory=list)
+    per_mask: bool = False
+
+    @property
+    def columns(self) -> list[str]:
+        """Keys of :attr:`rows`, in display order (LPIPS only when some trial has it)."""
+        keys = ["method"] + (["mask"] if self.per_mask else []) + ["bucket", *_SCORES, "n", "error"]
+        if all(trial.get("lpips") is None for trial in self.trials):
+            keys.remove("lpips")
+        return keys
+
+    @property
+    def rows(self) -> list[dict]:
+        """One dict per group (method, [mask,] bucket), in order of first appearance.
+
+        Scores are means over the group's successful trials (None when none
+        succeeded), ``n`` their count, ``error`` the distinct failure
+        messages joined by ``"; "`` (None when none failed).
+        """
+        group_keys = ("method", "mask", "bucket") if self.per_mask else ("method", "bucket")
+        groups: dict[tuple, list[dict]] = {}
+        for trial in self.trials:
+            groups.setdefault(tuple(trial[key] for key in group_keys), []).append(trial)
+        # Buckets in ascending order within each method (and mask), methods as they came.
+        order = {key: i for i, key in enumerate(dict.fromkeys(k[:-1] for k in groups))}
+        rows = []
+        for key in sorted(groups, key=lambda k: (order[k[:-1]], _bucket_start(k[-1]))):
+            trials = groups[key]
+            done = [t for t in trials if t["error"] is None]
+            row = dict(zip(group_keys, key))
+            for score in _SCORES:
+                values = [t[score] for t in done if t.get(score) is not None]
+                row[score] = float(np.mean(values)) if values else None
+            errors = list(dict.fromkeys(t["error"] for t in trials if t["error"] is not None))
+            row.update(n=len(done), error="; ".join(errors) or None)
+            rows.append({column: row[column] for column in self.columns})
+        return rows
+
+    def to_dict(self) -> dict:
+        """Plain data: ``{"columns": [...], "rows": [{column: value}], "notes": [...]}``.
+
+        ``pandas.DataFrame(table.to_dict()["rows"])`` makes a data frame.
+        """
+        return {"columns": self.columns, "rows": self.rows, "notes": list(self.notes)}
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        """The rows as CSV text (empty cells for missing values); also written to ``path`` if given."""
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({key: "" if value is None else value for key, value in row.items()})
+        text = buffer.getvalue()
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def to_text(self) -> str:
+        """An aligned plain-text table, failures and notes below it."""
+        columns = [c for c in self.columns if c != "error"]
+        cells = [[_COLUMNS[c][0] for c in columns]]
+        failures = []
+        for row in self.rows:
+            cells.append(["-" if row[c] is None else _COLUMNS[c][1].format(row[c]) for c in columns])
+            if row["error"] is not None:
+                where = " ".join(str(row[c]) for c in columns[: columns.index("bucket") + 1])
+                failures.append(f"{where}: {row['error']}")
+        widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+        text_columns = {"method", "mask", "bucket"}
+        lines = [
+            "  ".join(
+                cell.ljust(width) if column in text_columns else cell.rjust(width)
+                for cell, width, column in zip(line, widths, columns)
+            ).rstrip()
+            for line in cells
+        ]
+        lines += [f"failed: {failure}" for failure in failures]
+        lines += [f"note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def _bucket_start(label: str) -> int:
+    return int(label.split("-")[0])
+
+
+def default_methods(mask_kinds: Sequence[str] = DEFAULT_MASKS) -> list[str]:
+    """The methods :func:`evaluate` compares by default.
+
+    The :data:`CLASSICAL_METHODS`; the :data:`LINE_METHODS` (``interpolate``,
+    made for dropped lines) join when ``scan-lines`` are among ``mask_kinds``.
+
+    Examples
+    --------
+    >>> "interpolate" in default_methods(["strokes"]), "interpolate" in default_methods(["scan-lines"])
+    (False, True)
+    """
+    lines = any(kind.replace("_", "-") == "scan-lines" for kind in mask_kinds)
+    wanted = CLASSICAL_METHODS + (LINE_METHODS if lines else ())
+    return [m.name for m in list_methods() if m.name in wanted]
+
+
+def evaluate(
+    image: np.ndarray,
+    methods: Sequence[str] | Mapping[str, Mapping] | None = None,
+    masks: Sequence[str] = DEFAULT_MASKS,
+    region: np.ndarray | None = None,
+    ratios: Sequence[float] = DEFAULT_RATIOS,
+    seed: int = 0,
+    *,
+    repeats: int = 1,
+    channel_axis: int | None = None,
+    lpips: bool | str = "auto",
+    per_mask: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+    **method_params,
+) -> EvaluationTable:
+    """Score inpainting methods on holes hidden in the known pixels of an image.
+
+    Parameters
+    ----------
+    image : ndarray
+        A clean 2D image (at least 16 pixels a side), with an optional
+        channel axis (an RGB(A) last axis is recognised, as by
+        :func:`napari_inpaint.inpaint`); any dtype the engine takes.  For a
+        stack, pass one plane.
+    methods : sequence of str, or mapping of str to dict, optional
+        Methods to compare, or a mapping from method to its parameters.
+        Default: :func:`default_methods`.
+    masks : sequence of str
+        Kinds of hole to hide (see :data:`napari_inpaint.masks.KINDS`).
+    region : ndarray of bool, optional
+        Where the image is clean (True), of the image's spatial shape: holes
+        are placed only there and ratios count its pixels.  Default: all.
+    ratios : sequence of float
+        Target hole ratios, each in (0, 1); one mask per kind, ratio and
+        repeat.  The defaults sit in the middle of the 0-10 %, 10-20 % and
+        20-30 % buckets.
+    seed : int
+        Seed of the masks and of stochastic methods.
+    repeats : int
+        Masks per kind and ratio (with different seeds).
+    channel_axis : int, optional
+        Axis of ``image`` holding channels.
+    lpips : {"auto", True, False}
+        Also score with LPIPS: ``"auto"`` when PyTorch is installed and the
+        weights are already downloaded, True fetching them if needed (about
+        245 MB).  When it cannot be computed the column is left out with a
+        note.
+    per_mask : bool
+        Rows per method, mask kind and bucket instead of method and bucket.
+    progress : callable, optional
+        ``progress(done, total)`` after each fill.
+    cancel : threading.Event, optional
+        Passed to :func:`napari_inpaint.inpaint`; when set,
+        :class:`napari_inpaint.InpaintCancelled` is raised.
+    **method_params
+        Parameters given to every selected method that has a parameter of
+        that name (e.g. ``radius=3`` for ``telea`` and ``navier-stokes``).
+
+    Returns
+    -------
+    EvaluationTable
+        ``str(table)`` is a text table; ``table.rows``, ``table.to_dict()``
+        and ``table.to_csv()`` give the numbers.  A method that fails (e.g.
+        it needs a download that is not possible) is reported in its rows.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For an unknown method or mask kind, a parameter no selected method
+        has, a bad parameter value, or an image that is not 2D.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> yy, xx = np.mgrid[:48, :48]
+    >>> ramp = (3.0 * yy + xx).astype(np.float32)
+    >>> table = evaluate(ramp, ["harmonic"], masks=["rectangles"], ratios=[0.15])
+    >>> row = table.rows[0]
+    >>> row["bucket"], row["mae_hole"] < 1.0
+    ('10-20%', True)
+    """
+    methods = _resolve_methods(methods, masks, method_params)
+    kinds = [_resolve_kind(kind) for kind in masks]
+    if not all(0 < ratio < 1 for ratio in ratios) or not ratios:
+        raise ValueError(f"ratios must lie in (0, 1), got {list(ratios)}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats!r}")
+    reference, channels = _channels_last(np.asarray(image), channel_axis)
+    spatial = reference.shape[:2]
+    region = _check_region(region, spatial)
+    data_range = metrics.data_range_of(reference)
+    notes: list[str] = []
+    use_lpips = _lpips_usable(lpips, spatial, notes)
+
+    holes = []
+    for k, kind in enumerate(kinds):
+        for r, ratio in enumerate(ratios):
+            for repeat in range(repeats):
+                hole = _hide(kind, region, ratio, np.random.default_rng([seed, k, r, repeat]))
+                if hole is None:
+                    notes.append(f"no {kind} hole of ratio {ratio} fits in the region; skipped")
+                else:
+                    holes.append((kind, hole))
+
+    for name, params in methods.items():
+        _warm_up(reference, channels, name, params)
+    trials = []
+    total, done = len(holes) * len(methods), 0
+    area = np.count_nonzero(region)
+    for kind, hole in holes:
+        damaged = reference.copy()
+        damaged[hole] = 0  # no method may see the truth
+        ratio = np.count_nonzero(hole) / area
+        for name, params in methods.items():
+            trial = {"method": name, "mask": kind, "ratio": ratio, "bucket": bucket_of(ratio), "seed": seed}
+            trial.update(dict.fromkeys(_SCORES[1:]), error=None)
+            start = time.perf_counter()
+            try:
+                filled = inpaint(damaged, hole, name, channel_axis=channels, seed=seed, cancel=cancel, **params)
+            except InpaintCancelled:
+                raise
+            except Exception as exc:  # a failing method is reported; the others still run
+                trial["error"] = f"{type(exc).__name__}: {exc}"
+            else:
+                trial["seconds"] = time.perf_counter() - start
+                trial.update(_scores(reference, filled, hole, data_range, channels, use_lpips))
+            trials.append(trial)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    return EvaluationTable(trials, notes, per_mask)
+
+
+def _resolve_methods(methods, kinds, shared: dict) -> dict[str, dict]:
+    """Map each method to its validated parameters."""
+    if methods is None:
+        methods = default_methods(kinds)
+    if isinstance(methods, str):
+        methods = [methods]
+    given = {name: dict(params) for name, params in methods.items()} if isinstance(methods, Mapping) else {
+        name: {} for name in methods
+    }
+    if not given:
+        raise ValueError("give at least one method")
+    specs = {name: get_method(name) for name in given}
+    unused = set(shared)
+    for name, spec in specs.items():
+        for key, value in shared.items():
+            if any(p.name == key for p in spec.params):
+                given[name].setdefault(key, value)
+                unused.discard(key)
+        spec.resolve(given[name])  # a bad value fails now, not once per trial
+    if unused:
+        raise TypeError(
+            f"no selected method has a parameter {', '.join(map(repr, sorted(unused)))}; "
+            f"methods: {', '.join(given)}"
+        )
+    return given
+
+
+def _resolve_kind(kind: str) -> str:
+    name = kind.replace("_", "-")
+    if name not in mask_generators.KINDS:
+        raise ValueError(f"unknown mask kind {kind!r}; choose from {', '.join(mask_generators.KINDS)}")
+    return name
+
+
+def _channels_last(image: np.ndarray, channel_axis: int | None) -> tuple[np.ndarray, int | None]:
+    """The image with channels last, and the channel axis to pass to the engine (-1 or None)."""
+    if channel_axis is None and image.ndim == 3 and image.shape[-1] in (3, 4):
+        channel_axis = -1  # RGB(A), as the engine reads it
+    if channel_axis is not None:
+        image = np.moveaxis(image, channel_axis, -1)
+    spatial = image.shape if channel_axis is None else image.shape[:-1]
+    if len(spatial) != 2:
+        raise ValueError(
+            f"evaluate takes one 2D image (with an optional channel axis); got shape {image.shape}. "
+            "For a stack, pass one plane; for channels on another axis, pass channel_axis"
+        )
+    if min(spatial) < _MIN_SIDE:
+        raise ValueError(f"the image must be at least {_MIN_SIDE} pixels a side, got {spatial}")
+    return image, None if channel_axis is None else -1
+
+
+def _check_region(region, spatial: tuple[int, int]) -> np.ndarray:
+    if region is None:
+        return np.ones(spatial, bool)
+    region = np.asarray(region, dtype=bool)
+    if region.shape != spatial:
+        raise ValueError(f"region shape {region.shape} differs from the image's spatial shape {spatial}")
+    if np.count_nonzero(region) < 2:
+        raise ValueError("the region marks fewer than 2 clean pixels")
+    return region
+
+
+def _hide(kind: str, region: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray | None:
+    """A hole of ``kind`` covering about ``ratio`` of ``region``, or None when none lands in it.
+
+    The hole is drawn over the region's bounding box at the target ratio, so
+    that its share of the region is about ``ratio``, and cut to the region.
+    """
+    rows, cols = np.nonzero(region)
+    box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+    hole = np.zeros(region.shape, bool)
+    try:
+        hole[box] = mask_generators.make(kind, region[box].shape, ratio, seed=rng) & region[box]
+    except ValueError:  # e.g. too few lines in a thin region to drop a share of them
+        return None
+    if not hole.any() or hole.sum() == region.sum():
+        return None
+    return hole
+
+
+def _warm_up(reference: np.ndarray, channels: int | None, name: str, params: dict) -> None:
+    """Fill a small hole once, so that the timings leave out one-time costs (imports, JIT compilation)."""
+    crop = reference[:_MIN_SIDE, :_MIN_SIDE]
+    hole = np.zeros(crop.shape[:2], bool)
+    hole[_MIN_SIDE // 2 - 2 : _MIN_SIDE // 2 + 2, _MIN_SIDE // 2 - 2 : _MIN_SIDE // 2 + 2] = True
+    with contextlib.suppress(Exception):  # the timed runs report any error
+        inpaint(crop, hole, name, channel_axis=channels, **params)
+
+
+def _lpips_usable(lpips, spatial: tuple[int, int], notes: list[str]) -> bool:
+    """Whether to score with LPIPS; when not, say why in ``notes``."""
+    if lpips is False:
+        return False
+    if lpips not in (True, "auto"):
+        raise ValueError(f"lpips must be 'auto', True or False, got {lpips!r}")
+    if min(spatial) < metrics._LPIPS_MIN_SIDE:
+        notes.append(f"LPIPS left out: it needs images of at least {metrics._LPIPS_MIN_SIDE} pixels a side")
+        return False
+    if lpips == "auto":
+        from napari_inpaint import models
+
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            notes.append("LPIPS left out: PyTorch is not installed")
+            return False
+        if not all(models.is_cached(name) for name in metrics._LPIPS_MODELS):
+            notes.append(
+                "LPIPS left out: its weights are not downloaded; pass lpips=True (command line: --lpips) "
+                "to fetch them once (about 245 MB)"
+            )
+            return False
+    try:
+        metrics._lpips_weights()
+    except RuntimeError as exc:
+        notes.append(f"LPIPS left out: {exc}")
+        return False
+    return True
+
+
+def _scores(reference, filled, hole, data_range, channels, use_lpips) -> dict:
+    return {
+        "psnr_hole": metrics.psnr(reference, filled, mask=hole, data_range=data_range),
+        "ssim_hole": metrics.ssim(reference, filled, data_range=data_range, channel_axis=channels, mask=hole),
+        "mae_hole": metrics.hole_mae(reference, filled, hole, data_range=data_range),
+        "psnr_image": metrics.psnr(reference, filled, data_range=data_range),
+        "lpips": metrics.lpips(reference, filled, data_range, channels, device="cpu") if use_lpips else None,
+    }

@@ -1,0 +1,636 @@
+r"""Deep inpainting without downloads: self-supervised training, and Deep Image Prior.
+
+Pretrained inpainting models learnt photographs; on a fluorescence stack or an
+EM section they invent photographic texture.  The two methods here learn only
+from the image being filled.
+
+``learned``
+    trains a compact gated-convolution [1]_ U-Net with Fourier blocks [4]_
+    (:class:`~napari_inpaint.methods._networks.Inpainter`) on the known pixels
+    of the crop the engine hands over, then fills its real holes.  A network
+    trained with :func:`train_model` on a whole image or stack and saved with
+    :func:`save_model` fills other images of the same kind through
+    ``model=<path>`` without training again.
+``dip``
+    Deep Image Prior [2]_: a randomly initialised network maps fixed noise to
+    an image and is fitted to the known pixels only; the architecture's bias
+    towards natural structure fills the holes.
+
+Notes
+-----
+**Self-supervised training** (``learned``).  Values are normalised per
+channel, :math:`\hat x = (x - p_1) / (p_{99} - p_1)` with the 1st and 99th
+percentiles of the known pixels, and mapped back at the end.  Every step
+draws a batch of ``crop_size`` windows (random position and flips) and for
+each a synthetic hole :math:`S`: with probability 1/2 the real mask at another
+random window (so the training holes have the shape, width and density of the
+real ones), otherwise a random blob (``masks.debris``) and a curved stroke
+(``masks.scratch``) about as wide as the real holes.  With :math:`R` the real
+holes in the window, :math:`m = \mathbb 1_{S \cup R}` and :math:`b` the
+biharmonic fill of :math:`S \cup R`, the network sees the known values
+outside :math:`S \cup R`, :math:`m` and :math:`b`, and predicts a
+correction to :math:`b` (its last layer starts at zero, so a briefly trained
+network gives the biharmonic fill, never much worse); the loss is the mean
+absolute error on the pixels it could not see but whose truth is known,
+
+.. math:: \mathcal L = \frac{1}{|S \setminus R|} \sum_{S \setminus R}
+          \big\lvert b + g_\theta(\hat x \odot (1 - m), m, b) - \hat x \big\rvert,
+
+minimised with Adam [3]_ whose learning rate follows a cosine decay over
+the budget (``steps`` or ``seconds``, whichever runs out first).  The real
+holes are then filled by the average of the predictions for the crop and its
+three flips (a cheap test-time ensemble).
+
+**Engine interplay.**  The engine calls the fill once per crop: each hole
+with ``context`` pixels around it (default 128; holes whose crops touch share
+one), one plane at a time (``channel_independent=False``, so all channels of
+a plane come together).  ``learned`` trains once per call on that crop, with
+the whole budget: a crop is the training set, and separate crops are
+separate images.  Many scattered holes, or a stack, therefore cost the budget
+several times; for them train once with :func:`train_model` on the whole
+image or stack, save the network and fill with ``model=<path>`` (inference
+only, fast).  The network is not cached between calls because the fill has
+no handle on the ``inpaint`` call it belongs to.
+
+**Reproducibility.**  Weights are initialised, noise drawn and training
+windows chosen from the engine's seeded generator ``rng``; with
+``seconds=0`` (no time limit) a run is repeatable.  A time budget makes the
+number of steps, and so the result, depend on the machine's speed.
+
+**Deep Image Prior** (``dip``).  With :math:`z` fixed uniform noise (32
+channels, amplitude 0.1), :math:`f_\theta` the same U-Net with random
+weights and :math:`K` the known pixels, Adam minimises
+:math:`\sum_K (f_\theta(z + \eta) - \hat x)^2` for ``iterations`` steps, with
+fresh perturbations :math:`\eta \sim \mathcal N(0, (1/30)^2)` as in [2]_; the
+fill is :math:`f_\theta(z)` in the holes.  Each call fits one crop from
+scratch; it is slow on a CPU (seconds per 100 iterations for a 256^2 crop).
+
+References
+----------
+.. [1] J. Yu, Z. Lin, J. Yang, X. Shen, X. Lu and T. Huang, "Free-form image
+       inpainting with gated convolution", ICCV 2019, arXiv:1806.03589.
+.. [2] D. Ulyanov, A. Vedaldi and V. Lempitsky, "Deep Image Prior", CVPR 2018,
+       arXiv:1711.10925.
+.. [3] D. P. Kingma and J. Ba, "Adam: a method for stochastic optimization",
+       ICLR 2015, arXiv:1412.6980.
+.. [4] R. Suvorov et al., "Resolution-robust large mask inpainting with
+       Fourier convolutions", WACV 2022, arXiv:2109.07161.
+"""
+
+import functools
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from napari_inpaint import masks
+from napari_inpaint._registry import Param, register
+from napari_inpaint.models import select_device
+
+if TYPE_CHECKING:
+    import torch
+
+_FORMAT = "napari-inpaint-learned"
+_VERSION = 1
+_BATCH = 4
+_DIP_NOISE_CHANNELS = 32
+
+Progress = Callable[[int, int], None] | None
+Check = Callable[[], None] | None
+
+_DEVICE = Param("device", str, "auto", "PyTorch device: auto, cpu, cuda, cuda:1, mps")
+_WIDTH_HELP = "channels of the network's first level (2x and 4x deeper); more is slower"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _normaliser(image: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel offset and scale from the 1st and 99th percentiles of the known pixels."""
+    low, high = np.percentile(image[known], [1.0, 99.0], axis=0)
+    scale = high - low
+    # A flat channel keeps its values (scale 1) instead of dividing by zero.
+    return low, np.where(scale > 0, scale, 1.0)
+
+
+def _torch_seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(2**62))
+
+
+def _seeded(build: Callable[[], "torch.nn.Module"], seed: int) -> "torch.nn.Module":
+    """Build a network with a private torch RNG: reproducible, and the global seed is left alone."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def _new_inpainter(channels: int, width: int, seed: int) -> "torch.nn.Module":
+    from napari_inpaint.methods._networks import Inpainter
+
+    return _seeded(lambda: Inpainter(channels, width), seed)
+
+
+def _hole_radius(holes: np.ndarray) -> float:
+    """Half-width of the widest real hole (largest distance to a known pixel), per plane."""
+    widths = (float(ndi.distance_transform_edt(plane).max()) for plane in holes if plane.any())
+    return max(widths, default=0.0)
+
+
+def _training_hole(
+    holes: np.ndarray, shape: tuple[int, int], radius: float, rng: np.random.Generator
+) -> np.ndarray:
+    """A synthetic hole for one training window: a window of the real mask, or a blob and a stroke."""
+    if rng.random() < 0.5 and holes.any():
+        plane = holes[rng.integers(holes.shape[0])]
+        top, left = rng.integers(plane.shape[0] - shape[0] + 1), rng.integers(plane.shape[1] - shape[1] + 1)
+        window = plane[top : top + shape[0], left : left + shape[1]]
+        window = window[:: rng.choice((-1, 1)), :: rng.choice((-1, 1))]
+        if window.any():
+            return window
+    size = min(shape)
+    widest = float(np.clip(radius if radius > 0 else size / 8, 1.0, size / 4))
+    hole = masks.debris(shape, rng.uniform(1.0, widest), seed=rng)
+    if rng.random() < 0.5:
+        hole |= masks.scratch(shape, width=rng.uniform(1.0, 2 * widest), seed=rng)
+    return hole
+
+
+def _smooth(pixels: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+    """The biharmonic fill of ``hidden`` in ``pixels`` (H, W, C): the base the network corrects."""
+    from napari_inpaint.methods.diffusion import biharmonic
+
+    return biharmonic(np.where(hidden[..., None], 0.0, pixels), hidden) if hidden.any() else pixels
+
+
+def _batch(values: np.ndarray, holes: np.ndarray, size: tuple[int, int], radius: float, rng) -> tuple:
+    """Inputs (values, hole indicator, smooth fill), targets and loss weights of one batch (float32, NCHW)."""
+    count, height, width, channels = values.shape
+    arrays = {name: [] for name in ("inputs", "hidden", "smooth", "targets", "weights")}
+    while len(arrays["inputs"]) < _BATCH:
+        plane = rng.integers(count)
+        top, left = rng.integers(height - size[0] + 1), rng.integers(width - size[1] + 1)
+        flip = (slice(None, None, rng.choice((-1, 1))), slice(None, None, rng.choice((-1, 1))))
+        window = (plane, slice(top, top + size[0]), slice(left, left + size[1]))
+        real = holes[window][flip]
+        synthetic = _training_hole(holes, size, radius, rng) & ~real
+        hidden = real | synthetic
+        if not synthetic.any() or hidden.all():  # nothing to learn from, or nothing to see
+            continue
+        pixels = values[window][flip]
+        arrays["inputs"].append(np.where(hidden[..., None], 0.0, pixels))
+        arrays["hidden"].append(hidden[..., None])
+        arrays["smooth"].append(_smooth(pixels, hidden))
+        arrays["targets"].append(pixels)
+        arrays["weights"].append(synthetic[..., None])
+    return tuple(np.ascontiguousarray(np.moveaxis(np.stack(a), -1, 1), np.float32) for a in arrays.values())
+
+
+def _fit(
+    net, values: np.ndarray, holes: np.ndarray, *, steps: int, seconds: float, crop_size: int,
+    learning_rate: float, device, rng: np.random.Generator, progress: Progress, check: Check,
+) -> None:
+    """Train ``net`` to fill synthetic holes in the known pixels of ``values`` (N, H, W, C)."""
+    import torch
+
+    size = (min(crop_size, values.shape[1]), min(crop_size, values.shape[2]))
+    radius = _hole_radius(holes)
+    net.to(device).train()
+    optimiser = torch.optim.Adam(net.parameters(), lr=learning_rate)
+    start = time.perf_counter()
+    for step in range(steps):
+        if check is not None:
+            check()
+        elapsed = time.perf_counter() - start
+        if seconds > 0 and elapsed >= seconds:
+            break
+        done = max(step / steps, elapsed / seconds if seconds > 0 else 0.0)
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate * 0.5 * (1.0 + math.cos(math.pi * done))
+        arrays = _batch(values, holes, size, radius, rng)
+        inputs, hidden, smooth, targets, weights = (torch.from_numpy(a).to(device) for a in arrays)
+        error = (net(inputs, hidden, smooth) - targets).abs() * weights
+        loss = error.sum() / (weights.sum() * targets.shape[1]).clamp(min=1.0)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if progress is not None:
+            progress(step + 1, steps)
+    net.eval()
+
+
+def _predict(net, values: np.ndarray, holes: np.ndarray, device) -> np.ndarray:
+    """The network's fill of one normalised plane (H, W, C), averaged over its four flips."""
+    import torch
+
+    def tensor(array: np.ndarray) -> "torch.Tensor":
+        return torch.from_numpy(np.ascontiguousarray(np.moveaxis(array, -1, 0), np.float32))[None].to(device)
+
+    known = np.where(holes[..., None], 0.0, values)
+    batch = [tensor(known), tensor(holes[..., None]), tensor(_smooth(values, holes))]
+    total = 0.0
+    with torch.no_grad():
+        for dims in ((), (2,), (3,), (2, 3)):
+            total = total + net(*(a.flip(dims) for a in batch)).flip(dims)
+    return np.moveaxis((total / 4)[0].cpu().numpy().astype(np.float64), 0, -1)
+
+
+def _check_image(image: np.ndarray, mask: np.ndarray) -> None:
+    if image.shape[:-1] != mask.shape or mask.ndim != 2:
+        raise ValueError(
+            f"expected a 2D mask and an image of shape mask.shape + (C,); got {image.shape} and {mask.shape}"
+        )
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def train_model(
+    image: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    channel_axis: int | None = None,
+    steps: int = 2000,
+    seconds: float = 60.0,
+    crop_size: int = 64,
+    learning_rate: float = 2e-3,
+    width: int = 16,
+    device: str = "auto",
+    seed: int = 0,
+    progress: Progress = None,
+    check: Check = None,
+) -> "torch.nn.Module":
+    """Train an inpainting network on the known pixels of an image or a stack.
+
+    Parameters
+    ----------
+    image : ndarray
+        A 2D image or a stack of them (``(..., H, W)``), with an optional
+        channel axis; any integer or floating dtype.
+    mask : ndarray of bool, optional
+        True on bad pixels, which are never used as training targets.  The
+        image's shape without its channel axis, or anything that broadcasts
+        to it (e.g. one plane's mask for a whole stack).  Default: all known.
+    channel_axis : int, optional
+        Axis of channels; by default a last axis of length 3 or 4 that the
+        mask lacks is taken as RGB(A), as :func:`napari_inpaint.inpaint` does.
+    steps : int
+        Training steps (batches of 4 windows).
+    seconds : float
+        Stop after this many seconds; 0 for no time limit (repeatable).
+    crop_size : int
+        Side of the training windows.
+    learning_rate : float
+        Initial Adam learning rate (cosine decay to zero).
+    width : int
+        Channels of the network's first level.
+    device : str
+        PyTorch device, see :func:`napari_inpaint.models.select_device`.
+    seed : int
+        Seeds the weights and the training windows.
+    progress : callable, optional
+        ``progress(step, steps)`` after every step.
+    check : callable, optional
+        Called before every step; raise from it to stop training.
+
+    Returns
+    -------
+    torch.nn.Module
+        The trained network, in evaluation mode; see :func:`save_model`.
+
+    Notes
+    -----
+    Each plane is normalised with its own known-pixel percentiles (see the
+    module notes); ``inpaint(..., method="learned", model=path)`` normalises
+    each crop it fills the same way.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.random.default_rng(0).random((3, 32, 32))  # a small stack
+    >>> net = train_model(image, steps=2, seconds=0, crop_size=16, width=4, device="cpu")
+    >>> net.config["channels"], net.config["width"]
+    (1, 4)
+    """
+    from napari_inpaint._engine import _resolve_channel_axis
+
+    image = np.asarray(image)
+    mask = np.zeros((), bool) if mask is None else np.asarray(mask, dtype=bool)
+    mask_shape = mask.shape if mask.ndim else image.shape[:-1]
+    axis = _resolve_channel_axis(image.shape, mask_shape, channel_axis)
+    planes = image[..., None] if axis is None else np.moveaxis(image, axis, -1)
+    if planes.ndim < 3:
+        raise ValueError(f"train_model needs a 2D image or a stack of them; got shape {image.shape}")
+    values = planes.reshape((-1,) + planes.shape[-3:]).astype(np.float64)
+    holes = np.broadcast_to(mask, planes.shape[:-1]).reshape(values.shape[:-1])
+    known = ~holes
+    if not known.any(axis=(1, 2)).all():
+        raise ValueError("every plane needs some known (unmasked) pixels to learn from")
+    for plane in range(values.shape[0]):
+        low, scale = _normaliser(values[plane], known[plane])
+        values[plane] = (values[plane] - low) / scale
+    values[holes] = 0.0
+    rng = np.random.default_rng(seed)
+    net = _new_inpainter(values.shape[-1], width, _torch_seed(rng))
+    _fit(
+        net, values.astype(np.float32), holes, steps=steps, seconds=seconds, crop_size=crop_size,
+        learning_rate=learning_rate, device=select_device(device), rng=rng, progress=progress, check=check,
+    )
+    return net
+
+
+def save_model(net: "torch.nn.Module", path: str | os.PathLike) -> None:
+    """Save a network from :func:`train_model` (weights and architecture) to ``path``.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        A network returned by :func:`train_model` or :func:`load_model`.
+    path : str or path-like
+        File to write (conventionally ``.pt``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> net = train_model(np.zeros((16, 16)), steps=1, seconds=0, crop_size=16, width=4, device="cpu")
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "net.pt"
+    >>> save_model(net, path)
+    >>> load_model(path).config == net.config
+    True
+    """
+    import torch
+
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    saved = {"format": _FORMAT, "version": _VERSION, "config": dict(net.config), "state": state}
+    torch.save(saved, os.fspath(path))
+
+
+def load_model(path: str | os.PathLike, device: str = "auto") -> "torch.nn.Module":
+    """Load a network saved by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        File written by :func:`save_model`.
+    device : str
+        PyTorch device for the network.
+
+    Returns
+    -------
+    torch.nn.Module
+        The network in evaluation mode.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a napari-inpaint learned model.
+
+    Examples
+    --------
+    See :func:`save_model`.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"no model file {path!r}; create one with napari_inpaint.methods.learned.save_model"
+        )
+    stat = os.stat(path)
+    return _load_cached(os.path.abspath(path), stat.st_mtime_ns, stat.st_size, str(select_device(device)))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: str, mtime_ns: int, size: int, device: str) -> "torch.nn.Module":
+    # Keyed by modification time and size, so a rewritten file is read again; every
+    # crop of an inpaint() call then reuses one loaded network.
+    import torch
+
+    from napari_inpaint.methods._networks import Inpainter
+
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path!r} is not a napari-inpaint learned model ({error})") from error
+    if not isinstance(saved, dict) or saved.get("format") != _FORMAT:
+        raise ValueError(f"{path!r} is not a napari-inpaint learned model (save one with save_model)")
+    if saved.get("version") != _VERSION:
+        raise ValueError(
+            f"{path!r} has model format version {saved.get('version')}; this version reads {_VERSION}"
+        )
+    net = Inpainter(**saved["config"])
+    net.load_state_dict(saved["state"])
+    return net.to(device).eval()
+
+
+# --------------------------------------------------------------------------- methods
+
+
+@register(
+    "learned",
+    summary="Self-supervised deep inpainting: trains a small network on the image's own known pixels",
+    artifacts=("texture", "debris", "large-holes", "scratches"),
+    ndims=(2,),
+    params=(
+        Param("steps", int, 2000, "training steps (batches of 4 windows)", 1, 1_000_000),
+        Param("seconds", float, 60.0, "time limit per crop (s); 0 = none, repeatable", 0.0, 86_400.0),
+        Param("crop_size", int, 64, "side of the training windows", 16, 512),
+        Param("learning_rate", float, 2e-3, "initial Adam learning rate (cosine decay)", 1e-5, 1.0),
+        Param("width", int, 16, _WIDTH_HELP, 4, 128),
+        Param("context", int, 128, "known pixels around each hole to learn from", 16, 4096),
+        _DEVICE,
+        Param("model", str, "", "file of a network saved with save_model; empty: train on the image"),
+    ),
+    margin=lambda params: params["context"],
+    channel_independent=False,
+    needs_torch=True,
+)
+def learned(
+    image: np.ndarray,
+    mask: np.ndarray,
+    *,
+    steps: int = 2000,
+    seconds: float = 60.0,
+    crop_size: int = 64,
+    learning_rate: float = 2e-3,
+    width: int = 16,
+    context: int = 128,
+    device: str = "auto",
+    model: str = "",
+    rng: np.random.Generator | None = None,
+    check: Check = None,
+    progress: Progress = None,
+) -> np.ndarray:
+    """Fill the holes with a network trained on the crop's known pixels (or loaded from ``model``).
+
+    Parameters
+    ----------
+    image : ndarray, shape mask.shape + (C,)
+        Float image; masked entries are ignored.
+    mask : ndarray of bool, 2D
+        True on the pixels to fill.
+    steps, seconds, crop_size, learning_rate, width
+        Training budget and network, see :func:`train_model`; unused with ``model``.
+    context : int
+        Used by the engine only: pixels of known context cropped around each
+        hole, i.e. the training data.
+    device : str
+        PyTorch device.
+    model : str
+        Path of a network saved with :func:`save_model`; empty to train one.
+    rng : numpy.random.Generator, optional
+        Seeds the weights and the training windows.
+    check : callable, optional
+        Called before every training step; raises to cancel.
+    progress : callable, optional
+        ``progress(step, steps)`` after every training step.
+
+    Returns
+    -------
+    ndarray
+        ``image`` with the masked pixels replaced by the network's prediction.
+
+    Raises
+    ------
+    ValueError
+        If ``model`` was trained for another number of channels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari_inpaint import inpaint
+    >>> image = np.tile(np.sin(np.arange(48) / 2.0), (48, 1))
+    >>> mask = np.zeros(image.shape, bool); mask[20:26, 20:26] = True
+    >>> filled = inpaint(image, mask, "learned", steps=5, seconds=0, crop_size=32, width=4, device="cpu")
+    >>> bool(np.array_equal(filled[~mask], image[~mask]))
+    True
+    """
+    _check_image(image, mask)
+    rng = np.random.default_rng(0) if rng is None else rng
+    torch_device = select_device(device)
+    known = ~mask
+    low, scale = _normaliser(image, known)
+    values = np.where(mask[..., None], 0.0, (image - low) / scale)
+    channels = image.shape[-1]
+    if model:
+        net = load_model(model, str(torch_device))
+        if net.config["channels"] != channels:
+            raise ValueError(
+                f"model {model!r} was trained on images with {net.config['channels']} channel(s); "
+                f"this image has {channels}"
+            )
+    else:
+        net = _new_inpainter(channels, width, _torch_seed(rng))
+        _fit(
+            net, values[None].astype(np.float32), mask[None], steps=steps, seconds=seconds,
+            crop_size=crop_size, learning_rate=learning_rate, device=torch_device, rng=rng,
+            progress=progress, check=check,
+        )
+    filled = _predict(net, values, mask, torch_device)
+    return np.where(mask[..., None], filled * scale + low, image)
+
+
+@register(
+    "dip",
+    summary="Deep Image Prior: fits a randomly initialised network to the known pixels (slow on CPU)",
+    artifacts=("texture", "debris"),
+    ndims=(2,),
+    params=(
+        Param("iterations", int, 1000, "optimisation steps", 1, 1_000_000),
+        Param("learning_rate", float, 0.01, "Adam learning rate", 1e-5, 1.0),
+        Param("width", int, 16, _WIDTH_HELP, 4, 128),
+        Param("context", int, 32, "known pixels around each hole to fit", 4, 4096),
+        _DEVICE,
+    ),
+    margin=lambda params: params["context"],
+    channel_independent=False,
+    needs_torch=True,
+)
+def dip(
+    image: np.ndarray,
+    mask: np.ndarray,
+    *,
+    iterations: int = 1000,
+    learning_rate: float = 0.01,
+    width: int = 16,
+    context: int = 32,
+    device: str = "auto",
+    rng: np.random.Generator | None = None,
+    check: Check = None,
+    progress: Progress = None,
+) -> np.ndarray:
+    """Fill the holes with a Deep Image Prior fitted to the crop's known pixels.
+
+    Parameters
+    ----------
+    image : ndarray, shape mask.shape + (C,)
+        Float image; masked entries are ignored.
+    mask : ndarray of bool, 2D
+        True on the pixels to fill.
+    iterations : int
+        Adam steps.
+    learning_rate : float
+        Adam learning rate.
+    width : int
+        Channels of the network's first level.
+    context : int
+        Used by the engine only: pixels of known context around each hole.
+    device : str
+        PyTorch device.
+    rng : numpy.random.Generator, optional
+        Seeds the weights, the input noise and its perturbations.
+    check : callable, optional
+        Called before every iteration; raises to cancel.
+    progress : callable, optional
+        ``progress(iteration, iterations)`` after every iteration.
+
+    Returns
+    -------
+    ndarray
+        ``image`` with the masked pixels replaced by the network's output.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari_inpaint import inpaint
+    >>> image = np.tile(np.linspace(0.0, 1.0, 32), (32, 1))
+    >>> mask = np.zeros(image.shape, bool); mask[12:18, 12:18] = True
+    >>> filled = inpaint(image, mask, "dip", iterations=5, width=4, device="cpu")
+    >>> bool(np.array_equal(filled[~mask], image[~mask]))
+    True
+    """
+    import torch
+
+    _check_image(image, mask)
+    rng = np.random.default_rng(0) if rng is None else rng
+    torch_device = select_device(device)
+    low, scale = _normaliser(image, ~mask)
+    values = np.where(mask[..., None], 0.0, (image - low) / scale)
+    from napari_inpaint.methods._networks import UNet
+
+    generator = torch.Generator().manual_seed(_torch_seed(rng))
+    net = _seeded(lambda: UNet(_DIP_NOISE_CHANNELS, image.shape[-1], width), _torch_seed(rng))
+    net.to(torch_device)
+    noise = (0.1 * torch.rand((1, _DIP_NOISE_CHANNELS) + mask.shape, generator=generator)).to(torch_device)
+    target = torch.from_numpy(np.moveaxis(values, -1, 0).astype(np.float32))[None].to(torch_device)
+    weight = torch.from_numpy(~mask).to(torch_device)
+    optimiser = torch.optim.Adam(net.parameters(), lr=learning_rate)
+    for iteration in range(iterations):
+        if check is not None:
+            check()
+        jitter = torch.randn(noise.shape, generator=generator).to(torch_device) / 30.0
+        loss = ((net(noise + jitter) - target) ** 2 * weight).sum() / (weight.sum() * target.shape[1])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if progress is not None:
+            progress(iteration + 1, iterations)
+    with torch.no_grad():
+        out = net(noise)[0].cpu().numpy().astype(np.float64)
+    return np.where(mask[..., None], np.moveaxis(out, 0, -1) * scale + low, image)

@@ -1,0 +1,254 @@
+import csv
+import io
+
+import numpy as np
+import pytest
+from skimage import data
+from skimage import io as skio
+
+from napari_inpaint import evaluate as evaluate_module
+from napari_inpaint import inpaint
+from napari_inpaint.cli import main
+from napari_inpaint.evaluate import EvaluationTable, bucket_of, default_methods, evaluate
+
+
+def _ramp(shape=(48, 56)):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (1000 + 37 * yy + 11 * xx).astype(np.uint16)
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    """Record what each method is given, filling through the real engine."""
+    calls = []
+
+    def recording_inpaint(image, mask, method, **kwargs):
+        calls.append({"image": image.copy(), "mask": mask.copy(), "method": method, **kwargs})
+        return inpaint(image, mask, method, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "inpaint", recording_inpaint)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("ratio", "label"), [(0.001, "0-10%"), (0.1, "0-10%"), (0.1001, "10-20%"), (0.3, "20-30%"), (0.95, "90-100%")]
+)
+def test_buckets_are_right_closed_tenths(ratio, label):
+    assert bucket_of(ratio) == label
+
+
+def test_harmonic_is_exact_on_a_ramp_and_rows_are_method_by_bucket():
+    table = evaluate(_ramp(), ["harmonic", "telea"], masks=["rectangles", "strokes"], ratios=[0.05, 0.25])
+    assert [(row["method"], row["bucket"], row["n"]) for row in table.rows] == [
+        ("harmonic", "0-10%", 2),
+        ("harmonic", "20-30%", 2),
+        ("telea", "0-10%", 2),
+        ("telea", "20-30%", 2),
+    ]
+    harmonic = table.rows[0]
+    assert harmonic["mae_hole"] < 0.01 and harmonic["ssim_hole"] > 0.999
+    assert harmonic["ratio"] == pytest.approx(0.05, abs=1e-3)
+    for row in table.rows:
+        assert row["error"] is None and row["seconds"] > 0
+        assert row["psnr_image"] >= row["psnr_hole"]  # the same error spread over more pixels
+    assert "lpips" not in table.columns and any("LPIPS" in note for note in table.notes)
+
+
+def test_scores_are_the_metrics_of_each_fill(recorder):
+    image = data.camera()[200:264, 200:264]
+    table = evaluate(image, ["telea"], masks=["debris"], ratios=[0.15], lpips=False)
+    (call,) = [c for c in recorder if c["mask"].shape == image.shape]
+    hole = call["mask"]
+    assert (call["image"][hole] == 0).all()  # the truth is hidden from the method
+    assert (call["image"][~hole] == image[~hole]).all()
+    filled = inpaint(call["image"], hole, "telea")
+    (trial,) = table.trials
+    diff = np.abs(filled.astype(float) - image)[hole]
+    assert trial["mae_hole"] == pytest.approx(100 * diff.mean() / 255)
+    assert trial["psnr_hole"] == pytest.approx(10 * np.log10(255**2 / np.mean(diff**2)))
+    assert trial["ratio"] == pytest.approx(hole.mean()) and trial["bucket"] == "10-20%"
+
+
+def test_holes_go_only_into_the_clean_region(recorder):
+    image = data.camera()[100:164, 100:164]
+    region = np.zeros(image.shape, bool)
+    region[10:40, 20:60] = True
+    table = evaluate(image, ["harmonic"], masks=["strokes", "hot-pixels", "scan-lines"], region=region,
+                     ratios=[0.15], per_mask=True)  # fmt: skip
+    holes = [c["mask"] for c in recorder if c["mask"].shape == image.shape]
+    assert len(holes) == 3
+    for hole in holes:
+        assert hole.any() and not (hole & ~region).any()
+    # Ratios count the region's pixels.
+    assert [row["mask"] for row in table.rows] == ["strokes", "hot-pixels", "scan-lines"]
+    assert table.rows[1]["ratio"] == pytest.approx(0.15, abs=0.01)
+
+
+def test_rgb_and_channel_axis(recorder):
+    rgb = data.astronaut()[:48, :48]
+    last = evaluate(rgb, ["harmonic"], masks=["rectangles"], ratios=[0.1])
+    first = evaluate(np.moveaxis(rgb, -1, 0), ["harmonic"], masks=["rectangles"], ratios=[0.1], channel_axis=0)
+    assert last.rows[0]["psnr_hole"] == pytest.approx(first.rows[0]["psnr_hole"])
+    timed = [c for c in recorder if c["mask"].shape == (48, 48)]
+    assert len(timed) == 2 and all(c["channel_axis"] == -1 and c["image"].shape[-1] == 3 for c in timed)
+
+
+def test_a_failing_method_is_reported_not_raised(monkeypatch):
+    def flaky(image, mask, method, **kwargs):
+        if method == "telea":
+            raise RuntimeError("weights need a download")
+        return inpaint(image, mask, method, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "inpaint", flaky)
+    table = evaluate(_ramp(), ["harmonic", "telea"], masks=["strokes"], ratios=[0.05, 0.15])
+    telea = [row for row in table.rows if row["method"] == "telea"]
+    assert [row["n"] for row in telea] == [0, 0]
+    assert telea[0]["error"] == "RuntimeError: weights need a download" and telea[0]["psnr_hole"] is None
+    assert "failed: telea 0-10%: RuntimeError: weights need a download" in str(table)
+    assert all(row["error"] is None and row["n"] == 1 for row in table.rows if row["method"] == "harmonic")
+
+
+def test_parameters_go_to_the_methods_that_have_them(recorder):
+    evaluate(_ramp(), ["harmonic", "telea"], masks=["strokes"], ratios=[0.05], radius=2)
+    timed = [c for c in recorder if c["mask"].shape == (48, 56)]
+    assert {c["method"]: c.get("radius") for c in timed} == {"harmonic": None, "telea": 2}
+    evaluate(_ramp(), {"exemplar": {"patch_size": 5}}, masks=["strokes"], ratios=[0.05])
+    assert recorder[-1]["patch_size"] == 5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"methods": ["nope"]}, ValueError, "unknown method 'nope'"),
+        ({"methods": ["harmonic"], "radius": 3}, TypeError, "no selected method has a parameter 'radius'"),
+        ({"methods": ["telea"], "radius": 0}, ValueError, "radius"),
+        ({"masks": ["blobs"]}, ValueError, "unknown mask kind"),
+        ({"ratios": [0.0]}, ValueError, "ratios"),
+        ({"lpips": "maybe"}, ValueError, "lpips"),
+        ({"region": np.ones((3, 3), bool)}, ValueError, "region shape"),
+    ],
+)
+def test_bad_requests_raise_before_any_fill(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        evaluate(_ramp(), **{"methods": ["harmonic"], **kwargs})
+
+
+def test_images_that_are_not_2d_are_refused():
+    with pytest.raises(ValueError, match="one plane"):
+        evaluate(np.zeros((5, 32, 32), np.uint8), ["harmonic"])
+
+
+def test_default_methods_are_the_classical_ones():
+    assert default_methods() == ["harmonic", "biharmonic", "exemplar", "telea", "navier-stokes", "tv"]
+    assert "interpolate" in default_methods(["scan_lines"])
+
+
+def _table() -> EvaluationTable:
+    def trial(method, bucket, psnr, error=None):
+        scores = dict.fromkeys(("psnr_hole", "ssim_hole", "mae_hole", "psnr_image", "seconds"), None)
+        if error is None:
+            scores.update(psnr_hole=psnr, ssim_hole=0.9, mae_hole=1.5, psnr_image=psnr + 10, seconds=0.25)
+        ratio = {"0-10%": 0.05, "10-20%": 0.15}[bucket]
+        return {"method": method, "mask": "strokes", "ratio": ratio, "bucket": bucket, "seed": 0,
+                "lpips": None, **scores, "error": error}  # fmt: skip
+
+    return EvaluationTable(
+        [trial("tv", "10-20%", 30.0), trial("tv", "0-10%", 31.0), trial("tv", "0-10%", 33.0),
+         trial("lama", "0-10%", None, "DownloadError: offline")],
+        notes=["LPIPS left out: no weights"],
+    )  # fmt: skip
+
+
+def test_rows_average_within_a_bucket_in_bucket_order():
+    rows = _table().rows
+    assert [(r["method"], r["bucket"], r["n"]) for r in rows] == [
+        ("tv", "0-10%", 2), ("tv", "10-20%", 1), ("lama", "0-10%", 0)
+    ]  # fmt: skip
+    assert rows[0]["psnr_hole"] == 32.0 and rows[0]["psnr_image"] == 42.0
+    assert rows[2]["psnr_hole"] is None and rows[2]["error"] == "DownloadError: offline"
+
+
+def test_table_renders_as_text_dict_and_csv(tmp_path):
+    table = _table()
+    text = str(table)
+    assert text == table.to_text()
+    header, first = text.splitlines()[:2]
+    assert header.split()[:4] == ["method", "holes", "hole", "%"]
+    assert first.split() == ["tv", "0-10%", "5.0%", "32.00", "0.9000", "1.50", "42.00", "0.250", "2"]
+    assert "lama    0-10%" in text and text.endswith("note: LPIPS left out: no weights")
+    as_dict = table.to_dict()
+    assert as_dict["columns"][0] == "method" and as_dict["rows"] == table.rows and as_dict["notes"] == table.notes
+    path = tmp_path / "scores.csv"
+    assert table.to_csv(path) == path.read_text()
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    assert [r["bucket"] for r in rows] == ["0-10%", "10-20%", "0-10%"]
+    assert float(rows[0]["psnr_hole"]) == 32.0 and rows[2]["psnr_hole"] == "" and rows[0]["error"] == ""
+
+
+def test_lpips_column_when_the_weights_load(monkeypatch):
+    monkeypatch.setattr(evaluate_module.metrics, "_lpips_weights", lambda: None)
+    monkeypatch.setattr(evaluate_module.metrics, "lpips", lambda *args, **kwargs: 0.125)
+    table = evaluate(data.camera()[:64, :64], ["harmonic"], masks=["strokes"], ratios=[0.1], lpips=True)
+    assert table.rows[0]["lpips"] == 0.125 and "LPIPS" in str(table) and not table.notes
+
+
+def test_lpips_failure_leaves_the_column_out_with_a_note(monkeypatch):
+    def offline():
+        raise RuntimeError("LPIPS needs the weight files: offline")
+
+    monkeypatch.setattr(evaluate_module.metrics, "_lpips_weights", offline)
+    table = evaluate(data.camera()[:64, :64], ["harmonic"], masks=["strokes"], ratios=[0.1], lpips=True)
+    assert "lpips" not in table.columns
+    assert table.notes == ["LPIPS left out: LPIPS needs the weight files: offline"]
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+@pytest.fixture
+def photo_file(tmp_path):
+    path = tmp_path / "photo.png"
+    skio.imsave(path, data.camera()[200:264, 180:260], check_contrast=False)
+    return path
+
+
+def test_compare_prints_the_table_and_writes_csv(photo_file, tmp_path, capsys):
+    out = tmp_path / "scores.csv"
+    status = main(["compare", str(photo_file), "--methods", "harmonic,telea", "--masks", "strokes", "scratches",
+                   "--ratios", "0.05,0.15", "--per-mask", "--param", "radius=3", "--csv", str(out)])  # fmt: skip
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0].split()[:3] == ["method", "mask", "holes"]
+    assert "telea     scratches  10-20%" in printed
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 8 and {r["method"] for r in rows} == {"harmonic", "telea"}
+
+
+def test_compare_with_a_region(photo_file, tmp_path, capsys):
+    region = np.zeros((64, 80), np.uint8)
+    region[:, :40] = 255
+    skio.imsave(tmp_path / "region.png", region, check_contrast=False)
+    status = main(["compare", str(photo_file), "--methods", "harmonic", "--ratios", "0.1",
+                   "--region", str(tmp_path / "region.png")])  # fmt: skip
+    assert status == 0 and "harmonic  0-10%" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--masks", "blobs"], "unknown mask kind"),
+        (["--methods", "harmonic", "--param", "radius=3"], "no selected method"),
+        (["--methods", "telea", "--param", "radius=x"], "must be an integer"),
+        (["--ratios", "half"], "--ratios must be a number"),
+    ],
+)
+def test_compare_user_errors(photo_file, capsys, args, message):
+    assert main(["compare", str(photo_file), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_compare_refuses_to_overwrite_csv(photo_file, tmp_path, capsys):
+    out = tmp_path / "scores.csv"
+    out.write_text("keep")
+    assert main(["compare", str(photo_file), "--methods", "harmonic", "--csv", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and out.read_text() == "keep"

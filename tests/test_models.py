@@ -1,0 +1,288 @@
+"""Model registry, downloads through pooch, loading, and the ``models`` command.
+
+Real weights cannot be downloaded here, so small files and TorchScript
+modules with the real input/output signature are served from an HTTP server
+on 127.0.0.1 and registered with their true hashes; the download path is
+pooch's own.
+"""
+
+import hashlib
+import http.server
+import socket
+import threading
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+# The fake models are written with torch.jit.script, deprecated (not removed) in recent PyTorch.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
+from napari_inpaint import inpaint, models  # noqa: E402
+from napari_inpaint.cli import main  # noqa: E402
+
+
+class _Server:
+    """A static file server that counts requests and can cut one response short."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.requests: Counter = Counter()
+        self.truncate_once: set[str] = set()
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(root), **kwargs)
+
+            def do_GET(self):
+                server.requests[self.path] += 1
+                if self.path in server.truncate_once:
+                    server.truncate_once.discard(self.path)
+                    body = (root / self.path.lstrip("/")).read_bytes()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])  # the connection drops mid-file
+                    self.close_connection = True
+                    return
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def registry(monkeypatch, tmp_path):
+    """A private copy of the registry, an empty cache folder and no mirror."""
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
+    monkeypatch.setattr(models, "_LOADED", {})
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(models.MIRROR_ENV, raising=False)
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    served = _Server(root)
+    yield served
+    served.close()
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def _sha256(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _serve_file(server: _Server, name: str, data: bytes, **fields) -> models.ModelSpec:
+    """Put ``data`` on the server and register a model for it with its real hash."""
+    path = server.root / name
+    path.write_bytes(data)
+    spec = models.ModelSpec(
+        name=fields.pop("model", "test-model"), url=f"{server.url}/{name}", known_hash=_sha256(path),
+        size=len(data), licence="MIT", summary="test file", source="this test", **fields,
+    )
+    models.register_model(spec)
+    return spec
+
+
+class _FakeLama(torch.nn.Module):
+    """LaMa's signature: fills the hole with each channel's mean over the known pixels."""
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        known = 1.0 - mask
+        mean = (image * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True)
+        return image * known + mean * mask
+
+
+def _save_script(module: torch.nn.Module, path: Path) -> bytes:
+    torch.jit.script(module).save(str(path))
+    return path.read_bytes()
+
+
+def test_builtin_registry_records_verified_facts():
+    for spec in models.list_models():
+        assert spec.url.startswith("https://") and spec.source and spec.licence and spec.contract
+        assert spec.known_hash.split(":")[0] in ("md5", "sha256")
+    assert models.MODELS["lama"].licence == "Apache-2.0" and models.MODELS["lama"].size == 205_669_692
+    assert models.MODELS["migan"].licence == "MIT" and models.MODELS["migan"].kind == "torchscript"
+    mat = models.MODELS["mat"]
+    assert not mat.available and "architecture" in mat.reason and not mat.commercial_use
+    # torchvision names its files after the first 8 hex digits of their SHA-256.
+    alexnet = models.MODELS["alexnet"]
+    assert alexnet.known_hash.startswith("sha256:" + alexnet.filename.split("-")[-1].removesuffix(".pth"))
+    assert models.MODELS["lpips-alex"].filename == "alex.pth"
+
+
+def test_bad_spec_is_refused():
+    with pytest.raises(ValueError, match="known_hash"):
+        models.ModelSpec("x", "https://a/b.pt", "crc:1", 1, "MIT", "", "")
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        models.fetch("nope")
+
+
+def test_first_download_then_cache_hit(registry, server):
+    spec = _serve_file(server, "weights.bin", b"0123456789" * 1000)
+    assert not models.is_cached(spec.name)
+    path = models.fetch(spec.name)
+    assert path == registry / "weights.bin" and path.read_bytes() == b"0123456789" * 1000
+    assert models.is_cached(spec.name)
+    assert models.fetch(spec.name) == path
+    assert server.requests["/weights.bin"] == 1  # the second fetch only checked the hash
+
+
+def test_progress_callback_reports_bytes(registry, server):
+    data = bytes(range(256)) * 10_000
+    spec = _serve_file(server, "big.bin", data)
+    calls = []
+    models.fetch(spec.name, progress=lambda done, total: calls.append((done, total)))
+    assert calls and calls[-1] == (len(data), len(data))
+    assert all(0 < done <= total == len(data) for done, total in calls)
+
+
+def test_hash_mismatch_is_a_clear_error_and_leaves_nothing(registry, server):
+    spec = _serve_file(server, "weights.bin", b"good data")
+    models.register_model(replace(spec, known_hash="sha256:" + "0" * 64))
+    with pytest.raises(models.DownloadError, match="does not match its known hash") as info:
+        models.fetch(spec.name)
+    assert str(registry / "weights.bin") in str(info.value)
+    assert not list(registry.iterdir())
+
+
+def test_corrupt_cached_file_is_fetched_again(registry, server):
+    spec = _serve_file(server, "weights.bin", b"the right bytes")
+    path = models.fetch(spec.name)
+    path.write_bytes(b"the wrong bytes")
+    assert models.fetch(spec.name).read_bytes() == b"the right bytes"
+    assert server.requests["/weights.bin"] == 2
+
+
+def test_interrupted_download_leaves_no_partial_file(registry, server):
+    spec = _serve_file(server, "weights.bin", b"x" * 100_000)
+    server.truncate_once.add("/weights.bin")
+    with pytest.raises(models.DownloadError):
+        models.fetch(spec.name)
+    assert not list(registry.iterdir())
+    assert models.fetch(spec.name).read_bytes() == b"x" * 100_000
+
+
+def test_no_network_names_url_and_cache_path(registry):
+    url = f"{_closed_port_url()}/big-lama.pt"
+    models.register_model(replace(models.MODELS["lama"], url=url))
+    with pytest.raises(models.DownloadError) as info:
+        models.fetch("lama")
+    message = str(info.value)
+    assert url in message and str(registry / "big-lama.pt") in message and models.MIRROR_ENV in message
+
+
+def test_http_mirror_replaces_the_url(registry, server, monkeypatch):
+    spec = _serve_file(server, "weights.bin", b"mirrored")
+    models.register_model(replace(spec, url=f"{_closed_port_url()}/elsewhere/weights.bin"))
+    monkeypatch.setenv(models.MIRROR_ENV, server.url + "/")
+    assert models.download_url(spec.name) == f"{server.url}/weights.bin"
+    assert models.fetch(spec.name).read_bytes() == b"mirrored"
+
+
+def test_folder_mirror_and_cache_variable_take_effect_without_reimport(registry, tmp_path, monkeypatch):
+    folder = tmp_path / "share"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"on a network drive")
+    models.register_model(models.ModelSpec(
+        "shared", "https://example.invalid/weights.bin", _sha256(folder / "weights.bin"), 18, "MIT", "", "",
+    ))
+    monkeypatch.setenv(models.MIRROR_ENV, str(folder))
+    assert models.fetch("shared") == registry / "weights.bin"
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "other"))
+    assert models.cache_path("shared") == tmp_path / "other" / "weights.bin"
+    assert not models.is_cached("shared")
+    (folder / "weights.bin").unlink()
+    with pytest.raises(models.DownloadError, match="mirror folder"):
+        models.fetch("shared")
+
+
+def test_load_once_per_device_and_reload_after_register(registry, server, tmp_path):
+    spec = _serve_file(server, "fake.pt", _save_script(_FakeLama(), tmp_path / "fake.pt"))
+    model = models.load(spec.name, "cpu")
+    assert isinstance(model, torch.jit.ScriptModule) and not model.training
+    assert models.load(spec.name, "auto" if models.select_device().type == "cpu" else "cpu") is model
+    assert server.requests["/fake.pt"] == 1
+    image = torch.rand(1, 3, 16, 16)
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:8, 4:8] = 1
+    known = mask.expand(1, 3, 16, 16) == 0
+    assert torch.allclose(model(image, mask)[known], image[known])
+    models.register_model(spec)
+    assert models.load(spec.name, "cpu") is not model
+
+
+def test_load_refuses_what_it_cannot_run(registry, server):
+    with pytest.raises(ValueError, match="architecture"):
+        models.load("mat")
+    spec = _serve_file(server, "linear.pth", b"not torchscript", kind="state_dict")
+    with pytest.raises(ValueError, match="not a TorchScript model"):
+        models.load(spec.name)
+    models.register_model(replace(spec, kind="torchscript"))
+    with pytest.raises(ValueError, match="cannot load it"):
+        models.load(spec.name)
+
+
+def test_non_commercial_licence_warns_before_use(registry, server):
+    spec = _serve_file(server, "nc.bin", b"weights", commercial_use=False)
+    with pytest.warns(UserWarning, match="NON-COMMERCIAL"):
+        models.fetch(spec.name)
+
+
+def test_inpaint_lama_end_to_end_through_mirror(registry, server, tmp_path, monkeypatch):
+    data = _save_script(_FakeLama(), server.root / "big-lama.pt")
+    models.register_model(replace(
+        models.MODELS["lama"], known_hash="sha256:" + hashlib.sha256(data).hexdigest(), size=len(data),
+    ))
+    monkeypatch.setenv(models.MIRROR_ENV, server.url)
+    rng = np.random.default_rng(1)
+    image = rng.integers(100, 200, size=(48, 40, 3)).astype(np.uint8)
+    mask = np.zeros((48, 40), bool)
+    mask[20:26, 10:30] = True
+    filled = inpaint(image, mask, method="lama", device="cpu", context=64)
+    assert server.requests["/big-lama.pt"] == 1
+    assert filled.dtype == np.uint8 and np.array_equal(filled[~mask], image[~mask])
+    # The fake fills with each channel's mean of the known pixels (of the reflect-padded 48x40 crop).
+    assert np.allclose(filled[mask].mean(axis=0), image[~mask].mean(axis=0), atol=3)
+
+
+def test_cli_lists_and_fetches_models(registry, server, capsys):
+    spec = _serve_file(server, "weights.bin", b"cli")
+    models.MODELS.clear()
+    models.register_model(spec)
+    models.register_model(replace(spec, name="nc-model", licence="CC-BY-NC-4.0", commercial_use=False,
+                                  available=False, reason="no architecture"))
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "test-model" in out and "CC-BY-NC-4.0 forbids commercial use" in out and "no architecture" in out
+    assert " no " in out.splitlines()[1]
+    assert main(["models", "fetch", "--all"]) == 0  # fetches the usable model only
+    assert f"test-model: {registry / 'weights.bin'}" in capsys.readouterr().out
+    assert main(["models", "--json"]) == 0
+    assert '"cached": true' in capsys.readouterr().out
+    assert main(["models", "fetch", "missing"]) == 2
+    assert "unknown model 'missing'" in capsys.readouterr().err
+    assert main(["models", "fetch"]) == 2
