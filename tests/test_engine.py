@@ -66,8 +66,13 @@ def test_integer_fills_are_rounded_and_clipped():
     mask = np.zeros(image.shape, bool)
     mask[8:24, 8:24] = True  # the cap above 255 is hidden: the fill goes past the dtype range
     out = inpaint(image, mask, "biharmonic")
-    reference = inpaint(image.astype(float), mask, "biharmonic")
+    reference = inpaint(image.astype(float), mask, "biharmonic", clip=False)
     assert reference.max() > 256
+    # By default fills stay within the range of the known pixels ...
+    assert out.max() == image[~mask].max()
+    np.testing.assert_array_equal(out, np.clip(np.rint(reference), 0, image[~mask].max()).astype(np.uint8))
+    # ... and without that, integers are still rounded and clipped to their dtype.
+    out = inpaint(image, mask, "biharmonic", clip=False)
     np.testing.assert_array_equal(out, np.clip(np.rint(reference), 0, 255).astype(np.uint8))
 
 
@@ -119,7 +124,7 @@ def test_each_hole_is_filled_in_a_crop_with_the_declared_margin():
         mask = np.zeros(image.shape, bool)
         mask[100:110, 50:60] = True  # far apart: two crops
         mask[300:305, 300:320] = True
-        out = inpaint(image, mask, "record-crops")
+        out = inpaint(image, mask, "record-crops", clip=False)
     finally:
         del _METHODS["record-crops"]
     assert sorted(seen) == [(11, 26), (16, 16)]

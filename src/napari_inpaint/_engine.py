@@ -52,6 +52,7 @@ def inpaint(
     cancel: threading.Event | None = None,
     noise: str | None = None,
     seed: int = 0,
+    clip: bool = True,
     **params,
 ) -> np.ndarray:
     """Fill the masked pixels of an image; every other pixel is returned unchanged.
@@ -86,6 +87,11 @@ def inpaint(
         pixels, or Poisson (photon counts) with the fill as mean.
     seed : int
         Seed for noise and stochastic methods; results are deterministic.
+    clip : bool
+        Keep fills within the range of the known pixels of their plane (per
+        channel), as scikit-image does: smooth fills can overshoot near
+        edges.  Set False to let a fill extrapolate, e.g. the peak under a
+        saturated blob.
     **params
         Parameters of the method (see ``get_method(method).params``).
 
@@ -164,13 +170,13 @@ def inpaint(
     for done, (group, crop) in enumerate(units, start=1):
         check()
         rng = np.random.default_rng([seed, done])
-        _fill_crop(channels_last, group, crop, spec, params, noise, rng, check)
+        _fill_crop(channels_last, group, crop, spec, params, noise, clip, rng, check)
         if progress is not None:
             progress(done, total)
     return output
 
 
-def _fill_crop(channels_last, group: "_Group", crop: _Crop, spec: Method, params, noise, rng, check) -> None:
+def _fill_crop(channels_last, group: "_Group", crop: _Crop, spec: Method, params, noise, clip, rng, check) -> None:
     """Fill one crop of a group of planes (stacked as extra channels) in place."""
     channels = channels_last.shape[-1]
     work = np.concatenate([channels_last[plane + crop.box] for plane in group.planes], axis=-1, dtype=np.float64)
@@ -181,6 +187,10 @@ def _fill_crop(channels_last, group: "_Group", crop: _Crop, spec: Method, params
     values = np.asarray(filled, dtype=np.float64)[crop.holes]
     if not np.isfinite(values).all():
         raise RuntimeError(f"method {spec.name!r} produced non-finite values; please report this as a bug")
+    if clip:
+        if group.limits is None:
+            group.limits = _known_range(channels_last, group)
+        values = np.clip(values, *group.limits)
     if noise is not None:
         values = _add_noise(values, work, crop_mask, noise, rng)
     for i, plane in enumerate(group.planes):
@@ -195,6 +205,13 @@ class _Group:
 
     planes: list[tuple]
     mask: np.ndarray
+    limits: tuple[np.ndarray, np.ndarray] | None = None  # known range per plane and channel, on first use
+
+
+def _known_range(channels_last: np.ndarray, group: _Group) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel minimum and maximum of the known pixels of each plane, planes stacked as channels."""
+    known = [channels_last[plane][~group.mask] for plane in group.planes]
+    return np.concatenate([k.min(axis=0) for k in known]), np.concatenate([k.max(axis=0) for k in known])
 
 
 def _plan(mask, batch_shape, spatial_shape, spec: Method, margin, channels) -> list:
