@@ -242,3 +242,19 @@ def test_import_does_not_load_napari_qt_or_torch():
     code = "import sys, napari_inpaint; napari_inpaint.list_methods(); print([m for m in ('napari', 'qtpy', 'PyQt6', 'torch', 'numba', 'cv2') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_iterative_methods_report_fractional_progress():
+    @register("steps", summary="test", artifacts=())
+    def steps(image, mask, progress):
+        for step in range(1, 5):
+            progress(step, 4)
+        return image
+
+    calls = []
+    try:
+        image = np.ones((16, 16))
+        inpaint(image, np.eye(16, dtype=bool), "steps", progress=lambda done, total: calls.append((done, total)))
+    finally:
+        del _METHODS["steps"]
+    assert calls == [(0.25, 1), (0.5, 1), (0.75, 1), (1.0, 1), (1, 1)]

@@ -77,7 +77,9 @@ def inpaint(
         methods that support it).
     progress : callable, optional
         ``progress(done, total)`` is called as work units (holes, planes)
-        finish.  An exception raised from it stops the work and propagates.
+        finish; iterative methods also report within a unit, where ``done``
+        is fractional.  An exception raised from it stops the work and
+        propagates.
     cancel : threading.Event, optional
         When set, the work stops within one work unit (or one iteration of an
         iterative method) and :class:`InpaintCancelled` is raised.
@@ -169,20 +171,21 @@ def inpaint(
     units = itertools.chain.from_iterable(itertools.product(groups, crops) for crops, groups in plan)
     for done, (group, crop) in enumerate(units, start=1):
         check()
-        rng = np.random.default_rng([seed, done])
-        _fill_crop(channels_last, group, crop, spec, params, noise, clip, rng, check)
+        extra = {"rng": np.random.default_rng([seed, done]), "check": check, "progress": None}
+        if progress is not None:
+            extra["progress"] = lambda step, steps, before=done - 1: progress(before + step / max(steps, 1), total)
+        _fill_crop(channels_last, group, crop, spec, params, noise, clip, extra)
         if progress is not None:
             progress(done, total)
     return output
 
 
-def _fill_crop(channels_last, group: "_Group", crop: _Crop, spec: Method, params, noise, clip, rng, check) -> None:
+def _fill_crop(channels_last, group: "_Group", crop: _Crop, spec: Method, params, noise, clip, extra) -> None:
     """Fill one crop of a group of planes (stacked as extra channels) in place."""
     channels = channels_last.shape[-1]
     work = np.concatenate([channels_last[plane + crop.box] for plane in group.planes], axis=-1, dtype=np.float64)
     crop_mask = group.mask[crop.box]
     work[crop_mask] = 0.0
-    extra = {"rng": rng, "check": check}
     filled = spec.fill(work, crop_mask, **params, **{k: extra[k] for k in spec.engine_keywords})
     values = np.asarray(filled, dtype=np.float64)[crop.holes]
     if not np.isfinite(values).all():
@@ -192,7 +195,7 @@ def _fill_crop(channels_last, group: "_Group", crop: _Crop, spec: Method, params
             group.limits = _known_range(channels_last, group)
         values = np.clip(values, *group.limits)
     if noise is not None:
-        values = _add_noise(values, work, crop_mask, noise, rng)
+        values = _add_noise(values, work, crop_mask, noise, extra["rng"])
     for i, plane in enumerate(group.planes):
         channels_last[plane + crop.box][crop.holes] = _to_dtype(
             values[:, i * channels : (i + 1) * channels], channels_last.dtype
@@ -231,8 +234,9 @@ def _plan(mask, batch_shape, spatial_shape, spec: Method, margin, channels) -> l
         if not plane_mask.any():
             continue
         if plane_mask.all():
+            where = f"plane {planes[0]}" if planes[0] else "the image"
             raise ValueError(
-                f"the mask covers every pixel of plane {planes[0]} (shape {spatial_shape}): there is "
+                f"the mask covers every pixel of {where} (shape {spatial_shape}): there is "
                 "nothing to fill from; unmask some pixels, or for a dropped plane of a stack use "
                 "method='interpolate' with spatial_ndim=3"
             )

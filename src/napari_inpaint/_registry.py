@@ -13,10 +13,12 @@ where ``image`` is a float64 array of shape ``mask.shape + (C,)`` (C >= 1
 channels, last) whose masked entries are zero and must be ignored, ``mask`` is
 a boolean array (2D or 3D, ``True`` marks unknown pixels) holding at least one
 known and one unknown pixel, and the result has the shape of ``image``; only
-its masked entries are used.  Two keywords are supplied by the engine when the
-function's signature names them: ``rng`` (a seeded :class:`numpy.random.Generator`)
-and ``check`` (a callable to call inside long loops: it raises when the user
-cancelled).
+its masked entries are used.  Three keywords are supplied by the engine when
+the function's signature names them: ``rng`` (a seeded
+:class:`numpy.random.Generator`), ``check`` (a callable to call inside long
+loops: it raises when the user cancelled) and ``progress`` (``progress(step,
+steps)`` for methods that iterate: the engine turns it into fractional
+progress of the whole run).
 """
 
 import inspect
@@ -205,7 +207,7 @@ def register(
             channel_independent=channel_independent,
             needs_torch=needs_torch,
             needs_download=needs_download,
-            engine_keywords=frozenset({"rng", "check"} & set(signature)),
+            engine_keywords=frozenset({"rng", "check", "progress"} & set(signature)),
         )
         return fill
 

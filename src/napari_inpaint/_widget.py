@@ -143,9 +143,10 @@ class _Runner:
         self._cancel_event.set()
         self.cancel_button.enabled = False
 
-    def _on_progress(self, done: int, total: int) -> None:
+    def _on_progress(self, done: float, total: int) -> None:
         if self.worker is not None:  # late updates from a finished run are dropped
-            self.progress.max, self.progress.value = max(total, 1), done
+            # Percent steps: iterative methods report fractional progress within a unit.
+            self.progress.max, self.progress.value = 100 * max(total, 1), round(100 * done)
 
     def _on_error(self, exc: BaseException) -> None:
         if isinstance(exc, InpaintCancelled):

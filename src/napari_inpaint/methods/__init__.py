@@ -5,4 +5,6 @@ Each module holds one family and registers its fill functions with
 import time; PyTorch, numba-compiled kernels and OpenCV are loaded on first use.
 """
 
-from napari_inpaint.methods import diffusion, exemplar, fastmarching, interpolate, learned, pretrained, tv  # noqa: F401
+# Import order is the order users see: classical fills first, then learned and pretrained networks.
+from napari_inpaint.methods import diffusion, interpolate, fastmarching, tv, exemplar  # noqa: F401, I001
+from napari_inpaint.methods import learned, pretrained  # noqa: F401

@@ -83,18 +83,31 @@ def _split_columns(matrix: sp.csr_matrix, hole: np.ndarray, data: np.ndarray) ->
     return hole_part, known_part @ data
 
 
-def _solve(system: sp.spmatrix, rhs: np.ndarray, ndim: int, preconditioner=None) -> np.ndarray:
-    """Solve an SPD system for every column of ``rhs``."""
-    if ndim == 2 or system.shape[0] <= _DIRECT_3D_LIMIT:
+def _iterative(ndim: int, unknowns: int) -> bool:
+    return ndim == 3 and unknowns > _DIRECT_3D_LIMIT
+
+
+def _solve(system: sp.spmatrix, rhs: np.ndarray, ndim: int, laplacian=None, squared: bool = False) -> np.ndarray:
+    """Solve an SPD system for every column of ``rhs``.
+
+    Directly, or (large 3D systems) by conjugate gradients preconditioned with
+    multigrid cycles of ``laplacian``, applied twice when ``squared``.
+    """
+    if not _iterative(ndim, system.shape[0]):
         # Symmetric mode keeps the symmetric ordering (no row pivoting): about 4x less fill.
         return spla.splu(
             sp.csc_matrix(system), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
         ).solve(rhs)
-    solution = np.empty_like(rhs)
-    for column in range(rhs.shape[1]):
-        solution[:, column], info = spla.cg(system, rhs[:, column], M=preconditioner, rtol=_CG_RTOL, maxiter=2000)
-        if info:
-            raise RuntimeError(f"conjugate gradients did not converge ({info} iterations)")
+    from threadpoolctl import threadpool_limits
+
+    # Multigrid set-up and CG are many small operations: BLAS threads only add overhead.
+    with threadpool_limits(limits=1, user_api="blas"):
+        preconditioner = _multigrid(laplacian, squared)
+        solution = np.empty_like(rhs)
+        for column in range(rhs.shape[1]):
+            solution[:, column], info = spla.cg(system, rhs[:, column], M=preconditioner, rtol=_CG_RTOL, maxiter=2000)
+            if info:
+                raise RuntimeError(f"conjugate gradients did not converge ({info} iterations)")
     return solution
 
 
@@ -143,9 +156,8 @@ def harmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     data = image.reshape(-1, image.shape[-1])
     system, known = _split_columns(_laplacian_rows(mask.shape, hole), hole, data)
     system = system.tocsr()
-    preconditioner = _multigrid(system, squared=False) if mask.ndim == 3 and hole.size > _DIRECT_3D_LIMIT else None
     out = data.copy()
-    out[hole] = _solve(system, -known, mask.ndim, preconditioner)
+    out[hole] = _solve(system, -known, mask.ndim, laplacian=system)
     return out.reshape(image.shape)
 
 
@@ -188,10 +200,9 @@ def biharmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     data = image.reshape(-1, image.shape[-1])
     on_hole, known = _split_columns(_laplacian_rows(mask.shape, near), hole, data)
     system = (on_hole.T @ on_hole).tocsr()
-    preconditioner = None
-    if mask.ndim == 3 and hole.size > _DIRECT_3D_LIMIT:
+    dirichlet = None
+    if _iterative(mask.ndim, hole.size):
         dirichlet, _ = _split_columns(_laplacian_rows(mask.shape, hole), hole, data[:, :0])
-        preconditioner = _multigrid(dirichlet, squared=True)
     out = data.copy()
-    out[hole] = _solve(system, -(on_hole.T @ known), mask.ndim, preconditioner)
+    out[hole] = _solve(system, -(on_hole.T @ known), mask.ndim, laplacian=dirichlet, squared=True)
     return out.reshape(image.shape)
