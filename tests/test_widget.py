@@ -450,3 +450,22 @@ def test_console_helper_adds_the_result_like_the_widget():
     inpaint_layer(viewer, "img", "bad", "biharmonic")  # a rerun replaces, never adds
     assert [layer.name for layer in viewer.layers] == ["img", "bad", "img inpainted"]
     assert viewer.layers["img inpainted"].metadata["napari_inpaint"]["method"] == "biharmonic"
+
+
+def test_dask_layer_gives_a_lazy_result(qtbot):
+    da = pytest.importorskip("dask.array")
+    stack = np.tile(np.arange(32, dtype=np.uint16), (6, 32, 1))
+    labels = np.zeros((32, 32), np.uint8)
+    labels[10:14, 8:20] = 1
+    viewer = ViewerModel()
+    viewer.add_image(da.from_array(stack, chunks=(1, 32, 32)), name="lazy")
+    viewer.add_labels(labels, name="bad")
+    widget = InpaintWidget(viewer)
+    qtbot.addWidget(widget.native)
+    widget.image.value, widget.mask.value, widget.method.value = viewer.layers["lazy"], viewer.layers["bad"], "harmonic"
+    worker = widget.run()
+    with qtbot.waitSignal(worker.finished, timeout=30000):
+        pass
+    result = viewer.layers["lazy inpainted"].data
+    assert isinstance(result, da.Array)
+    np.testing.assert_array_equal(np.asarray(result), stack)  # a ramp is filled exactly

@@ -182,7 +182,8 @@ def _fill(data, mask, plane, *, params, cancel, progress, **options) -> np.ndarr
         # Download before filling, in this worker, with the same progress bar.
         models.fetch(options["method"], progress=progress)
     if plane is None:
-        return inpaint(np.asarray(data), mask, **kwargs)
+        # A dask layer gives a lazy result, computed plane by plane as napari shows it.
+        return inpaint(data if type(data).__module__.startswith("dask.") else np.asarray(data), mask, **kwargs)
     result = np.array(data, copy=True)
     result[plane] = inpaint(result[plane], _plane_of(mask, plane), **kwargs)
     return result
