@@ -463,9 +463,7 @@ def test_dask_layer_gives_a_lazy_result(qtbot):
     widget = InpaintWidget(viewer)
     qtbot.addWidget(widget.native)
     widget.image.value, widget.mask.value, widget.method.value = viewer.layers["lazy"], viewer.layers["bad"], "harmonic"
-    worker = widget.run()
-    with qtbot.waitSignal(worker.finished, timeout=30000):
-        pass
+    _run(qtbot, widget)
     result = viewer.layers["lazy inpainted"].data
     assert isinstance(result, da.Array)
     np.testing.assert_array_equal(np.asarray(result), stack)  # a ramp is filled exactly

@@ -165,8 +165,8 @@ def _add_or_replace(viewer, kind: str, name: str, data, metadata: dict, **proper
     return getattr(viewer, f"add_{kind.lower()}")(data, name=name, metadata=metadata, **properties)
 
 
-def add_result(viewer, source_layer, data: np.ndarray, provenance: dict):
-    """Add the inpainted image as ``"<source> inpainted"``, or replace that layer's data.
+def add_result(viewer, source_layer, data: np.ndarray, provenance: dict, *, name: str | None = None):
+    """Add the inpainted image as ``"<source> inpainted"`` (or ``name``), or replace that layer's data.
 
     The new layer keeps the source's calibration (scale, translate, rotate,
     shear, affine, units, axis labels) and display (colormap, contrast
@@ -180,6 +180,8 @@ def add_result(viewer, source_layer, data: np.ndarray, provenance: dict):
         The result, of the source's shape.
     provenance : dict
         Stored as ``metadata["napari_inpaint"]`` (see :func:`make_provenance`).
+    name : str, optional
+        Layer name; default ``"<source> inpainted"``.
 
     Returns
     -------
@@ -193,7 +195,7 @@ def add_result(viewer, source_layer, data: np.ndarray, provenance: dict):
     layer = _add_or_replace(
         viewer,
         "Image",
-        source_layer.name + RESULT_SUFFIX,
+        name or source_layer.name + RESULT_SUFFIX,
         data,
         {**source_layer.metadata, PROVENANCE_KEY: provenance},
         contrast_limits=source_layer.contrast_limits,
