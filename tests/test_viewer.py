@@ -135,6 +135,26 @@ def test_mask_from_image_then_inpaint(make_napari_viewer_proxy, qtbot, shots):
     assert (out[~mask] == damaged[~mask]).all()
     assert (out[hot] < 255).mean() > 0.9
 
+    # Compare methods on holes hidden away from the detected damage.
+    viewer.window.remove_dock_widget("all")
+    _, compare = viewer.window.add_plugin_dock_widget(PLUGIN, "Compare methods")
+    compare.region.value = viewer.layers["damaged cell mask"]
+    compare.region_marks.value = "damaged pixels"
+    compare.methods.value, compare.kinds.value, compare.ratios.value = ["harmonic", "telea"], ["strokes"], "0.05"
+    _click_and_wait(qtbot, compare)
+    assert [row["method"] for row in compare.table.rows] == ["harmonic", "telea"]
+    holes = viewer.layers["damaged cell holes (compare)"].data > 0
+    assert holes.any() and not (holes & mask).any()
+    for method in ("harmonic", "telea"):
+        fill = viewer.layers[f"damaged cell {method} (compare)"].data
+        assert (fill[~holes] == damaged[~holes]).all()
+    for layer in viewer.layers:
+        layer.visible = layer.name in ("damaged cell telea (compare)", "damaged cell holes (compare)")
+    viewer.layers["damaged cell holes (compare)"].contour = 1  # outline the hidden holes
+    viewer.reset_view()
+    qtbot.wait(200)
+    _save(viewer.screenshot(canvas_only=False, flash=False), shots / "compare-widget.png")
+
 
 def test_cancel_a_long_run(make_napari_viewer_proxy, qtbot):
     viewer = make_napari_viewer_proxy(show=True)

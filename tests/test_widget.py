@@ -1,5 +1,7 @@
 """Logic tests of the napari widgets, on napari's ViewerModel (no OpenGL canvas needed)."""
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,14 @@ from napari_inpaint import _registry, _widget  # noqa: E402
 from napari_inpaint._detect import mask_from_image  # noqa: E402
 from napari_inpaint._layers import add_mask, add_result, layer_mask, make_provenance  # noqa: E402
 from napari_inpaint._sample_data import LABELS, damaged_cell, make_sample_data  # noqa: E402
-from napari_inpaint._widget import PLANE, STACK, VOLUME, InpaintWidget, MaskFromImageWidget  # noqa: E402
+from napari_inpaint._widget import (  # noqa: E402
+    PLANE,
+    STACK,
+    VOLUME,
+    CompareMethodsWidget,
+    InpaintWidget,
+    MaskFromImageWidget,
+)
 
 WAIT_MS = 30_000
 
@@ -414,7 +423,8 @@ def test_manifest_is_valid():
     manifest = npe2.PluginManifest.from_distribution("napari-inpaint")
     manifest.validate_imports()
     contributions = manifest.contributions
-    assert {w.display_name for w in contributions.widgets} == {"Inpaint", "Mask from image"}
+    names = {w.display_name for w in contributions.widgets}
+    assert names == {"Inpaint", "Mask from image", "Compare methods"}
     assert [s.key for s in contributions.sample_data] == ["damaged_cell"]
     filter_menu = [item.command for item in contributions.menus["napari/layers/filter"]]
     assert filter_menu == [w.command for w in contributions.widgets]
@@ -467,3 +477,152 @@ def test_dask_layer_gives_a_lazy_result(qtbot):
     result = viewer.layers["lazy inpainted"].data
     assert isinstance(result, da.Array)
     np.testing.assert_array_equal(np.asarray(result), stack)  # a ramp is filled exactly
+
+
+# -- compare methods ---------------------------------------------------------------------
+
+
+def _compare_widget(qtbot, viewer, image, methods=("harmonic", "biharmonic"), ratios="0.15"):
+    widget = CompareMethodsWidget(viewer)
+    qtbot.addWidget(widget.native)
+    widget.image.value = image
+    widget.methods.value, widget.kinds.value, widget.ratios.value = list(methods), ["strokes"], ratios
+    return widget
+
+
+def _texture(shape=(64, 64)) -> np.ndarray:
+    """A smooth random uint8 image: no method fills it exactly, so the scores differ."""
+    from scipy import ndimage as ndi
+
+    noise = ndi.gaussian_filter(np.random.default_rng(3).random(shape), 3)
+    return np.round(255 * (noise - noise.min()) / np.ptp(noise)).astype(np.uint8)
+
+
+def test_compare_widget_scores_plots_and_adds_layers(qtbot, notes, tmp_path):
+    from napari_inpaint.metrics import data_range_of, psnr
+
+    viewer = ViewerModel()
+    data = _texture()
+    source = viewer.add_image(data, name="img", scale=(0.5, 0.25), translate=(3, 4))
+    widget = _compare_widget(qtbot, viewer, source)
+    _run(qtbot, widget)
+    assert not notes["error"]
+    table = widget.table
+    assert [row["method"] for row in table.rows] == ["harmonic", "biharmonic"]
+    assert all(row["n"] == 1 and row["psnr_hole"] > 10 for row in table.rows)
+    assert widget.scores.value.startswith("method") and "biharmonic" in widget.scores.value
+    if importlib.util.find_spec("matplotlib") is not None:
+        lines = widget.canvas.figure.axes[0].lines
+        assert [line.get_label() for line in lines] == ["harmonic", "biharmonic"]
+        assert [line.get_ydata()[0] for line in lines] == [row["psnr_hole"] for row in table.rows]
+        assert not widget.plot.native.isHidden() and widget.plot_note.native.isHidden()
+
+    names = ["img", "img harmonic (compare)", "img biharmonic (compare)", "img holes (compare)"]
+    assert [layer.name for layer in viewer.layers] == names
+    hole = viewer.layers["img holes (compare)"].data.astype(bool)
+    assert 0.1 < hole.mean() < 0.2
+    for layer in viewer.layers[1:]:
+        np.testing.assert_array_equal(layer.scale, source.scale)
+        np.testing.assert_array_equal(layer.translate, source.translate)
+    for name, trial in zip(("harmonic", "biharmonic"), table.trials):
+        fill = viewer.layers[f"img {name} (compare)"]
+        assert fill.metadata["napari_inpaint"]["comparison"]["mask"] == "strokes"
+        assert (fill.data[~hole] == data[~hole]).all() and (fill.data[hole] != 0).any()
+        # The example hole is the one the table scored.
+        score = psnr(data, fill.data, mask=hole, data_range=data_range_of(data))
+        assert score == pytest.approx(trial["psnr_hole"])
+
+    # A rerun replaces the layers and drops those of methods no longer compared.
+    kept = viewer.layers["img harmonic (compare)"]
+    widget.methods.value = ["harmonic"]
+    _run(qtbot, widget)
+    assert [layer.name for layer in viewer.layers] == [names[0], names[1], names[3]]
+    assert viewer.layers["img harmonic (compare)"] is kept and len(widget.table.rows) == 1
+
+    # CSV: never replaces a file unless asked (by the save dialog, or overwrite=True).
+    path = tmp_path / "scores.csv"
+    assert widget.save_csv(path) == path and path.read_text() == widget.table.to_csv()
+    path.write_text("mine")
+    assert widget.save_csv(path) is None and "not replaced" in notes["error"][-1]
+    assert path.read_text() == "mine"
+    widget._ask_csv_path = lambda: str(path)
+    widget.save_button.native.click()
+    assert path.read_text() == widget.table.to_csv() and str(path) in notes["info"][-1]
+
+
+def test_compare_widget_on_a_stack_plane_and_region(qtbot, notes):
+    viewer = ViewerModel()
+    stack = np.stack([_texture()] * 3)
+    source = viewer.add_image(stack, name="stack", scale=(2, 1, 1))
+    region = np.zeros((64, 64), np.uint8)
+    region[8:56, 8:40] = 1
+    viewer.add_labels(region, name="clean")
+    viewer.dims.set_current_step(0, 1)
+    widget = _compare_widget(qtbot, viewer, source, methods=["harmonic"])
+    assert widget.region_marks.native.isHidden()  # shown only with a region
+    widget.region.value = viewer.layers["clean"]
+    assert not widget.region_marks.native.isHidden()
+    _run(qtbot, widget)
+    assert not notes["error"]
+    holes = viewer.layers["stack holes (compare)"].data.astype(bool)
+    fill = viewer.layers["stack harmonic (compare)"].data
+    assert holes[1].any() and not holes[[0, 2]].any() and not (holes[1] & (region == 0)).any()
+    assert fill.shape == stack.shape and (fill[[0, 2]] == stack[[0, 2]]).all() and (fill[1] != stack[1]).any()
+    np.testing.assert_array_equal(viewer.layers["stack holes (compare)"].scale, source.scale)
+
+    widget.region_marks.value = _widget.DAMAGED  # the region is avoided instead
+    _run(qtbot, widget)
+    holes = viewer.layers["stack holes (compare)"].data.astype(bool)
+    assert holes[1].any() and not (holes[1] & (region == 1)).any()
+
+
+def test_compare_widget_cancel(qtbot, notes):
+    viewer = ViewerModel()
+    image = viewer.add_image(_texture((128, 128)), name="img")
+    widget = _compare_widget(qtbot, viewer, image)
+    widget.repeats.value = 100  # seconds of work
+    widget.run_button.native.click()
+    assert widget.cancel_button.enabled and not widget.run_button.enabled
+    widget.cancel_button.native.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
+    assert notes["info"] and "cancelled" in notes["info"][-1] and not notes["error"]
+    assert [layer.name for layer in viewer.layers] == ["img"]
+    assert widget.table is None and not widget.save_button.enabled and widget.run_button.enabled
+
+
+def test_compare_widget_errors_are_notified(qtbot, notes):
+    viewer = ViewerModel()
+    widget = CompareMethodsWidget(viewer)
+    qtbot.addWidget(widget.native)
+    assert widget.run() is None and "needs an image layer" in notes["error"][-1]
+    assert widget.save_csv() is None and "Run a comparison first" in notes["error"][-1]
+
+    widget = _compare_widget(qtbot, viewer, viewer.add_image(np.zeros((8, 8), np.float32), name="tiny"))
+    widget.ratios.value = "0.1, 1.5"
+    assert widget.run() is None and "between 0 and 1" in notes["error"][-1]
+    widget.ratios.value, widget.methods.value = "0.1", []
+    assert widget.run() is None and "at least one method" in notes["error"][-1]
+    widget.methods.value = ["harmonic"]
+    widget.region.value = viewer.add_labels(np.ones((5, 5), np.uint8), name="small")
+    assert widget.run() is None and "same grid" in notes["error"][-1]
+    widget.region.value = None
+    _run(qtbot, widget)  # evaluate's own message reaches the user
+    assert notes["error"][-1].startswith("Comparison failed:") and "16 pixels" in notes["error"][-1]
+    assert [layer.name for layer in viewer.layers] == ["tiny", "small"]
+
+
+def test_compare_widget_without_matplotlib_or_weights(qtbot, monkeypatch):
+    from napari_inpaint import models
+    from napari_inpaint.evaluate import default_methods
+
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_qtagg", None)  # import fails
+    monkeypatch.setattr(napari_inpaint.models, "is_cached", lambda name: False)
+    widget = CompareMethodsWidget(ViewerModel())
+    qtbot.addWidget(widget.native)
+    assert widget.canvas is None and not widget.plot_note.native.isHidden()
+    downloads = [m.name for m in list_methods() if m.needs_download]
+    assert not set(downloads) & set(widget.methods.choices)
+    assert all(name in widget.methods.tooltip for name in downloads)
+    assert widget.methods.value == default_methods()
+    monkeypatch.setattr(napari_inpaint.models, "is_cached", lambda name: True)
+    assert set(downloads) <= set(widget._method_choices())

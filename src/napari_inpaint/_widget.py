@@ -1,16 +1,18 @@
-"""The napari widgets: "Inpaint" and "Mask from image".
+"""The napari widgets: "Inpaint", "Mask from image" and "Compare methods".
 
 They hold no image processing: the Inpaint widget turns its controls into one
 call of :func:`napari_inpaint.inpaint` (the parameter controls are generated
-from the method records of :func:`napari_inpaint.list_methods`), and the Mask
-widget calls :func:`napari_inpaint._detect.mask_from_image`.  Both run the work
-in a ``thread_worker`` and add their layers through :mod:`napari_inpaint._layers`
+from the method records of :func:`napari_inpaint.list_methods`), the Mask
+widget calls :func:`napari_inpaint._detect.mask_from_image` and the Compare
+widget :func:`napari_inpaint.evaluate.evaluate`.  All run the work in a
+``thread_worker`` and add their layers through :mod:`napari_inpaint._layers`
 when it returns, because napari layers must only be changed from the GUI thread.
 """
 
 # No ``from __future__ import annotations``: napari resolves the ``viewer``
 # annotation at runtime to inject the viewer.
 import threading
+from pathlib import Path
 
 import napari
 import numpy as np
@@ -23,24 +25,31 @@ from magicgui.widgets import (
     LineEdit,
     ProgressBar,
     PushButton,
+    Select,
     SpinBox,
+    TextEdit,
     Widget,
 )
 from napari.layers import Image, Labels, Points, Shapes
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtGui import QFontDatabase
+from qtpy.QtWidgets import QFileDialog, QTextEdit
 from superqt.utils import ensure_main_thread
 
 from napari_inpaint import InpaintCancelled, Param, get_method, inpaint, list_methods, models
+from napari_inpaint import masks as mask_generators
 from napari_inpaint._detect import dilate_mask, mask_from_image
 from napari_inpaint._layers import (
     OVERLAY_SUFFIX,
+    PROVENANCE_KEY,
     add_mask,
     add_result,
     grid_shape,
     layer_mask,
     make_provenance,
 )
+from napari_inpaint.evaluate import DEFAULT_MASKS, DEFAULT_RATIOS, hide_holes, default_methods, evaluate
 
 # Scope values: what one run fills.
 PLANE, STACK, VOLUME = "plane", "stack", "volume"
@@ -105,6 +114,12 @@ class _LayerChoices:
 
     def _layers_of(self, *kinds) -> list[tuple[str, object]]:
         return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, kinds)]
+
+    def _current_plane(self, layer) -> tuple[int, ...]:
+        """Indices of the plane on screen along the image's leading (non-plane) axes."""
+        position = layer.world_to_data(self._viewer.dims.point)
+        leading = grid_shape(layer)[:-2]
+        return tuple(int(np.clip(np.rint(p), 0, n - 1)) for p, n in zip(position[: len(leading)], leading))
 
 
 class _Runner:
@@ -267,12 +282,6 @@ class InpaintWidget(Container, _LayerChoices, _Runner):
         """The method parameters as set in the generated controls."""
         return {w.name: w.value for w in self.params}
 
-    def _current_plane(self, layer) -> tuple[int, ...]:
-        """Indices of the plane on screen along the image's leading (non-plane) axes."""
-        position = layer.world_to_data(self._viewer.dims.point)
-        leading = grid_shape(layer)[:-2]
-        return tuple(int(np.clip(np.rint(p), 0, n - 1)) for p, n in zip(position[: len(leading)], leading))
-
     # -- running ---------------------------------------------------------------
 
     def run(self):
@@ -410,3 +419,261 @@ class MaskFromImageWidget(Container, _LayerChoices, _Runner):
 
         return self._start(_detect, image.data, on_returned=on_returned,
                            channel_axis=-1 if image.rgb else None, **options)
+
+
+# -- compare methods ---------------------------------------------------------------
+
+COMPARE_SUFFIX = " (compare)"
+CLEAN, DAMAGED = "clean pixels", "damaged pixels"  # what the region layer marks
+
+
+def _compare(data, plane, region, *, methods, kinds, ratios, seed, repeats, channel_axis, cancel, progress):
+    """Worker body of the Compare widget: score ``methods`` on ``data[plane]``, then fill one example hole.
+
+    The example is the first hole kind at the middle ratio, drawn as
+    :func:`napari_inpaint.evaluate.evaluate` draws its first repeat, so it is
+    one of the holes the table scores.  Returns the table, the hole (None if
+    none fits) and each method's fill, both of the image's shape with only
+    ``plane`` changed.
+    """
+    reference = np.asarray(data[plane])
+    reported = {"total": 0}
+
+    def evaluation_progress(done: float, total: int) -> None:
+        reported["total"] = total
+        progress(done, total + len(methods))  # the example fills come last
+
+    table = evaluate(reference, methods, kinds, region, ratios, seed, repeats=repeats,
+                     channel_axis=channel_axis, progress=evaluation_progress, cancel=cancel)
+    middle = len(ratios) // 2
+    spatial = reference.shape[:2]
+    hole = hide_holes(kinds[0], np.ones(spatial, bool) if region is None else region, ratios[middle],
+                 np.random.default_rng([seed, 0, middle, 0]))
+    if hole is None:
+        return table, None, {}
+    damaged = reference.copy()
+    damaged[hole] = 0  # as scored: no method sees the hidden pixels
+    fills = {}
+    for done, method in enumerate(methods, 1):
+        try:
+            filled = inpaint(damaged, hole, method, channel_axis=channel_axis, seed=seed, cancel=cancel)
+        except InpaintCancelled:
+            raise
+        except Exception:  # the table's rows already say why this method failed
+            filled = None
+        progress(reported["total"] + done, reported["total"] + len(methods))
+        if filled is not None and plane:
+            fills[method] = np.array(data, copy=True)
+            fills[method][plane] = filled
+        elif filled is not None:
+            fills[method] = filled
+    holes = np.zeros(np.shape(data)[: len(plane)] + spatial, bool)
+    holes[plane] = hole
+    return table, holes, fills
+
+
+def _ratios(widget: LineEdit) -> list[float]:
+    """The hole ratios typed as numbers separated by commas or spaces, each in (0, 1)."""
+    try:
+        ratios = [float(text) for text in widget.value.replace(",", " ").split()]
+    except ValueError:
+        raise ValueError(f"{widget.label!r} must be numbers between 0 and 1, got {widget.value!r}") from None
+    if not ratios or not all(0 < ratio < 1 for ratio in ratios):
+        raise ValueError(f"{widget.label!r} must be numbers between 0 and 1, got {widget.value!r}")
+    return ratios
+
+
+def _plot_canvas():
+    """A matplotlib canvas for Qt, or None when matplotlib is not installed."""
+    try:
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    canvas = FigureCanvasQTAgg(Figure(figsize=(4, 3), layout="constrained"))
+    canvas.setMinimumHeight(240)
+    return canvas
+
+
+class CompareMethodsWidget(Container, _LayerChoices, _Runner):
+    """Score inpainting methods on holes hidden in the known pixels of an image layer.
+
+    The scores of :func:`napari_inpaint.evaluate.evaluate` are shown as a
+    table and plotted (PSNR in the holes against the hole ratio); for one
+    example hole, each method's fill is added as ``"<image> <method> (compare)"``
+    and the hole as ``"<image> holes (compare)"`` (a rerun replaces them).
+    For a stack, the plane on screen is compared.
+    """
+
+    _task = "Comparison"
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self._watch_layers(viewer)
+        self.image = ComboBox(label="image", choices=lambda _w: self._layers_of(Image),
+                              tooltip="A stack is compared on the plane on screen")
+        self.region = ComboBox(
+            label="region", nullable=True, choices=lambda _w: self._layers_of(Labels, Shapes),
+            tooltip="Optional Labels or Shapes layer: holes are hidden only in clean pixels",
+        )
+        self.region_marks = ComboBox(
+            label="region marks", choices=[CLEAN, DAMAGED], value=CLEAN,
+            tooltip="Whether the region layer marks the clean pixels or the damaged ones",
+        )
+        self.methods = Select(label="methods", choices=self._method_choices, tooltip=self._method_tooltip())
+        self.methods.value = [m for m in default_methods() if m in self._method_choices()]
+        self.kinds = Select(label="hole kinds", choices=list(mask_generators.KINDS),
+                            value=list(DEFAULT_MASKS), tooltip="The kinds of synthetic holes to hide")
+        self.ratios = LineEdit(label="hole ratios", value=", ".join(map(str, DEFAULT_RATIOS)),
+                               tooltip="Shares of the clean pixels to hide, between 0 and 1, one mask each")
+        self.repeats = SpinBox(label="repeats", value=1, min=1, max=100,
+                               tooltip="Masks per kind and ratio (each with its own seed)")
+        self.seed = SpinBox(label="seed", value=0, min=0, max=_INT_LIMIT)
+        for select in (self.methods, self.kinds):
+            select.native.setMaximumHeight(120)
+        self.scores = TextEdit(label="scores")
+        self.scores.read_only = True
+        self.scores.native.setFont(QFontDatabase.systemFont(QFontDatabase.FixedFont))
+        self.scores.native.setLineWrapMode(QTextEdit.NoWrap)
+        self.scores.native.setMinimumHeight(120)
+        self.canvas = _plot_canvas()
+        self.plot = Container(labels=False, visible=False)
+        if self.canvas is not None:
+            self.plot.native.layout().addWidget(self.canvas)
+        self.plot_note = Label(value="Install matplotlib to see the scores plotted.")
+        self.plot_note.visible = self.canvas is None
+        self.save_button = PushButton(text="Save CSV…", enabled=False)
+        self.save_button.changed.connect(lambda: self.save_csv())
+        self.table = None  # the last EvaluationTable
+        self.extend([
+            self.image, self.region, self.region_marks, self.methods, self.kinds, self.ratios, self.repeats,
+            self.seed, *self._make_runner("Run"), self.scores, self.plot, self.plot_note, self.save_button,
+        ])
+        self.region.changed.connect(self._on_region_changed)
+        self._on_region_changed()
+
+    def _on_region_changed(self, _value=None) -> None:
+        self.region_marks.visible = self.region.value is not None
+
+    @staticmethod
+    def _method_choices(_widget=None) -> list[str]:
+        """Every method, except those whose weights would have to be downloaded first."""
+        return [m.name for m in list_methods() if not m.needs_download or models.is_cached(m.name)]
+
+    def _method_tooltip(self) -> str:
+        tooltip = "The methods to compare (Ctrl or Shift + click to select several)."
+        missing = [m.name for m in list_methods() if m.name not in self._method_choices()]
+        if missing:
+            tooltip += f" Offered once their weights are downloaded (Inpaint widget): {', '.join(missing)}."
+        return tooltip
+
+    def run(self):
+        """Start the comparison; returns the worker (None when nothing started)."""
+        image, region_layer = self.image.value, self.region.value
+        if image is None:
+            show_error("Compare methods needs an image layer")
+            return None
+        methods = [m for m in self._method_choices() if m in self.methods.value]
+        kinds = [k for k in mask_generators.KINDS if k in self.kinds.value]
+        try:
+            if not methods or not kinds:
+                raise ValueError("select at least one method and one hole kind")
+            ratios = _ratios(self.ratios)
+            plane = self._current_plane(image)
+            region = None
+            if region_layer is not None:
+                region = _plane_of(layer_mask(region_layer, image), plane)
+                if self.region_marks.value == DAMAGED:
+                    region = ~region
+        except (ValueError, TypeError) as exc:
+            show_error(str(exc))
+            return None
+        seed = self.seed.value
+        comparison = {
+            "mask": kinds[0], "ratio": ratios[len(ratios) // 2], "seed": seed, "plane": list(plane),
+            "region": None if region_layer is None else f"{region_layer.name} ({self.region_marks.value})",
+        }
+
+        def on_returned(result) -> None:
+            table, holes, fills = result
+            self.table = table
+            lines = [table.to_text()]
+            if holes is None:
+                lines.append(f"no example layers: no {kinds[0]} hole of ratio {comparison['ratio']} fits")
+            self.scores.native.setPlainText("\n".join(lines))
+            self._draw(table, image.name)
+            self._add_layers(image, holes, fills, comparison)
+            self.save_button.enabled = True
+
+        return self._start(
+            _compare, image.data, plane, region, on_returned=on_returned, methods=methods, kinds=kinds,
+            ratios=ratios, seed=seed, repeats=self.repeats.value, channel_axis=-1 if image.rgb else None,
+        )
+
+    def _draw(self, table, title: str) -> None:
+        """Plot PSNR in the holes against the hole-ratio bucket, one line per method."""
+        if self.canvas is None:
+            return
+        rows = [row for row in table.rows if row["psnr_hole"] is not None]
+        buckets = sorted({row["bucket"] for row in rows}, key=lambda label: float(label.split("-")[0]))
+        figure = self.canvas.figure
+        figure.clear()
+        axes = figure.add_subplot()
+        for method in dict.fromkeys(row["method"] for row in rows):
+            points = [(buckets.index(r["bucket"]), r["psnr_hole"]) for r in rows if r["method"] == method]
+            axes.plot(*zip(*points), marker="o", label=method)
+        axes.set_xticks(range(len(buckets)), buckets)
+        axes.set(xlabel="hole ratio", ylabel="PSNR in the holes (dB)", title=title)
+        axes.grid(alpha=0.3)
+        if rows:
+            axes.legend(fontsize="small")
+        self.canvas.draw_idle()
+        self.plot.visible = True
+
+    def _add_layers(self, image, holes, fills: dict, comparison: dict) -> None:
+        """Add or replace the example layers; remove this image's earlier ones that were not redone."""
+        kept = set()
+        for method, filled in fills.items():
+            provenance = make_provenance(image, method, {}, comparison=comparison)
+            kept.add(add_result(self._viewer, image, filled, provenance,
+                                name=f"{image.name} {method}{COMPARE_SUFFIX}").name)
+        if holes is not None:
+            provenance = {"source": image.name, "comparison": comparison}
+            kept.add(add_mask(self._viewer, image, holes, name=f"{image.name} holes{COMPARE_SUFFIX}",
+                              provenance=provenance).name)
+        for layer in list(self._viewer.layers):
+            made = layer.metadata.get(PROVENANCE_KEY, {})
+            if "comparison" in made and made.get("source") == image.name and layer.name not in kept:
+                self._viewer.layers.remove(layer)
+
+    def save_csv(self, path: str | Path | None = None, *, overwrite: bool = False) -> Path | None:
+        """Write the scores as CSV to ``path``, or where a save dialog (which confirms replacing) says.
+
+        An existing ``path`` is only replaced with ``overwrite=True``.
+        Returns the path written, or None.
+        """
+        if self.table is None:
+            show_error("Run a comparison first")
+            return None
+        if path is None:
+            path = self._ask_csv_path()
+            if not path:
+                return None
+            overwrite = True  # the dialog has asked
+        path = Path(path)
+        try:
+            with path.open("w" if overwrite else "x", newline="") as file:
+                file.write(self.table.to_csv())
+        except FileExistsError:
+            show_error(f"{path} exists and was not replaced; choose another name")
+            return None
+        except OSError as exc:
+            show_error(f"Could not save the scores: {exc}")
+            return None
+        show_info(f"Scores saved to {path}")
+        return path
+
+    def _ask_csv_path(self) -> str:
+        name = f"{self.image.value.name if self.image.value is not None else 'scores'} methods.csv"
+        path, _ = QFileDialog.getSaveFileName(self.native, "Save the scores", name, "CSV files (*.csv)")
+        return path

@@ -326,7 +326,7 @@ def evaluate(
     for k, kind in enumerate(kinds):
         for r, ratio in enumerate(ratios):
             for repeat in range(repeats):
-                hole = _hide(kind, region, ratio, np.random.default_rng([seed, k, r, repeat]))
+                hole = hide_holes(kind, region, ratio, np.random.default_rng([seed, k, r, repeat]))
                 if hole is None:
                     notes.append(f"no {kind} hole of ratio {ratio} fits in the region; skipped")
                 else:
@@ -423,7 +423,7 @@ def _check_region(region, spatial: tuple[int, int]) -> np.ndarray:
     return region
 
 
-def _hide(kind: str, region: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray | None:
+def hide_holes(kind: str, region: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray | None:
     """A hole of ``kind`` covering about ``ratio`` of ``region``, or None when none lands in it.
 
     The hole is drawn over the region's bounding box at the target ratio, so
