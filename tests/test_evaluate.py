@@ -77,11 +77,23 @@ def test_holes_go_only_into_the_clean_region(recorder):
                      ratios=[0.15], per_mask=True)  # fmt: skip
     holes = [c["mask"] for c in recorder if c["mask"].shape == image.shape]
     assert len(holes) == 3
-    for hole in holes:
-        assert hole.any() and not (hole & ~region).any()
+    for unknown in holes:
+        # Holes are hidden in the region; pixels outside it are never used as known either.
+        assert (unknown & region).any() and unknown[~region].all()
     # Ratios count the region's pixels.
     assert [row["mask"] for row in table.rows] == ["strokes", "hot-pixels", "scan-lines"]
     assert table.rows[1]["ratio"] == pytest.approx(0.15, abs=0.01)
+
+
+def test_damage_outside_the_clean_region_does_not_change_the_scores():
+    image = data.camera()[100:164, 100:164]
+    region = np.zeros(image.shape, bool)
+    region[10:50, 10:50] = True
+    damaged = image.copy()
+    damaged[~region] = 255  # e.g. saturated or hot pixels the user left outside the clean region
+    clean_rows = evaluate(image, ["harmonic", "biharmonic"], masks=["strokes"], region=region, ratios=[0.15]).rows
+    damaged_rows = evaluate(damaged, ["harmonic", "biharmonic"], masks=["strokes"], region=region, ratios=[0.15]).rows
+    assert [r["psnr_hole"] for r in clean_rows] == pytest.approx([r["psnr_hole"] for r in damaged_rows])
 
 
 def test_rgb_and_channel_axis(recorder):

@@ -147,7 +147,8 @@ def test_mask_from_image_then_inpaint(make_napari_viewer_proxy, qtbot, shots):
     assert holes.any() and not (holes & mask).any()
     for method in ("harmonic", "telea"):
         fill = viewer.layers[f"damaged cell {method} (compare)"].data
-        assert (fill[~holes] == damaged[~holes]).all()
+        known = ~(holes | mask)  # the detected damage is never used as known: it is filled too
+        assert (fill[known] == damaged[known]).all()
     for layer in viewer.layers:
         layer.visible = layer.name in ("damaged cell telea (compare)", "damaged cell holes (compare)")
     viewer.layers["damaged cell holes (compare)"].contour = 1  # outline the hidden holes

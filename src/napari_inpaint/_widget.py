@@ -447,8 +447,8 @@ def _compare(data, plane, region, *, methods, kinds, ratios, seed, repeats, chan
                      channel_axis=channel_axis, progress=evaluation_progress, cancel=cancel)
     middle = len(ratios) // 2
     spatial = reference.shape[:2]
-    hole = hide_holes(kinds[0], np.ones(spatial, bool) if region is None else region, ratios[middle],
-                 np.random.default_rng([seed, 0, middle, 0]))
+    region = np.ones(spatial, bool) if region is None else region
+    hole = hide_holes(kinds[0], region, ratios[middle], np.random.default_rng([seed, 0, middle, 0]))
     if hole is None:
         return table, None, {}
     damaged = reference.copy()
@@ -456,7 +456,8 @@ def _compare(data, plane, region, *, methods, kinds, ratios, seed, repeats, chan
     fills = {}
     for done, method in enumerate(methods, 1):
         try:
-            filled = inpaint(damaged, hole, method, channel_axis=channel_axis, seed=seed, cancel=cancel)
+            # As scored: pixels outside the clean region are never used as known.
+            filled = inpaint(damaged, hole | ~region, method, channel_axis=channel_axis, seed=seed, cancel=cancel)
         except InpaintCancelled:
             raise
         except Exception:  # the table's rows already say why this method failed

@@ -340,13 +340,14 @@ def evaluate(
     for kind, hole in holes:
         damaged = reference.copy()
         damaged[hole] = 0  # no method may see the truth
+        # Pixels outside the clean region may be damaged: they are filled too, never used as known.
         ratio = np.count_nonzero(hole) / area
         for name, params in methods.items():
             trial = {"method": name, "mask": kind, "ratio": ratio, "bucket": bucket_of(ratio), "seed": seed}
             trial.update(dict.fromkeys(_SCORES[1:]), error=None)
             start = time.perf_counter()
             try:
-                filled = inpaint(damaged, hole, name, channel_axis=channels, seed=seed, cancel=cancel, **params)
+                filled = inpaint(damaged, hole | ~region, name, channel_axis=channels, seed=seed, cancel=cancel, **params)
             except InpaintCancelled:
                 raise
             except Exception as exc:  # a failing method is reported; the others still run
