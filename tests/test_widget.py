@@ -612,7 +612,6 @@ def test_compare_widget_errors_are_notified(qtbot, notes):
 
 
 def test_compare_widget_without_matplotlib_or_weights(qtbot, monkeypatch):
-    from napari_inpaint import models
     from napari_inpaint.evaluate import default_methods
 
     monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_qtagg", None)  # import fails
