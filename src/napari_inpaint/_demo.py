@@ -1,60 +1,21 @@
 """The built-in demonstration: damage a real microscopy image, fill it, score the fills.
 
-Runs offline: the image is :func:`skimage.data.cell` (a quantitative phase
-image of a cell, bundled with scikit-image), and the artifacts come from
-:mod:`napari_inpaint.masks`.
+Runs offline on the plugin's sample (:func:`napari_inpaint._sample_data.damaged_cell`):
+:func:`skimage.data.cell`, bundled with scikit-image, with hot pixels, a
+scratch and a debris blob drawn by :mod:`napari_inpaint.masks`.
 """
 
 import time
 from pathlib import Path
 
 import numpy as np
-from skimage import data, io
+from skimage import io
 
-from napari_inpaint import masks
 from napari_inpaint._engine import inpaint
+from napari_inpaint._sample_data import damaged_cell
 from napari_inpaint.metrics import hole_mae, psnr, ssim
 
 DEFAULT_METHODS = ("harmonic", "biharmonic", "telea", "tv", "exemplar")
-# The debris sits on the rim of the cell, where a fill must continue an edge.
-_DEBRIS_CENTER = (330, 372)
-_DEBRIS_RADIUS = 16
-_SCRATCH_WIDTH = 3
-_HOT_FRACTION = 0.001
-
-
-def damaged_cell(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The clean demo image, a damaged copy and the mask of the damage.
-
-    Parameters
-    ----------
-    seed : int
-        Seed of the artifact generators.
-
-    Returns
-    -------
-    clean, damaged : ndarray of uint8
-        :func:`skimage.data.cell` and a copy with hot pixels (saturated), a
-        dark scratch and a dark debris blob.
-    mask : ndarray of bool
-        True on every damaged pixel.
-
-    Examples
-    --------
-    >>> clean, damaged, mask = damaged_cell()
-    >>> bool((clean == damaged)[~mask].all()), bool((damaged == 255)[mask].any())
-    (True, True)
-    """
-    clean = data.cell()
-    shape = clean.shape
-    hot = masks.hot_pixels(shape, _HOT_FRACTION, seed=seed)
-    line = masks.scratch(shape, _SCRATCH_WIDTH, seed=seed + 1)
-    blob = masks.debris(shape, _DEBRIS_RADIUS, seed=seed + 2, center=_DEBRIS_CENTER)
-    damaged = clean.copy()
-    damaged[blob] = clean[blob] // 4  # debris absorbs most of the light behind it
-    damaged[line] = 0
-    damaged[hot] = np.iinfo(clean.dtype).max
-    return clean, damaged, hot | line | blob
 
 
 def run_demo(output_dir: str | Path, methods: list[str] | tuple[str, ...] | None = None) -> list[dict]:
@@ -89,7 +50,8 @@ def run_demo(output_dir: str | Path, methods: list[str] | tuple[str, ...] | None
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     methods = DEFAULT_METHODS if methods is None else tuple(methods)
-    clean, damaged, mask = damaged_cell()
+    clean, damaged, labels = damaged_cell()
+    mask = labels > 0
     _save(output_dir / "original.png", clean)
     _save(output_dir / "mask.png", mask.astype(np.uint8) * 255)
 

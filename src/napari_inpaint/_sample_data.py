@@ -14,6 +14,8 @@ from napari_inpaint import masks
 
 # Label values of the sample mask, one per artifact kind.
 LABELS = {"hot pixels": 1, "scratch": 2, "debris": 3}
+# The debris sits on the rim of the cell, where a fill must continue an edge.
+_DEBRIS_CENTER = (330, 372)
 
 
 def damaged_cell(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -45,7 +47,7 @@ def damaged_cell(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     hot = masks.hot_pixels(shape, 0.002, seed=rng)
     scratch = masks.scratch(shape, width=3, seed=rng)
-    blob = masks.debris(shape, radius=18, seed=rng)
+    blob = masks.debris(shape, radius=18, seed=rng, center=_DEBRIS_CENTER)
     # Debris darkens its surroundings too: a halo two pixels wide, blended by distance.
     halo = masks.dilate(blob, 2)
 

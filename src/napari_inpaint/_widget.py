@@ -49,7 +49,7 @@ from napari_inpaint._layers import (
     layer_mask,
     make_provenance,
 )
-from napari_inpaint.evaluate import DEFAULT_MASKS, DEFAULT_RATIOS, hide_holes, default_methods, evaluate
+from napari_inpaint.evaluate import DEFAULT_MASKS, DEFAULT_RATIOS, default_methods, evaluate, hide_holes, hole_rng
 
 # Scope values: what one run fills.
 PLANE, STACK, VOLUME = "plane", "stack", "volume"
@@ -197,8 +197,8 @@ def _fill(data, mask, plane, *, params, cancel, progress, **options) -> np.ndarr
         # Download before filling, in this worker, with the same progress bar.
         models.fetch(options["method"], progress=progress)
     if plane is None:
-        # A dask layer gives a lazy result, computed plane by plane as napari shows it.
-        return inpaint(data if type(data).__module__.startswith("dask.") else np.asarray(data), mask, **kwargs)
+        # The engine returns a lazy result for a dask layer, computed plane by plane as napari shows it.
+        return inpaint(data, mask, **kwargs)
     result = np.array(data, copy=True)
     result[plane] = inpaint(result[plane], _plane_of(mask, plane), **kwargs)
     return result
@@ -448,7 +448,7 @@ def _compare(data, plane, region, *, methods, kinds, ratios, seed, repeats, chan
     middle = len(ratios) // 2
     spatial = reference.shape[:2]
     region = np.ones(spatial, bool) if region is None else region
-    hole = hide_holes(kinds[0], region, ratios[middle], np.random.default_rng([seed, 0, middle, 0]))
+    hole = hide_holes(kinds[0], region, ratios[middle], hole_rng(seed, 0, middle))
     if hole is None:
         return table, None, {}
     damaged = reference.copy()

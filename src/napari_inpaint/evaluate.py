@@ -326,7 +326,7 @@ def evaluate(
     for k, kind in enumerate(kinds):
         for r, ratio in enumerate(ratios):
             for repeat in range(repeats):
-                hole = hide_holes(kind, region, ratio, np.random.default_rng([seed, k, r, repeat]))
+                hole = hide_holes(kind, region, ratio, hole_rng(seed, k, r, repeat))
                 if hole is None:
                     notes.append(f"no {kind} hole of ratio {ratio} fits in the region; skipped")
                 else:
@@ -422,6 +422,11 @@ def _check_region(region, spatial: tuple[int, int]) -> np.ndarray:
     if np.count_nonzero(region) < 2:
         raise ValueError("the region marks fewer than 2 clean pixels")
     return region
+
+
+def hole_rng(seed: int, kind_index: int, ratio_index: int, repeat: int = 0) -> np.random.Generator:
+    """The generator :func:`evaluate` draws a hole with, so a front end can redraw exactly a scored hole."""
+    return np.random.default_rng([seed, kind_index, ratio_index, repeat])
 
 
 def hide_holes(kind: str, region: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray | None:
