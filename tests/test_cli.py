@@ -1,7 +1,13 @@
+import errno
 import io
 import json
+import os
+import shutil
+import signal
+import struct
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -135,6 +141,204 @@ def test_refuses_to_overwrite(tiff_job, capsys):
         assert "is the input" in capsys.readouterr().err and (folder / target).read_bytes() == before
     # No partial files are left behind.
     assert sorted(p.name for p in folder.iterdir()) == ["image.tif", "mask.tif", "out.tif"]
+
+
+def test_compare_refuses_to_write_its_csv_over_an_input(tiff_job, capsys):
+    folder, _, _ = tiff_job
+    before = (folder / "mask.tif").read_bytes()
+    argv = ["compare", str(folder / "image.tif"), "--region", str(folder / "mask.tif")]
+    assert main([*argv, "--csv", str(folder / "mask.tif"), "--overwrite"]) == 2
+    assert "is the input" in capsys.readouterr().err and (folder / "mask.tif").read_bytes() == before
+
+
+def test_output_folder_is_refused_and_left_alone(tiff_job, capsys):
+    folder, _, _ = tiff_job
+    results = folder / "results"
+    results.mkdir()
+    (results / "keep.txt").write_text("user data")
+    for overwrite in ((), ("--overwrite",)):  # --overwrite would not help: OUT must name a file
+        assert _fill(folder, "--method", "harmonic", "-o", str(results), *overwrite) == 2
+        err = capsys.readouterr().err
+        suggestion = results / "filled.tif"
+        assert err == f"error: the output {results} is a folder; give a file name, e.g. {suggestion}\n"
+    assert main(["compare", str(folder / "image.tif"), "--csv", str(results), "--overwrite"]) == 2
+    assert f"is a folder; give a file name, e.g. {results / 'scores.csv'}" in capsys.readouterr().err
+    assert [p.name for p in results.iterdir()] == ["keep.txt"]
+    assert (results / "keep.txt").read_text() == "user data"
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("out", "the output {} has no extension to choose its format by, e.g. {}.tif"),
+        ("out.xyz", "cannot write .xyz images; write a .tif, .png or .jpg file"),
+    ],
+)
+def test_outputs_without_an_image_format_are_refused_before_any_work(tmp_path, capsys, output, message):
+    skio.imsave(tmp_path / "image.png", _ramp(dtype=np.uint8), check_contrast=False)
+    skio.imsave(tmp_path / "mask.png", _hole().astype(np.uint8) * 255, check_contrast=False)
+    out = tmp_path / output
+    argv = ["fill", str(tmp_path / "image.png"), "--mask", str(tmp_path / "mask.png"), "--method", "harmonic"]
+    assert main([*argv, "-o", str(out)]) == 2
+    assert capsys.readouterr().err == f"error: {message.format(out, out)}\n" and not out.exists()
+
+
+def _png_with_a_bad_checksum(folder):
+    skio.imsave(folder / "good.png", _ramp(dtype=np.uint8), check_contrast=False)
+    data = bytearray((folder / "good.png").read_bytes())
+    data[29:33] = b"\0\0\0\0"  # the CRC of the IHDR chunk: Pillow raises SyntaxError
+    return bytes(data)
+
+
+_CORRUPT_FILES = {
+    "bad-checksum.png": _png_with_a_bad_checksum,
+    "empty.png": lambda folder: b"",
+    "garbage.jpg": lambda folder: b"\xff\xd8\xff\xe0" + bytes(20),
+    "truncated.tif": lambda folder: (folder / "image.tif").read_bytes()[:300],
+    # tifffile only logs that the first page lies past the end, and returns an empty array.
+    "no-pages.tif": lambda folder: b"II*\0" + struct.pack("<I", 10**6),
+}
+
+
+# imageio, looking for any plugin that reads an empty file, loads its deprecated DICOM one.
+@pytest.mark.filterwarnings("ignore:The legacy `DICOM` plugin:DeprecationWarning")
+@pytest.mark.parametrize("name", _CORRUPT_FILES)
+def test_corrupt_inputs_exit_2_with_one_line_naming_the_file(tiff_job, capsys, caplog, name):
+    folder, _, _ = tiff_job
+    corrupt = folder / name
+    corrupt.write_bytes(_CORRUPT_FILES[name](folder))
+    image, mask, out = folder / "image.tif", folder / "mask.tif", folder / "out.tif"
+    for argv in (
+        ["fill", str(corrupt), "--mask", str(mask), "--method", "harmonic", "-o", str(out)],
+        ["fill", str(image), "--mask", str(corrupt), "--method", "harmonic", "-o", str(out)],
+        ["compare", str(corrupt)],
+        ["compare", str(image), "--region", str(corrupt)],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: cannot read {corrupt} as an image: ")
+        assert err.endswith("; expected a TIFF, PNG or JPEG file\n") and err.count("\n") == 1
+    assert not out.exists()
+    assert not [record for record in caplog.records if record.name == "tifffile"]  # no log line besides
+
+
+def test_missing_input_exits_2_naming_the_file(tiff_job, capsys):
+    folder, _, _ = tiff_job
+    missing = folder / "missing.tif"
+    assert main(["fill", str(missing), "--mask", str(folder / "mask.tif"), "--method", "harmonic",
+                 "-o", str(folder / "out.tif")]) == 2
+    assert capsys.readouterr().err == f"error: cannot read {missing}: No such file or directory\n"
+
+
+@pytest.fixture
+def small_device(tmp_path):
+    """A folder on a 1 MiB tmpfs: a real device that fills up (mounting needs root, else skip)."""
+    mount_point = tmp_path / "small-device"
+    mount_point.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command")
+    mounting = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
+    if mounting.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs: {mounting.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".png"])  # tifffile writes with numpy, PNG with Python
+def test_full_device_says_so_and_writes_nothing(tmp_path, small_device, capsys, suffix):
+    noise = np.random.default_rng(0).integers(0, 256, (1024, 1100), dtype=np.uint8)  # 1.1 MB, incompressible
+    mask = np.zeros(noise.shape, np.uint8)
+    mask[10:14, 10:14] = 1
+    tifffile.imwrite(tmp_path / "image.tif", noise)
+    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    out = small_device / f"out{suffix}"
+    out.write_bytes(b"previous result")
+    assert _fill(tmp_path, "--method", "harmonic", "-o", str(out), "--overwrite") == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == f"error: no space left on the device to write {out}; nothing was written"
+    assert err.count("error:") == 1 and "Traceback" not in err
+    # The old result is intact and the partial file is gone.
+    assert [p.name for p in small_device.iterdir()] == [out.name] and out.read_bytes() == b"previous result"
+
+
+def test_not_a_number_is_refused(tiff_job, capsys):
+    # float("nan") parses, and NaN passes every range check: the method's parameter record refuses it.
+    folder, _, _ = tiff_job
+    assert _fill(folder, "--method", "tv", "--param", "tol=nan", "-o", str(folder / "out.tif")) == 2
+    err = capsys.readouterr().err
+    assert err == "error: parameter 'tol' of method 'tv' must be a finite number; got nan\n"
+    assert main(["compare", str(folder / "image.tif"), "--ratios", "0.1,nan"]) == 2
+    assert capsys.readouterr().err == "error: ratios must lie in (0, 1), got [0.1, nan]\n"
+    assert not (folder / "out.tif").exists()
+
+
+def test_ctrl_c_while_starting_exits_130_without_traceback(monkeypatch, capsys):
+    def interrupted_parser():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("napari_inpaint.cli._parser", interrupted_parser)
+    try:
+        status = main(["methods"])
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C while the parser is built escaped main, so the user got a traceback")
+    assert status == 130 and capsys.readouterr().err == "interrupted\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a named pipe")
+def test_ctrl_c_while_reading_input_exits_130_and_writes_nothing(tmp_path):
+    # A real SIGINT to the command while it waits on its input: a named pipe that nobody writes to.
+    skio.imsave(tmp_path / "mask.png", _hole().astype(np.uint8) * 255, check_contrast=False)
+    os.mkfifo(tmp_path / "image.png")
+    command = subprocess.Popen(
+        [sys.executable, "-m", "napari_inpaint", "fill", "image.png", "--mask", "mask.png",
+         "--method", "harmonic", "-o", "out.png"],
+        cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+    )
+    writer = _open_once_read(tmp_path / "image.png", command)
+    try:
+        command.send_signal(signal.SIGINT)
+        _, err = command.communicate(timeout=60)
+    finally:
+        os.close(writer)
+    assert command.returncode == 130 and err == "interrupted\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image.png", "mask.png"]
+
+
+def _open_once_read(pipe, reader: subprocess.Popen, timeout: float = 120) -> int:
+    """Open the writing end of ``pipe`` as soon as ``reader`` has opened it: it is then reading."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: nobody has opened the pipe for reading yet
+                raise
+        if reader.poll() is not None or time.monotonic() > deadline:
+            reader.kill()
+            pytest.fail(f"the command never read its input: {reader.communicate()[1]}")
+        time.sleep(0.01)
+
+
+def test_ctrl_c_while_importing_exits_130_without_traceback(tmp_path):
+    # Ctrl-C is simulated as a KeyboardInterrupt raised by the import of scipy, the slowest one.
+    script = """
+import importlib.abc, runpy, sys
+
+class CtrlC(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "scipy":
+            raise KeyboardInterrupt
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["napari-inpaint", "methods"]
+runpy.run_module("napari_inpaint", run_name="__main__")
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert run.returncode == 130 and run.stderr == "interrupted\n"
 
 
 def test_refuses_formats_that_cannot_hold_the_dtype(tiff_job, capsys):

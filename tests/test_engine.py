@@ -1,6 +1,7 @@
 """The engine's guarantees: known pixels, dtypes, layouts, errors, progress, cancel, noise."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -258,3 +259,180 @@ def test_iterative_methods_report_fractional_progress():
     finally:
         del _METHODS["steps"]
     assert calls == [(0.25, 1), (0.5, 1), (0.75, 1), (1.0, 1), (1, 1)]
+
+
+# --------------------------------------------------------------------------- issue 9 regressions
+
+
+@pytest.mark.parametrize(("shape", "mask_shape"), [((3, 3, 3), (3, 3)), ((4, 4, 4), (4, 4)), ((1, 3, 3), (1, 3))])
+def test_a_mask_that_fits_rgb_and_planes_alike_is_refused(shape, mask_shape):
+    image = np.arange(np.prod(shape), dtype=np.uint8).reshape(shape)
+    mask = np.zeros(mask_shape, bool)
+    mask[0, 0] = True
+    with pytest.raises(ValueError, match="ambiguous.*channel_axis=-1.*np.broadcast_to"):
+        inpaint(image, mask, "harmonic")
+    # Either reading, stated explicitly, changes only what it marks.
+    rgb = inpaint(image, mask, "harmonic", channel_axis=-1)
+    assert np.array_equal(rgb[~mask], image[~mask])
+    full = np.broadcast_to(mask, shape)
+    planes = inpaint(image, full, "harmonic")
+    assert np.array_equal(planes[~full], image[~full])
+
+
+@pytest.mark.parametrize("dtype", [np.uint64, np.int64])
+@pytest.mark.parametrize("method", ["harmonic", "biharmonic", "telea", "tv"])
+def test_64_bit_integer_fills_never_wrap(dtype, method):
+    info = np.iinfo(dtype)
+    mask = np.zeros((12, 12), bool)
+    mask[4:7, 4:8] = True
+    for value in (info.max, info.min):
+        image = np.full(mask.shape, value, dtype)
+        out = inpaint(image, mask, method)
+        assert out.dtype == dtype and np.array_equal(out[~mask], image[~mask])
+        assert (out[mask] == value).all()  # exact, although float64 holds only 53 bits
+
+
+@pytest.mark.parametrize("magnitude", [1e300, -1e300, 1e-300, 3e38])
+@pytest.mark.parametrize("method", ["harmonic", "biharmonic", "exemplar", "tv", "telea"])
+def test_huge_and_tiny_finite_values_are_filled(magnitude, method):
+    yy, xx = np.mgrid[:16, :16]
+    image = (1.0 + yy + xx) * magnitude
+    mask = np.zeros(image.shape, bool)
+    mask[5:9, 5:9] = True
+    out = inpaint(image, mask, method)
+    assert np.isfinite(out).all() and np.array_equal(out[~mask], image[~mask])
+    ratio = out[mask] / image[mask]
+    assert ratio.min() > 0.5 and ratio.max() < 2.0
+    if method in ("harmonic", "biharmonic"):  # exact for ramps, whatever the scale
+        np.testing.assert_allclose(out, image, rtol=1e-9)
+
+
+def test_float32_fills_stay_within_float32():
+    image = np.full((12, 12), 3e38, np.float32)
+    image[:, 6:] = -3e38
+    mask = np.zeros(image.shape, bool)
+    mask[4:8, 4:8] = True
+    out = inpaint(image, mask, "biharmonic", clip=False)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+
+
+def test_dask_result_honours_clip_progress_and_cancel():
+    da = pytest.importorskip("dask.array")
+    yy, xx = np.mgrid[:32, :32]
+    cap = (1000 - (yy - 16.0) ** 2 - (xx - 16.0) ** 2).astype(np.float32)
+    stack = np.stack([cap] * 4)
+    mask = np.zeros((32, 32), bool)
+    mask[10:22, 10:22] = True
+    lazy = da.from_array(stack, chunks=(1, 32, 32))
+    unclipped = inpaint(lazy, mask, "biharmonic", clip=False).compute()
+    np.testing.assert_array_equal(unclipped, inpaint(stack, mask, "biharmonic", clip=False))
+    assert unclipped[:, mask].max() > cap[~mask].max()
+
+    calls = []
+    inpaint(lazy, mask, "biharmonic", progress=lambda done, total: calls.append((done, total))).compute()
+    assert calls and calls[-1] == (4, 4) and all(total == 4 for _, total in calls)
+
+    event = threading.Event()
+    event.set()
+    with pytest.raises(InpaintCancelled):
+        inpaint(lazy, mask, "biharmonic", cancel=event)
+    pending = threading.Event()
+    result = inpaint(lazy, mask, "biharmonic", cancel=pending)
+    pending.set()
+    with pytest.raises(InpaintCancelled):
+        result.compute()
+
+
+def _cancel_after(seconds: float, image, mask, method: str) -> float:
+    """Cancel a fill ``seconds`` after its start; return how long the call took to raise InpaintCancelled."""
+    event = threading.Event()
+    start = time.perf_counter()
+    timer = threading.Timer(seconds, event.set)
+    timer.start()
+    with pytest.raises(InpaintCancelled):
+        inpaint(image, mask, method, cancel=event)
+    cancelled_at = time.perf_counter()
+    timer.join()
+    # An abandoned fill finishes in the background; wait so that it does not slow the next tests.
+    for thread in threading.enumerate():
+        if thread.name == "napari-inpaint fill":
+            thread.join(timeout=120)
+    return cancelled_at - start
+
+
+def test_cancel_interrupts_a_fill_that_never_checks():
+    @register("uninterruptible", summary="test", artifacts=())
+    def uninterruptible(image, mask):
+        time.sleep(3)  # like one compiled call that cannot look at the cancel event
+        return image
+
+    try:
+        took = _cancel_after(0.2, np.ones((8, 8)), np.eye(8, dtype=bool), "uninterruptible")
+    finally:
+        del _METHODS["uninterruptible"]
+    assert took < 1.0
+
+
+def test_cancel_interrupts_one_large_direct_solve():
+    image = np.random.default_rng(0).random((1024, 1024))
+    mask = np.zeros(image.shape, bool)
+    mask[200:800, 200:800] = True  # one 600x600 hole: a single factorisation of seconds
+    assert _cancel_after(0.5, image, mask, "harmonic") < 1.5
+
+
+def test_progress_from_a_fill_reaches_the_calling_thread_when_cancellable():
+    threads = set()
+
+    @register("steps-threaded", summary="test", artifacts=())
+    def steps(image, mask, progress):
+        for step in range(1, 3):
+            progress(step, 2)
+        return image
+
+    try:
+        inpaint(
+            np.ones((8, 8)), np.eye(8, dtype=bool), "steps-threaded", cancel=threading.Event(),
+            progress=lambda done, total: threads.add(threading.get_ident()),
+        )
+    finally:
+        del _METHODS["steps-threaded"]
+    assert threads == {threading.get_ident()}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"seed": -1}, TypeError, "seed must be a non-negative integer"),
+        ({"seed": 1.5}, TypeError, "seed must be a non-negative integer"),
+        ({"seed": "1"}, TypeError, "seed must be a non-negative integer"),
+        ({"cancel": True}, TypeError, "cancel must be a threading.Event"),
+        ({"progress": 3}, TypeError, "progress must be a callable"),
+        ({"clip": "no"}, TypeError, "clip must be True or False"),
+        ({"method": "tv", "tol": float("nan")}, ValueError, "'tol' of method 'tv' must be a finite number"),
+        ({"method": "tv", "iterations": float("inf")}, TypeError, "must be an integer"),
+    ],
+)
+def test_bad_arguments_get_a_clear_error(kwargs, error, match):
+    arguments = {"method": "harmonic", **kwargs}
+    with pytest.raises(error, match=match):
+        inpaint(np.ones((8, 8)), np.eye(8, dtype=bool), **arguments)
+
+
+def test_numpy_scalars_and_seed_none_are_accepted():
+    image = np.random.default_rng(0).random((16, 16))
+    mask = np.zeros(image.shape, bool)
+    mask[5:8, 5:8] = True
+    a = inpaint(image, mask, "tv", iterations=np.int64(40), tol=np.float32(1e-3), seed=np.uint8(3))
+    b = inpaint(image, mask, "tv", iterations=40, tol=float(np.float32(1e-3)), seed=3)
+    np.testing.assert_array_equal(a, b)
+    out = inpaint(image, mask, "harmonic", noise="gaussian", seed=None)
+    assert np.array_equal(out[~mask], image[~mask])
+
+
+def test_poisson_noise_on_huge_counts_uses_its_normal_limit():
+    image = np.full((16, 16), 1e20)
+    mask = np.zeros(image.shape, bool)
+    mask[4:12, 4:12] = True
+    out = inpaint(image, mask, "harmonic", noise="poisson", seed=0)
+    deviation = (out[mask] - 1e20) / 1e10  # standard deviation sqrt(1e20)
+    assert 0.7 < deviation.std() < 1.3 and abs(deviation.mean()) < 0.5

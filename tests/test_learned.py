@@ -1,12 +1,16 @@
 """Tests of the self-supervised ``learned`` method and Deep Image Prior (tiny networks, few steps)."""
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from napari_inpaint import get_method, inpaint  # noqa: E402
-from napari_inpaint.methods import learned  # noqa: E402
+from napari_inpaint import InpaintCancelled, get_method, inpaint  # noqa: E402
+from napari_inpaint.methods import _networks, learned  # noqa: E402
 
 # Tiny, untimed runs: results depend on the steps only, never on the machine's speed.
 TINY = {"seconds": 0, "crop_size": 32, "width": 8, "device": "cpu"}
@@ -93,11 +97,11 @@ def test_model_errors(tmp_path):
 @pytest.mark.parametrize("name, steps", [("learned", "steps"), ("dip", "iterations")])
 def test_check_stops_and_progress_counts(name, steps):
     image, mask = _stripes(32), _square_hole(32, 10, 16)
-    calls, reported = [], []
+    reported = []
 
     def check():
-        calls.append(1)
-        if len(calls) > 3:
+        # Called before every step and within it (window draws): stop at the first call after step 3.
+        if len(reported) == 3:
             raise KeyboardInterrupt
 
     given = {steps: 1000, "width": 8, "device": "cpu"} | ({"seconds": 0} if name == "learned" else {})
@@ -158,3 +162,181 @@ def test_train_model_on_a_stack_and_bad_input():
         learned.train_model(stack, np.ones((32, 32), bool), steps=1, **TINY)
     with pytest.raises(ValueError, match="2D image"):
         learned.train_model(np.zeros(10), steps=1, **TINY)
+
+
+def _within(deadline: float, function, *args, **kwargs):
+    """Call ``function(*args, **kwargs)`` in a thread; return or raise as it did, fail after ``deadline`` s.
+
+    A call that never ends (the bug under test) then fails the test instead of hanging the suite.
+    """
+    outcome = {}
+
+    def call():
+        try:
+            outcome["result"] = function(*args, **kwargs)
+        except BaseException as error:  # re-raised in the test's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(deadline)
+    assert not thread.is_alive(), f"{function.__name__} still running after {deadline} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+@pytest.mark.parametrize("shape, known", [
+    ((4, 4), [(0, 0)]),
+    ((1, 2), [(0, 1)]),
+    ((40, 40), [(0, 0), (39, 39)]),  # two known pixels, but never in one 16x16 window
+])
+def test_too_few_known_pixels_is_a_clear_error_up_front(shape, known):
+    # Issue 9: with one known pixel per window the window sampler looped forever.
+    image = np.random.default_rng(0).random(shape)
+    mask = np.ones(shape, bool)
+    mask[tuple(np.transpose(known))] = False
+    expected = r"too few known pixels.* at least 2 known pixels.*context.*biharmonic.*train_model"
+    # The default budget (2000 steps, 60 s): the error must come before any training.
+    with pytest.raises(ValueError, match=expected):
+        _within(10, inpaint, image, mask, "learned", crop_size=16, device="cpu")
+    with pytest.raises(ValueError, match=expected):
+        _within(10, learned.train_model, image, mask, crop_size=16, device="cpu")
+
+
+def test_window_sampler_gives_up_and_honours_check():
+    # A lone known pixel: no window can hide a known pixel and still show one.
+    values, holes = np.zeros((1, 8, 8, 1)), np.ones((1, 8, 8), bool)
+    holes[0, 3, 3] = False
+    draws = []
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="too few known pixels.*biharmonic"):
+        _within(10, learned._batch, values, holes, (8, 8), 2.0, rng, lambda: draws.append(1))
+    assert len(draws) == learned._MAX_FAILED_DRAWS + 1
+
+    def cancel_at_the_tenth_draw():
+        draws.append(1)
+        if len(draws) == 10:
+            raise InpaintCancelled
+
+    draws.clear()
+    with pytest.raises(InpaintCancelled):
+        _within(10, learned._batch, values, holes, (8, 8), 2.0, rng, cancel_at_the_tenth_draw)
+
+
+@pytest.mark.parametrize("name, params", [
+    ("learned", {"steps": 3, **TINY}),
+    ("dip", {"iterations": 3, "width": 8, "device": "cpu"}),
+])
+@pytest.mark.parametrize("shape", [(1, 7), (7, 1), (2, 2), (3, 5), (5, 3)])
+@pytest.mark.parametrize("holes", [[0], [0, -1]], ids=["one-hole", "two-holes"])
+def test_tiny_images_are_filled(name, params, shape, holes):
+    # Issue 9: crops under 4 px on a side made `learned` fail in numpy ("high - low < 0").
+    image = 10.0 + np.arange(np.prod(shape), dtype=float).reshape(shape)
+    mask = np.zeros(shape, bool)
+    mask.flat[holes] = True
+    filled = _within(30, inpaint, image, mask, name, **params)
+    assert np.array_equal(filled[~mask], image[~mask])
+    assert np.isfinite(filled).all()
+
+
+def test_explicit_initialisation_reproduces_pytorch_default():
+    torch.manual_seed(5)
+    default = _networks.UNet(3, 2, width=4)
+    before = torch.random.get_rng_state()
+    generator = torch.Generator().manual_seed(5)
+    explicit = _networks.build(_networks.UNet, 3, 2, width=4, generator=generator)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the global RNG is left alone
+    for (key, value), (_, drawn) in zip(default.state_dict().items(), explicit.state_dict().items()):
+        assert torch.equal(value, drawn), key
+    inpainter = _networks.build(_networks.Inpainter, 1, 4, generator=torch.Generator().manual_seed(5))
+    out = inpainter.unet.out
+    assert not out.weight.any() and not out.bias.any()  # the untrained network gives the smooth fill
+    assert inpainter.unet.enc1.conv.weight.std() > 0
+
+
+def test_global_rng_left_alone(tmp_path):
+    image, mask = _stripes(32), _square_hole(32, 10, 16)
+    before = torch.random.get_rng_state()
+    net = learned.train_model(image, mask, steps=2, **TINY)
+    learned.save_model(net, tmp_path / "net.pt")
+    learned.load_model(tmp_path / "net.pt", device="cpu")
+    inpaint(image, mask, "learned", steps=2, **TINY)
+    inpaint(image, mask, "dip", iterations=2, width=8, device="cpu")
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_concurrent_runs_match_a_serial_run():
+    # Issue 9: threads shared torch's global RNG, so concurrent runs differed from run to run.
+    image, mask = _stripes(24), _square_hole(24, 8, 13)
+    runs = [("learned", {"steps": 2, **TINY, "crop_size": 16, "width": 4}),
+            ("dip", {"iterations": 2, "width": 4, "device": "cpu"})]
+    serial = [inpaint(image, mask, name, seed=7, **params) for name, params in runs]
+    jobs = runs * 2
+    for _ in range(4):
+        start = threading.Barrier(len(jobs))
+
+        def run(job):
+            start.wait()
+            return inpaint(image, mask, job[0], seed=7, **job[1])
+
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            results = list(pool.map(run, jobs))
+        for (name, _), result, expected in zip(jobs, results, serial * 2):
+            assert np.array_equal(result, expected), name
+
+
+@pytest.mark.parametrize("name, params", [
+    ("learned", {"steps": 10**6, "seconds": 0, "device": "cpu"}),  # default network and windows
+    ("dip", {"iterations": 10**6, "device": "cpu"}),
+])
+def test_cancel_within_half_a_second(name, params):
+    # The fill function itself, as the engine may stop waiting for a cancelled fill and leave it running.
+    iterating, cancel = threading.Event(), threading.Event()
+
+    def check():
+        if cancel.is_set():
+            raise InpaintCancelled
+
+    image, mask = _stripes(96), _square_hole(96, 40, 50)
+    method = get_method(name)
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(
+            method.fill, image[..., None], mask, **method.resolve(params),
+            check=check, progress=lambda *_: iterating.set(),
+        )
+        # Once iterating: a process's first optimiser imports torch._dynamo (seconds) before any loop.
+        assert iterating.wait(timeout=60)
+        time.sleep(0.2)
+        cancel.set()
+        cancelled = time.perf_counter()
+        with pytest.raises(InpaintCancelled):
+            running.result(timeout=10)
+        assert time.perf_counter() - cancelled < 0.5
+
+
+def test_prediction_honours_check(tmp_path):
+    image, mask = _stripes(32), _square_hole(32, 10, 16)
+    learned.save_model(learned.train_model(image, steps=1, **TINY), tmp_path / "net.pt")
+    calls = []
+
+    def cancel_at_the_second_flip():
+        calls.append(1)
+        if len(calls) == 2:
+            raise InpaintCancelled
+
+    with pytest.raises(InpaintCancelled):
+        learned.learned(image[..., None], mask, model=str(tmp_path / "net.pt"), device="cpu",
+                        check=cancel_at_the_second_flip)
+
+
+def test_progress_follows_a_time_limit():
+    # With a time limit that ends training long before `steps`, progress follows the time used
+    # (it used to stay near 0 until the unit ended).
+    image, mask = _stripes(32), _square_hole(32, 10, 16)
+    reported = []
+    params = {**TINY, "steps": 10**6, "seconds": 0.5}
+    inpaint(image, mask, "learned", **params, progress=lambda done, total: reported.append(done / total))
+    within_training = [fraction for fraction in reported if fraction < 1]
+    assert within_training == sorted(within_training)
+    assert 0.5 < max(within_training) < 1 and reported[-1] == 1

@@ -8,9 +8,14 @@ pooch's own.
 
 import hashlib
 import http.server
+import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,14 +29,23 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated
 from napari_inpaint import inpaint, models  # noqa: E402
 from napari_inpaint.cli import main  # noqa: E402
 
+# A trickling response ends after this long, so that a download that is never given up on fails a test
+# in bounded time instead of hanging it.
+_TRICKLE_FOR_S = 5.0
+
 
 class _Server:
-    """A static file server that counts requests and can cut one response short."""
+    """A static file server that counts requests, can cut one response short, and can trickle files.
+
+    ``trickle`` maps a path to the seconds between the single bytes it is sent in.
+    """
 
     def __init__(self, root: Path):
         self.root = root
         self.requests: Counter = Counter()
         self.truncate_once: set[str] = set()
+        self.trickle: dict[str, float] = {}
+        self.closed = threading.Event()
         server = self
 
         class Handler(http.server.SimpleHTTPRequestHandler):
@@ -49,7 +63,26 @@ class _Server:
                     self.wfile.write(body[: len(body) // 2])  # the connection drops mid-file
                     self.close_connection = True
                     return
+                if self.path in server.trickle:
+                    self.send_trickle(server.trickle[self.path])
+                    return
                 super().do_GET()
+
+            def send_trickle(self, pause: float) -> None:
+                body = (root / self.path.lstrip("/")).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.close_connection = True
+                end = time.monotonic() + _TRICKLE_FOR_S
+                try:
+                    for byte in body:
+                        if server.closed.wait(pause) or time.monotonic() > end:
+                            return
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                except OSError:  # the client hung up
+                    pass
 
             def log_message(self, *args):
                 pass
@@ -60,6 +93,7 @@ class _Server:
         self.thread.start()
 
     def close(self) -> None:
+        self.closed.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -160,6 +194,16 @@ def test_progress_callback_reports_bytes(registry, server):
     assert all(0 < done <= total == len(data) for done, total in calls)
 
 
+def test_concurrent_fetches_share_one_cache(registry, server):
+    data = bytes(range(256)) * 4000
+    spec = _serve_file(server, "weights.bin", data)
+    other = _serve_file(server, "other.bin", b"other", model="other")
+    with ThreadPoolExecutor(4) as pool:
+        paths = list(pool.map(models.fetch, [spec.name, other.name, spec.name, spec.name]))
+    assert [path.read_bytes() for path in paths] == [data, b"other", data, data]
+    assert sorted(path.name for path in registry.iterdir()) == ["other.bin", "weights.bin"]
+
+
 def test_hash_mismatch_is_a_clear_error_and_leaves_nothing(registry, server):
     spec = _serve_file(server, "weights.bin", b"good data")
     models.register_model(replace(spec, known_hash="sha256:" + "0" * 64))
@@ -218,6 +262,164 @@ def test_folder_mirror_and_cache_variable_take_effect_without_reimport(registry,
     (folder / "weights.bin").unlink()
     with pytest.raises(models.DownloadError, match="mirror folder"):
         models.fetch("shared")
+
+
+def _wait_for(condition, timeout: float = 30.0):
+    """Poll ``condition`` until it returns something truthy, and return that."""
+    end = time.monotonic() + timeout
+    while not (found := condition()):
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.02)
+    return found
+
+
+def test_trickling_server_is_given_up_at_the_deadline(registry, server, monkeypatch):
+    spec = _serve_file(server, "slow.bin", b"s" * 1000)
+    server.trickle["/slow.bin"] = 0.05
+    monkeypatch.setattr(models, "_DEADLINE_MIN_S", 1.0)
+    monkeypatch.setattr(models, "_WATCH_INTERVAL_S", 0.05)
+    start = time.monotonic()
+    with pytest.raises(models.DownloadError) as info:
+        models.fetch(spec.name)
+    assert time.monotonic() - start < 3
+    message = str(info.value)
+    assert "did not finish within 1 s" in message and spec.url in message
+    assert models.MIRROR_ENV in message and f"napari-inpaint models fetch {spec.name}" in message
+    assert not list(registry.iterdir())
+
+
+def test_download_without_progress_is_given_up_as_stalled(registry, server, monkeypatch):
+    # Bytes trickle in, but too few to ever complete a chunk of the file.
+    spec = _serve_file(server, "stuck.bin", b"s" * 1000)
+    server.trickle["/stuck.bin"] = 0.05
+    monkeypatch.setattr(models, "_STALL_S", 0.5)
+    monkeypatch.setattr(models, "_WATCH_INTERVAL_S", 0.05)
+    start = time.monotonic()
+    with pytest.raises(models.DownloadError, match=r"no data arrived for 0.5 s") as info:
+        models.fetch(spec.name)
+    assert time.monotonic() - start < 3 and spec.url in str(info.value)
+    assert not list(registry.iterdir())
+
+
+_FETCH_IN_CHILD = """
+import sys
+from napari_inpaint import models
+url, known_hash, size = sys.argv[1:]
+models.register_model(models.ModelSpec("child", url, known_hash, int(size), "MIT", "", ""))
+models.fetch("child")
+"""
+
+
+def test_next_fetch_removes_the_temporary_file_of_a_killed_download(registry, server):
+    slow = _serve_file(server, "slow.bin", b"s" * 1000, model="slow")
+    quick = _serve_file(server, "quick.bin", b"q", model="quick")
+    server.trickle["/slow.bin"] = 0.05
+    child = subprocess.Popen(
+        [sys.executable, "-c", _FETCH_IN_CHILD, slow.url, slow.known_hash, str(slow.size)],
+        env={**os.environ, models.CACHE_ENV: str(registry)}, stderr=subprocess.DEVNULL,
+    )
+    try:
+        leftovers = _wait_for(lambda: list(registry.glob("tmp*")))
+    finally:
+        child.kill()  # SIGKILL: pooch gets no chance to remove its temporary file
+        child.wait()
+    notes = registry / "notes.txt"
+    notes.write_text("not ours")
+    # Time passes: the killed download's file stays untouched for longer than a live one ever is.
+    long_ago = time.time() - models._STALE_TEMP_S - 60
+    for path in [*leftovers, notes]:
+        os.utime(path, (long_ago, long_ago))
+    assert all(path.exists() for path in leftovers)
+    models.fetch(quick.name)
+    assert not any(path.exists() for path in leftovers) and notes.exists()
+
+
+def test_fetch_keeps_the_temporary_file_of_a_live_download(registry, server, monkeypatch):
+    slow = _serve_file(server, "slow.bin", b"s" * 1000, model="slow")
+    quick = _serve_file(server, "quick.bin", b"q", model="quick")
+    server.trickle["/slow.bin"] = 0.05
+    monkeypatch.setattr(models, "_WATCH_INTERVAL_S", 0.05)
+    monkeypatch.setattr(models, "_STALE_TEMP_S", 0.5)
+    errors = []
+
+    def fetch_slowly() -> None:
+        try:
+            models.fetch(slow.name)
+        except models.DownloadError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=fetch_slowly)
+    thread.start()
+    [live] = _wait_for(lambda: list(registry.glob("tmp*")))
+    time.sleep(1.0)  # twice the stale age: only the download's heartbeat keeps its file fresh
+    models.fetch(quick.name)
+    assert live.exists()
+    monkeypatch.setattr(models, "_STALL_S", 0.0)  # end the slow download
+    thread.join()
+    assert "no data arrived" in str(errors[0]) and not live.exists()
+
+
+@pytest.mark.parametrize("mirror", ["ftp://mirror.example/models", "s3://bucket/models", "file://host/share"])
+def test_mirror_of_an_unsupported_kind_is_refused(registry, monkeypatch, mirror):
+    monkeypatch.setenv(models.MIRROR_ENV, mirror)
+    with pytest.raises(ValueError) as info:
+        models.fetch("lama")
+    message = str(info.value)
+    assert mirror in message and "http://" in message and "https://" in message and "folder" in message
+    assert not registry.exists()
+
+
+def test_file_url_and_drive_letter_mirrors_are_folders(registry, tmp_path, monkeypatch):
+    folder = tmp_path / "share"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"on a network drive")
+    models.register_model(models.ModelSpec(
+        "shared", "https://example.invalid/weights.bin", _sha256(folder / "weights.bin"), 18, "MIT", "", "",
+    ))
+    monkeypatch.setenv(models.MIRROR_ENV, folder.as_uri())
+    assert models.fetch("shared").read_bytes() == b"on a network drive"
+    monkeypatch.setenv(models.MIRROR_ENV, "D:\\models")
+    assert models.download_url("shared").startswith("D:\\models")
+
+
+def test_corrupt_cached_copy_is_not_cached_and_named_when_the_server_is_down(registry):
+    good = b"the right bytes"
+    models.register_model(models.ModelSpec(
+        "offline", f"{_closed_port_url()}/weights.bin", "sha256:" + hashlib.sha256(good).hexdigest(),
+        len(good), "MIT", "", "",
+    ))
+    registry.mkdir(parents=True)
+    (registry / "weights.bin").write_bytes(b"the wrong bytes")
+    assert not models.is_cached("offline")
+    with pytest.raises(models.DownloadError) as info:
+        models.fetch("offline")
+    message = str(info.value)
+    assert f"copy already at {registry / 'weights.bin'} failed its hash check" in message
+    assert "replaced by the next successful download" in message
+    assert (registry / "weights.bin").read_bytes() == b"the wrong bytes"
+
+
+def test_is_cached_hashes_each_version_of_a_file_once(registry, server, monkeypatch):
+    import pooch
+
+    spec = _serve_file(server, "weights.bin", b"0123456789")
+    path = models.fetch(spec.name)
+    hashed = []
+    file_hash = pooch.file_hash
+
+    def counted_file_hash(*args, **kwargs) -> str:
+        hashed.append(args[0])
+        return file_hash(*args, **kwargs)
+
+    monkeypatch.setattr(pooch, "file_hash", counted_file_hash)
+    # pooch checked the hash while downloading: nothing is hashed again.
+    assert models.is_cached(spec.name) and models.is_cached(spec.name) and models.fetch(spec.name) == path
+    assert hashed == []
+    path.write_bytes(b"9876543210")  # same size; the modification time tells the versions apart
+    later = path.stat().st_mtime_ns + 10**9
+    os.utime(path, ns=(later, later))
+    assert not models.is_cached(spec.name) and not models.is_cached(spec.name)
+    assert hashed == [str(path)]
 
 
 def test_load_once_per_device_and_reload_after_register(registry, server, tmp_path):

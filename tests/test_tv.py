@@ -160,3 +160,14 @@ def test_one_pixel_margin_equals_filling_the_whole_image():
     whole = fill(image[..., None] * ~mask[..., None], mask, iterations=100, tol=0.0)[..., 0]
     cropped = inpaint(image, mask, "tv", iterations=100, tol=0.0)
     np.testing.assert_allclose(cropped, whole, rtol=0, atol=1e-9)
+
+
+def test_progress_is_reported_within_one_hole():
+    image = np.random.default_rng(0).random((64, 64))
+    mask = np.zeros(image.shape, bool)
+    mask[16:48, 16:48] = True
+    calls = []
+    inpaint(image, mask, "tv", iterations=200, tol=0.0, progress=lambda done, total: calls.append((done, total)))
+    fractions = [done for done, total in calls if 0 < done < 1]
+    assert len(fractions) >= 5 and fractions == sorted(fractions)
+    assert calls[-1] == (1, 1)

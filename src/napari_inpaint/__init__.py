@@ -15,25 +15,37 @@ Examples
 (np.uint16(3), dtype('uint16'))
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
-
-from napari_inpaint._engine import InpaintCancelled, inpaint
-from napari_inpaint._layers import inpaint_layer
-from napari_inpaint._registry import ARTIFACTS, Method, Param, get_method, list_methods
 
 try:
     __version__ = version("napari-inpaint")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "unknown"
 
-__all__ = [
-    "ARTIFACTS",
-    "InpaintCancelled",
-    "Method",
-    "Param",
-    "__version__",
-    "get_method",
-    "inpaint",
-    "inpaint_layer",
-    "list_methods",
-]
+# The public names are imported on first use, so that ``import napari_inpaint`` (and the command
+# line's start, where Ctrl-C must be handled) does not wait for NumPy and SciPy.
+_PUBLIC = {
+    "ARTIFACTS": "napari_inpaint._registry",
+    "InpaintCancelled": "napari_inpaint._engine",
+    "Method": "napari_inpaint._registry",
+    "Param": "napari_inpaint._registry",
+    "get_method": "napari_inpaint._registry",
+    "inpaint": "napari_inpaint._engine",
+    "inpaint_layer": "napari_inpaint._layers",
+    "list_methods": "napari_inpaint._registry",
+}
+
+__all__ = ["__version__", *sorted(_PUBLIC)]
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'napari_inpaint' has no attribute {name!r}")
+    value = getattr(import_module(_PUBLIC[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -8,6 +8,8 @@ pixels back, optionally matches noise, and reports progress.  Methods (see
 """
 
 import itertools
+import numbers
+import queue
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -27,6 +29,11 @@ _BATCH_BYTES = 64 * 2**20
 # Noise statistics need a ring of known pixels wider than most methods' margin.
 _NOISE_MARGIN = 8
 NOISE_MODELS = ("gaussian", "poisson")
+# Above this mean, Poisson noise is drawn from its normal limit (numpy refuses means near 1e19;
+# the relative error of the approximation is below 1e-4 here).
+_POISSON_NORMAL_LIMIT = 1e8
+# How often a waiting caller looks at its cancel event while a fill runs in its worker thread (s).
+_CANCEL_POLL = 0.05
 
 
 class InpaintCancelled(Exception):
@@ -71,7 +78,9 @@ def inpaint(
         Name of a method from :func:`napari_inpaint.list_methods`.
     channel_axis : int, optional
         Axis of ``image`` holding channels.  When None, a last axis of length
-        3 or 4 that the mask does not have is taken as RGB(A) channels.
+        3 or 4 that the mask does not have is taken as RGB(A) channels; when
+        the mask would fit either way (image (4, 4, 4), mask (4, 4)), a
+        ValueError asks for ``channel_axis`` or a mask of the image's shape.
     spatial_ndim : {2, 3}
         2 fills each 2D plane of a stack separately; 3 fills 3D volumes (for
         methods that support it).
@@ -81,14 +90,18 @@ def inpaint(
         is fractional.  An exception raised from it stops the work and
         propagates.
     cancel : threading.Event, optional
-        When set, the work stops within one work unit (or one iteration of an
-        iterative method) and :class:`InpaintCancelled` is raised.
+        When set, :class:`InpaintCancelled` is raised within a fraction of a
+        second, even during one long solve: each fill then runs in a worker
+        thread that is abandoned on cancel (and stops at its method's next
+        check).  Progress is still reported on the calling thread.
     noise : {None, 'gaussian', 'poisson'}
         Add noise to the filled pixels so that they are not conspicuously
         smooth: Gaussian with the standard deviation of the surrounding known
         pixels, or Poisson (photon counts) with the fill as mean.
-    seed : int
-        Seed for noise and stochastic methods; results are deterministic.
+    seed : int or None
+        Seed (a non-negative integer) for noise and stochastic methods;
+        results are deterministic.  None draws a fresh seed from the
+        operating system.
     clip : bool
         Keep fills within the range of the known pixels of their plane (per
         channel), as scikit-image does: smooth fills can overshoot near
@@ -107,6 +120,9 @@ def inpaint(
     ------
     ValueError, TypeError
         For input that cannot be inpainted, with a message saying what to fix.
+        Integer images hold at most 64 bits: their fills are computed in
+        float64 (53-bit mantissa), so fills of int64/uint64 images beyond
+        2**53 are rounded to float64's precision, and never wrap.
     InpaintCancelled
         When ``cancel`` was set during the run.
 
@@ -130,7 +146,7 @@ def inpaint(
     """
     spec = get_method(method)
     params = spec.resolve(params)
-    if spatial_ndim not in (2, 3):
+    if spatial_ndim not in (2, 3) or isinstance(spatial_ndim, bool):
         raise ValueError(f"spatial_ndim must be 2 or 3, got {spatial_ndim!r}")
     if spatial_ndim not in spec.ndims:
         raise ValueError(
@@ -139,13 +155,20 @@ def inpaint(
         )
     if noise not in (None, *NOISE_MODELS):
         raise ValueError(f"noise must be None or one of {', '.join(NOISE_MODELS)}; got {noise!r}")
+    if not isinstance(clip, (bool, np.bool_)):
+        raise TypeError(f"clip must be True or False, got {clip!r}")
+    seed = _resolve_seed(seed)
+    check = _checker(cancel)
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable progress(done, total) or None, got {progress!r}")
+    check()
 
     if _is_dask(image):
         from napari_inpaint._lazy import inpaint_dask
 
         return inpaint_dask(
-            image, mask, method, channel_axis=channel_axis, spatial_ndim=spatial_ndim,
-            noise=noise, seed=seed, **params,
+            image, mask, method, channel_axis=channel_axis, spatial_ndim=spatial_ndim, progress=progress,
+            cancel=cancel, noise=noise, seed=seed, clip=clip, **params,
         )
 
     image = np.asarray(image)
@@ -164,42 +187,109 @@ def inpaint(
     plan = _plan(mask, batch_shape, grid_shape[len(batch_shape) :], spec, margin, channels_last.shape[-1])
     total = sum(len(crops) * len(groups) for crops, groups in plan)
 
-    def check() -> None:
-        if cancel is not None and cancel.is_set():
-            raise InpaintCancelled("inpainting was cancelled; the input is unchanged")
-
     units = itertools.chain.from_iterable(itertools.product(groups, crops) for crops, groups in plan)
     for done, (group, crop) in enumerate(units, start=1):
         check()
         extra = {"rng": np.random.default_rng([seed, done]), "check": check, "progress": None}
         if progress is not None:
             extra["progress"] = lambda step, steps, before=done - 1: progress(before + step / max(steps, 1), total)
-        _fill_crop(channels_last, group, crop, spec, params, noise, clip, extra)
+        _fill_crop(channels_last, group, crop, spec, params, noise, clip, extra, abandonable=cancel is not None)
         if progress is not None:
             progress(done, total)
     return output
 
 
-def _fill_crop(channels_last, group: "_Group", crop: _Crop, spec: Method, params, noise, clip, extra) -> None:
+def _fill_crop(
+    channels_last, group: "_Group", crop: _Crop, spec: Method, params, noise, clip, extra, abandonable: bool
+) -> None:
     """Fill one crop of a group of planes (stacked as extra channels) in place."""
     channels = channels_last.shape[-1]
     work = np.concatenate([channels_last[plane + crop.box] for plane in group.planes], axis=-1, dtype=np.float64)
     crop_mask = group.mask[crop.box]
     work[crop_mask] = 0.0
-    filled = spec.fill(work, crop_mask, **params, **{k: extra[k] for k in spec.engine_keywords})
+    # Methods see values of order one: a power-of-two scale is exact in floating point, so fills of
+    # ordinary data are unchanged, while values near 1e300 (or 1e-300) no longer overflow (underflow).
+    scale = _power_of_two_scale(work)
+    work /= scale
+
+    def fill(check: Callable[[], None], progress: Callable | None) -> np.ndarray:
+        supplied = {"rng": extra["rng"], "check": check, "progress": progress}
+        return spec.fill(work, crop_mask, **params, **{k: supplied[k] for k in spec.engine_keywords})
+
+    if abandonable:
+        filled = _run_abandonable(fill, extra["check"], extra["progress"])
+    else:
+        filled = fill(extra["check"], extra["progress"])
     values = np.asarray(filled, dtype=np.float64)[crop.holes]
     if not np.isfinite(values).all():
         raise RuntimeError(f"method {spec.name!r} produced non-finite values; please report this as a bug")
+    values *= scale
     if clip:
         if group.limits is None:
             group.limits = _known_range(channels_last, group)
         values = np.clip(values, *group.limits)
-    if noise is not None:
-        values = _add_noise(values, work, crop_mask, noise, extra["rng"])
+    if noise == "gaussian":
+        values = values + extra["rng"].standard_normal(values.shape) * (_noise_sigma(work, crop_mask) * scale)
+    elif noise == "poisson":
+        values = _poisson(values, extra["rng"])
+    values = _to_dtype(values, channels_last.dtype)
+    if clip and noise is None:
+        # float64 rounds integers beyond 2**53: clip once more in the image's own dtype, exactly.
+        values = np.clip(values, *group.limits)
     for i, plane in enumerate(group.planes):
-        channels_last[plane + crop.box][crop.holes] = _to_dtype(
-            values[:, i * channels : (i + 1) * channels], channels_last.dtype
-        )
+        channels_last[plane + crop.box][crop.holes] = values[:, i * channels : (i + 1) * channels]
+
+
+def _run_abandonable(fill: Callable, check: Callable[[], None], progress: Callable | None):
+    """Return ``fill(check, progress)`` computed in a daemon thread that is abandoned on cancel.
+
+    One compiled call (a sparse factorisation, an OpenCV fill) cannot be
+    interrupted, so the calling thread waits in short steps and checks the
+    cancel event in between; on cancel it raises at once and the worker
+    stops at its method's next ``check`` or finishes unseen.  The method's
+    progress reports are forwarded on the calling thread.
+    """
+    reports: queue.SimpleQueue = queue.SimpleQueue()
+    outcome: dict = {}
+    abandoned = threading.Event()
+
+    def worker_check() -> None:
+        if abandoned.is_set():
+            raise InpaintCancelled("inpainting was cancelled")
+        check()
+
+    def run() -> None:
+        try:
+            outcome["value"] = fill(worker_check, lambda step, steps: reports.put((step, steps)))
+        except BaseException as error:  # handed to the caller, which re-raises it
+            outcome["error"] = error
+        finally:
+            reports.put(None)
+
+    threading.Thread(target=run, name="napari-inpaint fill", daemon=True).start()
+    try:
+        while True:
+            try:
+                report = reports.get(timeout=_CANCEL_POLL)
+            except queue.Empty:
+                report = ()
+            check()
+            if report is None:
+                break
+            if report and progress is not None:
+                progress(*report)
+    except BaseException:
+        abandoned.set()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _power_of_two_scale(work: np.ndarray) -> float:
+    """The power of two that brings the largest magnitude in ``work`` into [1, 2) (1 when all are zero)."""
+    largest = float(np.abs(work).max(initial=0.0))
+    return 1.0 if largest == 0.0 else float(np.ldexp(1.0, np.frexp(largest)[1] - 1))
 
 
 @dataclass
@@ -290,13 +380,14 @@ def _check_known_finite(channels_last: np.ndarray, mask: np.ndarray) -> None:
         )
 
 
-def _add_noise(values, work, crop_mask, noise, rng) -> np.ndarray:
-    """Add noise with the statistics of the known pixels around the holes."""
-    if noise == "poisson":
-        if (values < 0).any():
-            raise ValueError("noise='poisson' needs non-negative data (photon counts); use noise='gaussian'")
-        return rng.poisson(values).astype(np.float64)
-    return values + rng.standard_normal(values.shape) * _noise_sigma(work, crop_mask)
+def _poisson(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Photon-count noise with the fill as mean (its normal limit for very large means)."""
+    if (values < 0).any():
+        raise ValueError("noise='poisson' needs non-negative data (photon counts); use noise='gaussian'")
+    large = values > _POISSON_NORMAL_LIMIT
+    noisy = rng.poisson(np.where(large, 0.0, values)).astype(np.float64)
+    normal = values + np.sqrt(values, where=large, out=np.zeros_like(values)) * rng.standard_normal(values.shape)
+    return np.where(large, np.maximum(normal, 0.0), noisy)
 
 
 def _noise_sigma(work: np.ndarray, crop_mask: np.ndarray) -> np.ndarray:
@@ -327,10 +418,35 @@ def _noise_sigma(work: np.ndarray, crop_mask: np.ndarray) -> np.ndarray:
 
 
 def _to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Round and clip float64 fills into ``dtype`` without wrapping around."""
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
-    return values.astype(dtype)
+        # float(2**63 - 1) rounds up to 2**63, which no longer fits: clip to the largest float that does.
+        high = float(info.max) if float(info.max) <= info.max else np.nextafter(float(info.max), 0.0)
+        return np.clip(np.rint(values), float(info.min), high).astype(dtype)
+    info = np.finfo(dtype)
+    return np.clip(values, float(info.min), float(info.max)).astype(dtype)
+
+
+def _checker(cancel) -> Callable[[], None]:
+    """The ``check()`` that raises :class:`InpaintCancelled` once ``cancel`` is set."""
+    if cancel is not None and not callable(getattr(cancel, "is_set", None)):
+        raise TypeError(f"cancel must be a threading.Event (or None), got {cancel!r}")
+
+    def check() -> None:
+        if cancel is not None and cancel.is_set():
+            raise InpaintCancelled("inpainting was cancelled; the input is unchanged")
+
+    return check
+
+
+def _resolve_seed(seed) -> int:
+    """A non-negative integer seed; None draws one from the operating system."""
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % 2**63)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise TypeError(f"seed must be a non-negative integer (or None for a fresh one), got {seed!r}")
+    return int(seed)
 
 
 def _is_dask(array) -> bool:
@@ -380,9 +496,16 @@ def _resolve_channel_axis(image_shape, mask_shape, channel_axis) -> int | None:
                 f"channel_axis={channel_axis} is out of range for an image with {ndim} axes (shape {image_shape})"
             )
         return int(channel_axis) % ndim
-    if ndim >= 3 and image_shape[-1] in (3, 4) and not _broadcasts(mask_shape, image_shape):
-        return ndim - 1  # RGB(A) last axis that the mask does not have
-    return None
+    if ndim < 3 or image_shape[-1] not in (3, 4) or not _broadcasts(mask_shape, image_shape[:-1]):
+        return None
+    if _broadcasts(mask_shape, image_shape):
+        raise ValueError(
+            f"image of shape {tuple(image_shape)} with a mask of shape {tuple(mask_shape)} is ambiguous: the "
+            f"last axis (length {image_shape[-1]}) may hold RGB(A) channels, or the mask may apply to each of "
+            "its planes. Pass channel_axis=-1 for colour channels, or give a mask of the image's full shape "
+            "(np.broadcast_to(mask, image.shape)) if the last axis is spatial"
+        )
+    return ndim - 1  # RGB(A) last axis that the mask does not have
 
 
 def _broadcasts(mask_shape, target_shape) -> bool:

@@ -1,14 +1,23 @@
 """Lazy inpainting of dask arrays, block by block, for images larger than memory."""
 
+import threading
+from collections.abc import Callable
+
 import numpy as np
 
 
-def inpaint_dask(image, mask, method: str, *, channel_axis, spatial_ndim: int, noise, seed: int, **params):
+def inpaint_dask(
+    image, mask, method: str, *, channel_axis, spatial_ndim: int, progress: Callable | None, cancel,
+    noise, seed: int, clip: bool, **params,
+):
     """Return a lazy dask array: :func:`napari_inpaint.inpaint` applied to each block.
 
     The image is rechunked so that every block holds whole planes (or volumes)
     with all their channels; each block is then filled with the matching part
-    of the mask when it is computed.
+    of the mask when it is computed.  Every keyword of ``inpaint`` applies:
+    ``cancel`` stops the blocks being computed, and ``progress(done, total)``
+    counts blocks (fractionally within a block) as they are computed, from
+    the threads that compute them.
     """
     import dask.array as da
 
@@ -20,14 +29,37 @@ def inpaint_dask(image, mask, method: str, *, channel_axis, spatial_ndim: int, n
     whole = set(grid_axes[-spatial_ndim:]) | ({channel_axis} if channel_axis is not None else set())
     image = image.rechunk({a: -1 for a in whole})
     full_mask = np.broadcast_to(mask, grid_shape)
+    report = None if progress is None else _BlockProgress(progress, image.npartitions)
 
     def fill_block(block, block_info=None):
-        location = block_info[0]["array-location"]
+        info = block_info[0]
+        location = info["array-location"]
         block_mask = full_mask[tuple(slice(*location[a]) for a in grid_axes)]
-        block_seed = seed + int(np.ravel_multi_index(block_info[0]["chunk-location"], block_info[0]["num-chunks"]))
-        return inpaint(
+        index = int(np.ravel_multi_index(info["chunk-location"], info["num-chunks"]))
+        block_progress = None if report is None else report.for_block(index)
+        filled = inpaint(
             block, block_mask, method, channel_axis=channel_axis, spatial_ndim=spatial_ndim,
-            noise=noise, seed=block_seed, **params,
+            progress=block_progress, cancel=cancel, noise=noise, seed=seed + index, clip=clip, **params,
         )
+        if block_progress is not None:
+            block_progress(1, 1)  # also for blocks without holes, which report nothing
+        return filled
 
     return da.map_blocks(fill_block, image, dtype=image.dtype)
+
+
+class _BlockProgress:
+    """Sums the fractional progress of blocks computed on several threads into one report."""
+
+    def __init__(self, progress: Callable, blocks: int):
+        self._progress, self._blocks = progress, blocks
+        self._done: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def for_block(self, index: int) -> Callable[[float, int], None]:
+        def report(done: float, total: int) -> None:
+            with self._lock:
+                self._done[index] = done / max(total, 1)
+                self._progress(sum(self._done.values()), self._blocks)
+
+        return report

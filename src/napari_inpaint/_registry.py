@@ -22,9 +22,13 @@ progress of the whole run).
 """
 
 import inspect
+import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 # Artifact vocabulary shared by the method records, the docs and the widgets.
 ARTIFACTS = {
@@ -71,7 +75,7 @@ class Param:
         """Return ``value`` coerced to :attr:`kind`, or raise a clear error."""
         where = f"parameter {self.name!r} of method {method!r}"
         if self.kind is bool:
-            if not isinstance(value, (bool, int)) or value not in (0, 1):
+            if not isinstance(value, (bool, np.bool_, numbers.Integral)) or value not in (0, 1):
                 raise TypeError(f"{where} must be True or False, got {value!r}")
             return bool(value)
         if self.kind is str:
@@ -80,10 +84,13 @@ class Param:
             if self.choices is not None and value not in self.choices:
                 raise ValueError(f"{where} must be one of {', '.join(self.choices)}; got {value!r}")
             return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-            self.kind is int and not float(value).is_integer()
+        # numbers.Real admits NumPy scalars (np.int64(5), np.float32(1e-3)) as well as Python numbers.
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or (
+            self.kind is int and not (isinstance(value, numbers.Integral) or float(value).is_integer())
         ):
             raise TypeError(f"{where} must be {'an integer' if self.kind is int else 'a number'}, got {value!r}")
+        if not isinstance(value, numbers.Integral) and not math.isfinite(value):
+            raise ValueError(f"{where} must be a finite number; got {value!r}")
         value = self.kind(value)
         if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
             raise ValueError(f"{where} must lie in [{self.low}, {self.high}]; got {value!r}")

@@ -12,32 +12,46 @@ Examples
     $ napari-inpaint models
     $ napari-inpaint models fetch lama migan
 
-Every user error (a missing file, an unknown method, a bad parameter, an
-output that would overwrite data) prints one ``error: ...`` line on stderr and
-exits with status 2.
+Every user error (a missing or unreadable file, an unknown method, a bad
+parameter, an output that would overwrite data or does not fit on its device)
+prints one ``error: ...`` line on stderr and exits with status 2.  Ctrl-C prints
+``interrupted`` and exits with status 130.  An output file is either written
+completely or not at all.
 """
+
+from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
+import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from napari_inpaint import __version__
-from napari_inpaint._engine import NOISE_MODELS, inpaint
-from napari_inpaint._registry import Method, get_method, list_methods
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from napari_inpaint._registry import Method
+
+# Heavy modules (numpy, scipy through the engine, image codecs) are imported inside the functions that
+# use them, so that they load within main's handling of errors and Ctrl-C.
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
+_READABLE = "expected a TIFF, PNG or JPEG file"
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 _EXIT_USAGE = 2
+_EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
 
 
 class _Refused(Exception):
-    """A request the command line declines (it would lose data, or cannot be stored)."""
+    """A request the command line declines: it would lose data, or an input or output is unusable."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,8 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> main(["methods", "--json"])  # doctest: +SKIP
     0
     """
-    args = _parser().parse_args(argv)
     try:
+        # Parsing is inside too: building the parser imports the engine, which takes a moment.
+        args = _parser().parse_args(argv)
         return args.command(args)
     except BrokenPipeError:
         # The reader of stdout left (as `| head` does): stop quietly, as the Python docs advise.
@@ -60,10 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return _EXIT_INTERRUPTED
 
 
 def _parser() -> argparse.ArgumentParser:
+    from napari_inpaint._engine import NOISE_MODELS
+
     parser = argparse.ArgumentParser(
         prog="napari-inpaint", description="Fill bad or missing pixels of scientific images."
     )
@@ -178,10 +195,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fill(args: argparse.Namespace) -> int:
+    from napari_inpaint._engine import inpaint
+    from napari_inpaint._registry import get_method
+
     method = get_method(args.method)
     # Validate before reading anything: a typo should not cost the reading of a large stack.
     params = method.resolve(_parse_params(method, args.param))
-    _check_output(args.output, args.overwrite, inputs=(args.image, args.mask))
+    _check_output(args.output, args.overwrite, inputs=(args.image, args.mask), file_name="filled.tif")
+    _check_format(args.output)
     image = _read(args.image)
     _check_storable(args.output, image.dtype)
     mask = _read_mask(args.mask)
@@ -230,13 +251,64 @@ def _is_tiff(path: Path) -> bool:
 
 
 def _read(path: Path) -> np.ndarray:
-    if _is_tiff(path):
-        import tifffile
+    """Read the image file ``path``; any failure raises one :class:`_Refused` that names the file.
 
-        return tifffile.imread(path)
+    Raises
+    ------
+    _Refused
+        When the file system refuses the file (missing, a folder, no permission), or its contents
+        cannot be decoded as an image.
+    """
+    try:
+        image = _read_tiff(path) if _is_tiff(path) else _read_with_imageio(path)
+    except MemoryError:  # the machine's limit, not the file's fault
+        raise
+    except Exception as exc:
+        # The file system's errors carry an errno; decoders raise about anything on corrupt data
+        # (Pillow a SyntaxError, tifffile a ValueError, imageio an OSError without errno...).
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise _Refused(f"cannot read {path}: {exc.strerror}") from None
+        message = str(exc).strip()
+        reason = message.splitlines()[0] if message else type(exc).__name__
+        raise _Refused(f"cannot read {path} as an image: {reason}; {_READABLE}") from None
+    if image.size == 0:
+        raise _Refused(f"cannot read {path} as an image: it holds no pixels; {_READABLE}")
+    return image
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    # tifffile logs, rather than raises, on some corrupt files and then returns an empty array: its
+    # log is shown only when the file gave pixels, else the one error about the file says it all.
+    logger = logging.getLogger("tifffile")
+    with _log_held(logger) as records:
+        image = tifffile.imread(path)
+    if image.size:
+        for record in records:
+            logger.handle(record)
+    return image
+
+
+def _read_with_imageio(path: Path) -> np.ndarray:
     from skimage import io
 
     return io.imread(path)
+
+
+@contextlib.contextmanager
+def _log_held(logger: logging.Logger) -> Iterator[list[logging.LogRecord]]:
+    """Hold back the records ``logger`` handles meanwhile, so the caller can decide to show them."""
+    records: list[logging.LogRecord] = []
+    holder = logging.Handler()
+    holder.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(holder)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield records
+    finally:
+        logger.removeHandler(holder)
+        logger.propagate = propagate
 
 
 def _read_mask(path: Path) -> np.ndarray:
@@ -246,8 +318,13 @@ def _read_mask(path: Path) -> np.ndarray:
     return mask
 
 
-def _check_output(output: Path, overwrite: bool, inputs: tuple[Path, ...]) -> None:
-    """Refuse to write over an input, or over any existing file without ``overwrite``."""
+def _check_output(output: Path, overwrite: bool, inputs: tuple[Path, ...], file_name: str) -> None:
+    """Refuse to write over a folder or an input, or over any existing file without ``overwrite``.
+
+    ``file_name`` is suggested as a file inside ``output`` when that is a folder.
+    """
+    if output.is_dir():
+        raise _Refused(f"the output {output} is a folder; give a file name, e.g. {output / file_name}")
     if not output.parent.is_dir():
         raise _Refused(f"the folder {output.parent} of the output does not exist")
     if not output.exists():
@@ -259,7 +336,27 @@ def _check_output(output: Path, overwrite: bool, inputs: tuple[Path, ...]) -> No
         raise _Refused(f"{output} exists; pass --overwrite to replace it")
 
 
+def _check_format(output: Path) -> None:
+    """Refuse, before any work, an output whose extension names no image format that can be written."""
+    if _is_tiff(output):
+        return
+    if not output.suffix:
+        raise _Refused(f"the output {output} has no extension to choose its format by, e.g. {output}.tif")
+    import warnings
+
+    import numpy as np
+
+    try:
+        with warnings.catch_warnings():  # imageio warns before it fails on an unknown extension
+            warnings.simplefilter("ignore")
+            _encode(np.zeros((1, 1), np.uint8), output.suffix)
+    except Exception:  # imageio raises ValueError, among others, for an extension it cannot write
+        raise _Refused(f"cannot write {output.suffix} images; write a .tif, .png or .jpg file") from None
+
+
 def _check_storable(output: Path, dtype: np.dtype) -> None:
+    import numpy as np
+
     suffix = output.suffix.lower()
     if not (_is_tiff(output) or dtype == np.uint8 or (dtype == np.uint16 and suffix == ".png")):
         raise _Refused(f"{output.suffix} cannot store {dtype} pixels; write a .tif file to keep them")
@@ -269,20 +366,60 @@ def _check_storable(output: Path, dtype: np.dtype) -> None:
 
 
 def _write(path: Path, image: np.ndarray) -> None:
-    """Write through a temporary file so that a failure never leaves a truncated OUT."""
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
-    try:
+    """Write ``image`` in the format that the extension of ``path`` names, completely or not at all."""
+    with _replacing(path) as partial:
         if _is_tiff(path):
             import tifffile
 
             tifffile.imwrite(partial, image)
         else:
-            from skimage import io
+            partial.write_bytes(_encode(image, path.suffix))
 
-            io.imsave(partial, image, check_contrast=False)
+
+def _encode(image: np.ndarray, suffix: str) -> bytes:
+    """``image`` encoded in memory in the format that ``suffix`` names (PNG, JPEG, ...).
+
+    The bytes are written by the caller: imageio writing a file itself retries a failed close when
+    it is garbage-collected, which prints a traceback after the error on a full device.
+    """
+    import imageio.v3 as iio
+
+    return iio.imwrite("<bytes>", image, extension=suffix.lower())
+
+
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` that replaces ``path`` once written completely.
+
+    An error or Ctrl-C while writing removes the temporary file and leaves an existing ``path`` as it
+    was, so an output is never left half written.
+
+    Raises
+    ------
+    _Refused
+        When writing fails, saying so plainly when the device is full.
+    """
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    try:
+        yield partial
         os.replace(partial, path)
+    except OSError as exc:
+        if _device_full(exc, path.parent):
+            raise _Refused(f"no space left on the device to write {path}; nothing was written") from None
+        raise _Refused(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _device_full(error: OSError, folder: Path) -> bool:
+    """Whether ``error``, raised while writing into ``folder``, comes from a full device.
+
+    numpy's ``tofile`` (which tifffile writes with) reports a short write without an errno, as
+    "N requested and M written"; the device having no free space left tells that case apart.
+    """
+    if error.errno == errno.ENOSPC:
+        return True
+    return error.errno is None and shutil.disk_usage(folder).free == 0
 
 
 class _TextBar:
@@ -340,6 +477,8 @@ def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
 
 
 def _methods(args: argparse.Namespace) -> int:
+    from napari_inpaint._registry import list_methods
+
     methods = list_methods()
     if args.json:
         print(json.dumps([m.describe() for m in methods], indent=2))
@@ -388,7 +527,8 @@ def _compare(args: argparse.Namespace) -> int:
     ratios = [_convert(text, float, "--ratios") for text in _split(args.ratios)]
     params = _parse_shared_params(methods or default_methods(masks), args.param)
     if args.csv is not None:
-        _check_output(args.csv, args.overwrite, inputs=(args.image,))
+        inputs = (args.image,) if args.region is None else (args.image, args.region)
+        _check_output(args.csv, args.overwrite, inputs=inputs, file_name="scores.csv")
     image = _read(args.image)
     region = None if args.region is None else _read_mask(args.region).astype(bool)
     with _progress_bar("compare") as progress:
@@ -399,7 +539,8 @@ def _compare(args: argparse.Namespace) -> int:
         )
     print(table)
     if args.csv is not None:
-        table.to_csv(args.csv)
+        with _replacing(args.csv) as partial:
+            table.to_csv(partial)
         print(f"wrote {args.csv}", file=sys.stderr)
     return 0 if any(trial["error"] is None for trial in table.trials) else 1
 
@@ -411,6 +552,8 @@ def _split(values: list[str] | None) -> list[str]:
 
 def _parse_shared_params(methods: list[str], pairs: list[str]) -> dict:
     """``NAME=VALUE`` strings converted with the kind of the first method that has the parameter."""
+    from napari_inpaint._registry import get_method
+
     params = {}
     for pair in pairs:
         name, equals, text = pair.partition("=")

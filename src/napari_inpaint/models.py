@@ -11,11 +11,14 @@ Environment variables, read at every call:
 
 ``NAPARI_INPAINT_CACHE``
     Folder for the downloaded files (default: ``pooch.os_cache("napari-inpaint")``,
-    e.g. ``~/.cache/napari-inpaint`` on Linux).
+    e.g. ``~/.cache/napari-inpaint`` on Linux).  Give it a folder of its own:
+    files named like pooch's temporary files (``tmp`` and 8 characters) that
+    have not changed for 10 minutes are deleted there, as leftovers of
+    downloads that were killed.
 ``NAPARI_INPAINT_MIRROR``
-    Base URL (``https://``) or local (network) folder that holds the files
-    under their registry file names; used instead of the original URLs, for
-    sites without internet access.
+    Base URL (``http://`` or ``https://``), ``file:///`` URL or local
+    (network) folder that holds the files under their registry file names;
+    used instead of the original URLs, for sites without internet access.
 
 PyTorch, pooch and requests are imported inside the functions only, so
 importing this module (and the package) stays cheap.
@@ -28,9 +31,12 @@ Examples
 ('Apache-2.0', 'big-lama.pt')
 """
 
+import contextlib
 import os
+import re
 import shutil
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +45,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 if TYPE_CHECKING:
+    import requests
     import torch
 
 _KINDS = ("cpu", "cuda", "mps")
@@ -47,6 +54,21 @@ MIRROR_ENV = "NAPARI_INPAINT_MIRROR"
 # (connect, read) seconds: without network the user hears so at once, while a
 # slow but live server may still pause between chunks.
 _TIMEOUT = (10, 60)
+# The read timeout bounds each read only, so a server that trickles bytes would
+# hold a download forever.  A download is therefore given up when it makes no
+# progress for _STALL_S seconds, or when it takes longer than its size at
+# _MIN_THROUGHPUT bytes/s (at least _DEADLINE_MIN_S): 34 minutes for LaMa's
+# 206 MB, well beyond what a working connection needs.
+_STALL_S = 120.0
+_MIN_THROUGHPUT = 100_000
+_DEADLINE_MIN_S = 600.0
+# How often a download checks those limits and touches its temporary file.  A
+# live download's file is thus never older than this, so a temporary file left
+# untouched for _STALE_TEMP_S belongs to a download that was killed.
+_WATCH_INTERVAL_S = 1.0
+_STALE_TEMP_S = 600.0
+# The names tempfile gives, which pooch uses for the file it downloads into.
+_TEMP_NAME = re.compile(r"tmp[a-z0-9_]{8}")
 # Bytes per progress report: a few hundred reports for a 200 MB file.
 _CHUNK = 2**20
 _URL_SCHEMES = ("http", "https")
@@ -54,6 +76,14 @@ _URL_SCHEMES = ("http", "https")
 
 class DownloadError(OSError):
     """A model file could not be downloaded or failed its hash check."""
+
+
+class _DownloadCutOff(Exception):
+    """A download given up for being too slow; ``received`` bytes had arrived."""
+
+    def __init__(self, reason: str, received: int):
+        super().__init__(reason)
+        self.received = received
 
 
 @dataclass(frozen=True)
@@ -255,6 +285,8 @@ def _builtin_models() -> dict[str, ModelSpec]:
 MODELS: dict[str, ModelSpec] = _builtin_models()
 _LOADED: dict[tuple[str, str], "torch.jit.ScriptModule"] = {}
 _LOCK = threading.Lock()
+# (path, known_hash) -> ((mtime_ns, size), matches): each version of a file is hashed once per process.
+_HASH_CHECKS: dict[tuple[str, str], tuple[tuple[int, int], bool]] = {}
 
 
 def available_devices() -> list[str]:
@@ -394,19 +426,42 @@ def cache_path(name: str) -> Path:
 
 
 def is_cached(name: str) -> bool:
-    """Whether the file of model ``name`` is in the cache (its hash is checked by :func:`fetch`)."""
-    return cache_path(name).is_file()
+    """Whether the cache holds the file of model ``name`` with the right hash.
+
+    The hash is computed once per version (modification time and size) of the
+    file and process, so listing models again is fast.
+    """
+    return _matches_known_hash(cache_path(name), get_model(name).known_hash)
 
 
 def download_url(name: str) -> str:
-    """The URL (or local path) model ``name`` is fetched from: the mirror when one is set."""
+    """The URL (or local path) model ``name`` is fetched from: the mirror when one is set.
+
+    Raises
+    ------
+    ValueError
+        When ``NAPARI_INPAINT_MIRROR`` is neither an http, https or file URL
+        nor a folder path.
+    """
+    from urllib.request import url2pathname
+
     spec = get_model(name)
     mirror = os.environ.get(MIRROR_ENV, "").strip()
     if not mirror:
         return spec.url
-    if urlparse(mirror).scheme in _URL_SCHEMES:
+    parsed = urlparse(mirror)
+    scheme = parsed.scheme.lower()
+    if scheme in _URL_SCHEMES:
         return f"{mirror.rstrip('/')}/{spec.filename}"
-    return str(Path(mirror).expanduser() / spec.filename)
+    if scheme == "file" and parsed.netloc in ("", "localhost"):
+        return str(Path(url2pathname(parsed.path)) / spec.filename)
+    if len(scheme) <= 1:  # no scheme, or a Windows drive letter ("C:\\models")
+        return str(Path(mirror).expanduser() / spec.filename)
+    raise ValueError(
+        f"{MIRROR_ENV}={mirror!r} is not a mirror napari-inpaint can read: set it to an http:// or https:// "
+        f"URL, a file:/// URL or the path of a (network) folder holding {spec.filename} (to serve a folder "
+        "over HTTP: python -m http.server)."
+    )
 
 
 def fetch(name: str, progress: Callable[[int, int], None] | None = None) -> Path:
@@ -429,15 +484,23 @@ def fetch(name: str, progress: Callable[[int, int], None] | None = None) -> Path
     ------
     DownloadError
         When the file cannot be downloaded (the message names the URL and
-        the path to put the file at by hand) or the download does not match
-        its hash (nothing is left in the cache then).
+        the path to put the file at by hand), the download is too slow (see
+        Notes), or it does not match its hash (nothing is left in the cache
+        then).  A cached copy that failed its hash check is named too.
+    ValueError
+        When ``NAPARI_INPAINT_MIRROR`` is not a mirror this module can read
+        (see :func:`download_url`).
 
     Notes
     -----
     pooch streams into a temporary file beside the target and moves it into
     place only after its hash matched, so an interrupted download never
     leaves a partial file; a cached file whose hash does not match (corrupt,
-    or an older version) is downloaded again.
+    or an older version) is downloaded again.  Temporary files left by
+    downloads that were killed are deleted once they are 10 minutes old.
+
+    An HTTP download is given up when no data arrives for 2 minutes, or when
+    it takes longer than its size at 100 kB/s, and at least 10 minutes.
 
     Examples
     --------
@@ -447,26 +510,45 @@ def fetch(name: str, progress: Callable[[int, int], None] | None = None) -> Path
     spec = get_model(name)
     if not spec.commercial_use:
         _warn_licence(spec)
+    source = download_url(name)
+    # Resolved as pooch resolves it, so a cache hit returns the same path as a download.
+    folder = cache_dir().resolve()
+    target = folder / spec.filename
+    _remove_killed_downloads(folder)
+    if _matches_known_hash(target, spec.known_hash):
+        return target
     import pooch
 
-    folder = cache_dir()
-    target = folder / spec.filename
-    source = download_url(name)
+    # pooch keeps a copy that fails its hash until a download replaces it.
+    bad_copy = (
+        f" The copy already at {target} failed its hash check: it is corrupt or another version, and will "
+        "be replaced by the next successful download (or delete it)."
+        if target.is_file()
+        else ""
+    )
     local = urlparse(source).scheme not in _URL_SCHEMES
     if local:
         downloader = _copy_from_folder
     else:
         bar = _ProgressAdapter(progress) if progress is not None else _has_tqdm()
-        downloader = pooch.HTTPDownloader(progressbar=bar, chunk_size=_CHUNK, timeout=_TIMEOUT)
+        downloader = _GuardedHTTPDownloader(max(_DEADLINE_MIN_S, spec.size / _MIN_THROUGHPUT), bar)
     try:
-        path = pooch.retrieve(
+        pooch.retrieve(
             source, known_hash=spec.known_hash, fname=spec.filename, path=folder, downloader=downloader
         )
+    except _DownloadCutOff as cut:
+        raise DownloadError(
+            f"gave up downloading model {name!r} from {source}: {cut} ({cut.received:,} of about "
+            f"{spec.size:,} bytes had arrived). The connection is too slow or the server stalled: retry "
+            f"later, set {MIRROR_ENV} to a faster server or a folder holding {spec.filename}, or run "
+            f"`napari-inpaint models fetch {name}` on a machine with a better connection and copy the file "
+            f"to {target}.{bad_copy}"
+        ) from None
     except ValueError as exc:  # pooch's hash mismatch of a fresh download
         raise DownloadError(
             f"the file downloaded for model {name!r} from {source} does not match its known hash "
             f"{spec.known_hash} and was discarded ({exc}). The server or mirror holds a different file; "
-            f"put the right file at {target} by hand or fix {MIRROR_ENV}."
+            f"put the right file at {target} by hand or fix {MIRROR_ENV}.{bad_copy}"
         ) from None
     except Exception as exc:  # requests' connection errors, timeouts, HTTP errors; OS errors
         if not _is_network_or_os_error(exc):
@@ -476,9 +558,11 @@ def fetch(name: str, progress: Callable[[int, int], None] | None = None) -> Path
             f"could not fetch model {name!r} from {source} ({type(exc).__name__}: {exc}). "
             f"Without access to {where}, download {spec.url} on another machine and put it at {target} "
             f"(checked against {spec.known_hash}), or set {MIRROR_ENV} to a server or folder holding "
-            f"{spec.filename}."
+            f"{spec.filename}.{bad_copy}"
         ) from None
-    return Path(path)
+    # pooch has just checked the hash of the file it moved into place.
+    _HASH_CHECKS[(str(target), spec.known_hash)] = (_file_version(target), True)
+    return target
 
 
 def load(name: str, device: "str | torch.device" = "auto") -> "torch.jit.ScriptModule":
@@ -589,3 +673,133 @@ class _ProgressAdapter:
 def _copy_from_folder(source: str, output_file: str, _pooch) -> None:
     """pooch downloader for a mirror that is a local or network folder."""
     shutil.copyfile(source, output_file)
+
+
+class _GuardedHTTPDownloader:
+    """pooch downloader: pooch's HTTPDownloader, given up when it is too slow.
+
+    A watchdog thread shuts the connection down when the download has taken
+    ``deadline_s`` seconds or has written nothing for ``_STALL_S`` seconds,
+    which makes the read blocked on it fail.  Until then it touches the
+    temporary file every ``_WATCH_INTERVAL_S``, which tells
+    :func:`_remove_killed_downloads` in other processes that it is in use.
+
+    Parameters
+    ----------
+    deadline_s : float
+        Seconds the whole download may take.
+    progressbar : bool or _ProgressAdapter
+        As for ``pooch.HTTPDownloader``.
+    """
+
+    def __init__(self, deadline_s: float, progressbar: "bool | _ProgressAdapter"):
+        import pooch
+
+        self.deadline_s = deadline_s
+        self._http = pooch.HTTPDownloader(
+            progressbar=progressbar, chunk_size=_CHUNK, timeout=_TIMEOUT, hooks={"response": self._track}
+        )
+        self._lock = threading.Lock()
+        self._response: requests.Response | None = None
+        self._cut_reason = ""
+
+    def __call__(self, url: str, output_file: str, pooch_instance: object) -> None:
+        finished = threading.Event()
+        watchdog = threading.Thread(
+            target=self._watch,
+            args=(Path(output_file), finished),
+            name="napari-inpaint download watchdog",
+            daemon=True,
+        )
+        watchdog.start()
+        try:
+            self._http(url, output_file, pooch_instance)
+        except Exception:
+            if not self._cut_reason:
+                raise
+            # Otherwise the error is the connection shut down by the watchdog.
+        finally:
+            finished.set()
+            watchdog.join()
+        if self._cut_reason:
+            raise _DownloadCutOff(self._cut_reason, os.path.getsize(output_file))
+
+    def _track(self, response: "requests.Response", **_kwargs) -> None:
+        """requests hook: remember the latest response (of each redirect), whose socket is read."""
+        with self._lock:
+            self._response = response
+            if self._cut_reason:  # cut off before the server answered
+                _shut_down(response)
+
+    def _watch(self, output_file: Path, finished: threading.Event) -> None:
+        """Watchdog thread: touch ``output_file`` until ``finished``, or cut the download off."""
+        start = last_progress = time.monotonic()
+        written = 0
+        while not finished.wait(_WATCH_INTERVAL_S):
+            now = time.monotonic()
+            with contextlib.suppress(OSError):  # only fails if another program removed the file
+                size = output_file.stat().st_size
+                os.utime(output_file)
+                if size != written:
+                    written, last_progress = size, now
+            if now - start > self.deadline_s:
+                reason = f"it did not finish within {self.deadline_s:.0f} s"
+            elif now - last_progress > _STALL_S:
+                reason = f"no data arrived for {_STALL_S:g} s"
+            else:
+                continue
+            with self._lock:
+                self._cut_reason = reason
+                if self._response is not None:
+                    _shut_down(self._response)
+            return
+
+
+def _shut_down(response: "requests.Response") -> None:
+    """Shut down the socket a streamed response is read from, so that a read blocked on it fails."""
+    # urllib3 2.3+ keeps the socket's shutdown for this, even after http.client took the socket over.
+    with contextlib.suppress(ValueError, RuntimeError, OSError):  # the response was read or closed meanwhile
+        response.raw.shutdown()
+
+
+def _remove_killed_downloads(folder: Path) -> None:
+    """Delete the temporary files that downloads killed mid-way left in ``folder``.
+
+    A live download touches its file at least every ``_WATCH_INTERVAL_S``
+    (an HTTP one through its watchdog, a copy by writing), so a file untouched
+    for ``_STALE_TEMP_S`` has no download left to finish it.
+    """
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # no cache folder yet
+        return
+    stale_before = time.time() - _STALE_TEMP_S
+    for entry in entries:
+        if not _TEMP_NAME.fullmatch(entry.name):
+            continue
+        # Best effort: removed by another process first, or still open on Windows.
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < stale_before:
+                os.remove(entry.path)
+
+
+def _file_version(path: Path) -> tuple[int, int]:
+    """Modification time (ns) and size, which change when the file is rewritten."""
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _matches_known_hash(path: Path, known_hash: str) -> bool:
+    """Whether ``path`` is a file whose hash is ``known_hash``; hashed once per version of the file."""
+    if not path.is_file():
+        return False
+    version = _file_version(path)
+    key = (str(path), known_hash)
+    checked = _HASH_CHECKS.get(key)
+    if checked is None or checked[0] != version:
+        import pooch
+
+        algorithm, _, digest = known_hash.partition(":")
+        checked = (version, pooch.file_hash(str(path), alg=algorithm) == digest.lower())
+        _HASH_CHECKS[key] = checked
+    return checked[1]

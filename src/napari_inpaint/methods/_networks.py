@@ -53,9 +53,15 @@ Examples
 True
 """
 
+import math
+from collections.abc import Callable
+from typing import TypeVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+Network = TypeVar("Network", bound=nn.Module)
 
 # Pixel-unshuffle by 2, then two stride-2 levels: inputs are padded to a multiple of this.
 _SHUFFLE = 2
@@ -141,6 +147,23 @@ class UNet(nn.Module):
         d1 = self.dec1(torch.cat([F.interpolate(d2, scale_factor=2.0, mode="nearest"), e1], dim=1))
         return F.pixel_shuffle(self.out(d1), _SHUFFLE)[..., :height, :width]
 
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draw every weight as PyTorch's default initialisation does, from ``generator``.
+
+        The convolutions are drawn in the order they were built, so a generator
+        seeded with ``s`` gives the weights ``torch.manual_seed(s)`` followed
+        by construction would give.
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                # PyTorch's Conv2d default: weight and bias uniform within +-1/sqrt(fan_in).
+                nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
+                bound = 1 / math.sqrt(module.weight[0].numel())
+                nn.init.uniform_(module.bias, -bound, bound, generator=generator)
+            elif next(module.parameters(recurse=False), None) is not None:
+                # build() leaves uninitialised memory in any layer not drawn here.
+                raise TypeError(f"UNet.reset_parameters cannot initialise a {type(module).__name__} layer")
+
 
 class Inpainter(nn.Module):
     """A :class:`UNet` that corrects a smooth (biharmonic) fill of the holes.
@@ -162,9 +185,17 @@ class Inpainter(nn.Module):
         super().__init__()
         self.config = {"channels": channels, "width": width, "fourier_blocks": fourier_blocks}
         self.unet = UNet(2 * channels + 1, channels, width, fourier_blocks)
-        # Start as the smooth fill; training adds the correction.
+        self._start_as_smooth_fill()
+
+    def _start_as_smooth_fill(self) -> None:
+        # A zero last layer: the untrained network gives the smooth fill; training adds the correction.
         nn.init.zeros_(self.unet.out.weight)
         nn.init.zeros_(self.unet.out.bias)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draw the weights from ``generator`` (see :meth:`UNet.reset_parameters`); the last layer zero."""
+        self.unet.reset_parameters(generator)
+        self._start_as_smooth_fill()
 
     def forward(self, values: torch.Tensor, holes: torch.Tensor, smooth: torch.Tensor) -> torch.Tensor:
         """Fill ``values`` (B, C, H, W; zero in the holes) where ``holes`` (B, 1, H, W) is 1.
@@ -172,3 +203,28 @@ class Inpainter(nn.Module):
         ``smooth`` (B, C, H, W) is a smooth fill of the same holes, computed by the caller.
         """
         return smooth + self.unet(torch.cat([values, holes, smooth], dim=1))
+
+
+def build(network: Callable[..., Network], *args, generator: torch.Generator, **kwargs) -> Network:
+    """Build ``network(*args, **kwargs)`` on the CPU with weights drawn from ``generator`` only.
+
+    Plain construction draws the weights from torch's global RNG, which every
+    thread shares: two threads building networks at once would get each
+    other's draws.  The layers are built on the ``meta`` device instead (no
+    memory, no draws; the device context is per thread) and then filled by
+    ``reset_parameters(generator)``.
+
+    Examples
+    --------
+    >>> first = build(UNet, 2, 1, width=4, generator=torch.Generator().manual_seed(0))
+    >>> again = build(UNet, 2, 1, width=4, generator=torch.Generator().manual_seed(0))
+    >>> all(torch.equal(a, b) for a, b in zip(first.parameters(), again.parameters()))
+    True
+    """
+    with torch.device("meta"):
+        net = network(*args, **kwargs)
+    # Allocate the tensors on the CPU; net.to_empty would too, but it imports sympy on first use (~1 s).
+    empty = {name: torch.empty(value.shape, dtype=value.dtype) for name, value in net.state_dict().items()}
+    net.load_state_dict(empty, assign=True)
+    net.reset_parameters(generator)
+    return net

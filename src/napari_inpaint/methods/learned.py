@@ -25,7 +25,11 @@ draws a batch of ``crop_size`` windows (random position and flips) and for
 each a synthetic hole :math:`S`: with probability 1/2 the real mask at another
 random window (so the training holes have the shape, width and density of the
 real ones), otherwise a random blob (``masks.debris``) and a curved stroke
-(``masks.scratch``) about as wide as the real holes.  With :math:`R` the real
+(``masks.scratch``) about as wide as the real holes (in windows under 4
+pixels on a side, which only tiny images have, random pixels).  A window
+is used when the synthetic hole hides a known pixel and leaves another in
+view; training needs a window with two known pixels and otherwise stops
+with an error that says what to do.  With :math:`R` the real
 holes in the window, :math:`m = \mathbb 1_{S \cup R}` and :math:`b` the
 biharmonic fill of :math:`S \cup R`, the network sees the known values
 outside :math:`S \cup R`, :math:`m` and :math:`b`, and predicts a
@@ -55,7 +59,10 @@ no handle on the ``inpaint`` call it belongs to.
 **Reproducibility.**  Weights are initialised, noise drawn and training
 windows chosen from the engine's seeded generator ``rng``; with
 ``seconds=0`` (no time limit) a run is repeatable.  A time budget makes the
-number of steps, and so the result, depend on the machine's speed.
+number of steps, and so the result, depend on the machine's speed.  Torch
+draws come from a :class:`torch.Generator` of the call's own, never from
+torch's global RNG, so that runs in concurrent threads stay repeatable and
+leave everybody else's seed alone.
 
 **Deep Image Prior** (``dip``).  With :math:`z` fixed uniform noise (32
 channels, amplitude 0.1), :math:`f_\theta` the same U-Net with random
@@ -98,8 +105,19 @@ _FORMAT = "napari-inpaint-learned"
 _VERSION = 1
 _BATCH = 4
 _DIP_NOISE_CHANNELS = 32
+# A training window must hold a known pixel to hide and another to see.
+_MIN_KNOWN_PER_WINDOW = 2
+# Windows narrower than this get training holes of random pixels instead of blobs and strokes.
+_MIN_BLOB_WINDOW = 4
+# Draws of a training window in a row that may fail before the sampler gives up.
+_MAX_FAILED_DRAWS = 1000
+_TOO_FEW_KNOWN_REMEDY = (
+    "give more known pixels (with inpaint: a larger context, if the image is larger than the crop), "
+    "use another method such as biharmonic, or fill with method 'learned' and model=<path> of a "
+    "network that train_model trained on a larger image of the same kind"
+)
 
-Progress = Callable[[int, int], None] | None
+Progress = Callable[[float, int], None] | None
 Check = Callable[[], None] | None
 
 _DEVICE = Param("device", str, "auto", "PyTorch device: auto, cpu, cuda, cuda:1, mps")
@@ -117,29 +135,58 @@ def _normaliser(image: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.nd
     return low, np.where(scale > 0, scale, 1.0)
 
 
-def _torch_seed(rng: np.random.Generator) -> int:
-    return int(rng.integers(2**62))
+def _not_cancellable() -> None:
+    """The ``check`` of a call that nobody can cancel."""
 
 
-def _seeded(build: Callable[[], "torch.nn.Module"], seed: int) -> "torch.nn.Module":
-    """Build a network with a private torch RNG: reproducible, and the global seed is left alone."""
+def _torch_generator(rng: np.random.Generator) -> "torch.Generator":
+    """A torch generator of this call's own, seeded from ``rng``.
+
+    Never torch's global RNG: it is shared by every thread, so concurrent
+    calls would take each other's draws and stop being reproducible.
+    """
     import torch
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build()
+    return torch.Generator().manual_seed(int(rng.integers(2**62)))
 
 
-def _new_inpainter(channels: int, width: int, seed: int) -> "torch.nn.Module":
-    from napari_inpaint.methods._networks import Inpainter
+def _new_inpainter(channels: int, width: int, rng: np.random.Generator) -> "torch.nn.Module":
+    from napari_inpaint.methods._networks import Inpainter, build
 
-    return _seeded(lambda: Inpainter(channels, width), seed)
+    return build(Inpainter, channels, width, generator=_torch_generator(rng))
 
 
-def _hole_radius(holes: np.ndarray) -> float:
+def _hole_radius(holes: np.ndarray, check: Callable[[], None]) -> float:
     """Half-width of the widest real hole (largest distance to a known pixel), per plane."""
-    widths = (float(ndi.distance_transform_edt(plane).max()) for plane in holes if plane.any())
-    return max(widths, default=0.0)
+    widest = 0.0
+    for plane in holes:
+        check()
+        if plane.any():
+            widest = max(widest, float(ndi.distance_transform_edt(plane).max()))
+    return widest
+
+
+def _require_known_to_learn_from(holes: np.ndarray, size: tuple[int, int], check: Callable[[], None]) -> None:
+    """Raise unless some training window of some plane holds enough known pixels to learn from.
+
+    Cheap (sliding sums), and it stops at the first plane that has such a window.
+    """
+    height, width = size
+    most = 0
+    for plane in holes:
+        check()
+        table = np.pad((~plane).cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))  # summed-area table
+        top, bottom = table[:-height], table[height:]
+        in_windows = bottom[:, width:] - top[:, width:] - bottom[:, :-width] + top[:, :-width]
+        most = max(most, int(in_windows.max()))
+        if most >= _MIN_KNOWN_PER_WINDOW:
+            return
+    raise ValueError(
+        f"too few known pixels to learn from: training needs a {height}x{width} window (crop_size, or "
+        f"less in a smaller image) holding at least {_MIN_KNOWN_PER_WINDOW} known pixels, one to hide "
+        f"and one to see, but no window of these {holes.shape[1]}x{holes.shape[2]} pixels holds more "
+        f"than {most}; " + _TOO_FEW_KNOWN_REMEDY
+    )
 
 
 def _training_hole(
@@ -154,6 +201,9 @@ def _training_hole(
         if window.any():
             return window
     size = min(shape)
+    if size < _MIN_BLOB_WINDOW:
+        # A blob or stroke (at least 1 px wide) would cover most of so small a window: hide random pixels.
+        return rng.random(shape) < 0.5
     widest = float(np.clip(radius if radius > 0 else size / 8, 1.0, size / 4))
     hole = masks.debris(shape, rng.uniform(1.0, widest), seed=rng)
     if rng.random() < 0.5:
@@ -168,11 +218,29 @@ def _smooth(pixels: np.ndarray, hidden: np.ndarray) -> np.ndarray:
     return biharmonic(np.where(hidden[..., None], 0.0, pixels), hidden) if hidden.any() else pixels
 
 
-def _batch(values: np.ndarray, holes: np.ndarray, size: tuple[int, int], radius: float, rng) -> tuple:
-    """Inputs (values, hole indicator, smooth fill), targets and loss weights of one batch (float32, NCHW)."""
+def _batch(
+    values: np.ndarray, holes: np.ndarray, size: tuple[int, int], radius: float, rng: np.random.Generator,
+    check: Callable[[], None],
+) -> tuple:
+    """Inputs (values, hole indicator, smooth fill), targets and loss weights of one batch (float32, NCHW).
+
+    Raises
+    ------
+    ValueError
+        When :data:`_MAX_FAILED_DRAWS` windows in a row have no known pixel
+        to hide or none left to see (too few, or too scattered, known pixels).
+    """
     count, height, width, channels = values.shape
     arrays = {name: [] for name in ("inputs", "hidden", "smooth", "targets", "weights")}
+    failed = 0
     while len(arrays["inputs"]) < _BATCH:
+        check()
+        if failed == _MAX_FAILED_DRAWS:
+            raise ValueError(
+                f"too few known pixels to learn from: {failed} training windows in a row had no known "
+                f"pixel to hide or none left to see ({int((~holes).sum())} of {holes.size} pixels are "
+                "known); " + _TOO_FEW_KNOWN_REMEDY
+            )
         plane = rng.integers(count)
         top, left = rng.integers(height - size[0] + 1), rng.integers(width - size[1] + 1)
         flip = (slice(None, None, rng.choice((-1, 1))), slice(None, None, rng.choice((-1, 1))))
@@ -181,7 +249,9 @@ def _batch(values: np.ndarray, holes: np.ndarray, size: tuple[int, int], radius:
         synthetic = _training_hole(holes, size, radius, rng) & ~real
         hidden = real | synthetic
         if not synthetic.any() or hidden.all():  # nothing to learn from, or nothing to see
+            failed += 1
             continue
+        failed = 0
         pixels = values[window][flip]
         arrays["inputs"].append(np.where(hidden[..., None], 0.0, pixels))
         arrays["hidden"].append(hidden[..., None])
@@ -193,26 +263,26 @@ def _batch(values: np.ndarray, holes: np.ndarray, size: tuple[int, int], radius:
 
 def _fit(
     net, values: np.ndarray, holes: np.ndarray, *, steps: int, seconds: float, crop_size: int,
-    learning_rate: float, device, rng: np.random.Generator, progress: Progress, check: Check,
+    learning_rate: float, device, rng: np.random.Generator, progress: Progress, check: Callable[[], None],
 ) -> None:
     """Train ``net`` to fill synthetic holes in the known pixels of ``values`` (N, H, W, C)."""
     import torch
 
     size = (min(crop_size, values.shape[1]), min(crop_size, values.shape[2]))
-    radius = _hole_radius(holes)
+    _require_known_to_learn_from(holes, size, check)
+    radius = _hole_radius(holes, check)
     net.to(device).train()
     optimiser = torch.optim.Adam(net.parameters(), lr=learning_rate)
     start = time.perf_counter()
     for step in range(steps):
-        if check is not None:
-            check()
+        check()
         elapsed = time.perf_counter() - start
         if seconds > 0 and elapsed >= seconds:
             break
         done = max(step / steps, elapsed / seconds if seconds > 0 else 0.0)
         for group in optimiser.param_groups:
             group["lr"] = learning_rate * 0.5 * (1.0 + math.cos(math.pi * done))
-        arrays = _batch(values, holes, size, radius, rng)
+        arrays = _batch(values, holes, size, radius, rng, check)
         inputs, hidden, smooth, targets, weights = (torch.from_numpy(a).to(device) for a in arrays)
         error = (net(inputs, hidden, smooth) - targets).abs() * weights
         loss = error.sum() / (weights.sum() * targets.shape[1]).clamp(min=1.0)
@@ -220,11 +290,13 @@ def _fit(
         loss.backward()
         optimiser.step()
         if progress is not None:
-            progress(step + 1, steps)
+            # Under a time limit that will end training first, the share of the time used.
+            used = steps * (time.perf_counter() - start) / seconds if seconds > 0 else 0.0
+            progress(min(steps, max(step + 1, used)), steps)
     net.eval()
 
 
-def _predict(net, values: np.ndarray, holes: np.ndarray, device) -> np.ndarray:
+def _predict(net, values: np.ndarray, holes: np.ndarray, device, check: Callable[[], None]) -> np.ndarray:
     """The network's fill of one normalised plane (H, W, C), averaged over its four flips."""
     import torch
 
@@ -236,6 +308,7 @@ def _predict(net, values: np.ndarray, holes: np.ndarray, device) -> np.ndarray:
     total = 0.0
     with torch.no_grad():
         for dims in ((), (2,), (3,), (2, 3)):
+            check()
             total = total + net(*(a.flip(dims) for a in batch)).flip(dims)
     return np.moveaxis((total / 4)[0].cpu().numpy().astype(np.float64), 0, -1)
 
@@ -294,14 +367,24 @@ def train_model(
     seed : int
         Seeds the weights and the training windows.
     progress : callable, optional
-        ``progress(step, steps)`` after every step.
+        ``progress(done, steps)`` after every step: ``done`` is the steps
+        done, or, when the time limit will end training first, ``steps``
+        times the share of ``seconds`` used (a float).
     check : callable, optional
-        Called before every step; raise from it to stop training.
+        Called often (before every step, every training window drawn and
+        every plane prepared); raise from it to stop training.
 
     Returns
     -------
     torch.nn.Module
         The trained network, in evaluation mode; see :func:`save_model`.
+
+    Raises
+    ------
+    ValueError
+        If the image is not 2D or a stack, or has too few known pixels to
+        learn from: a plane without any, or no ``crop_size`` window with at
+        least two.
 
     Notes
     -----
@@ -319,6 +402,7 @@ def train_model(
     """
     from napari_inpaint._engine import _resolve_channel_axis
 
+    check = _not_cancellable if check is None else check
     image = np.asarray(image)
     mask = np.zeros((), bool) if mask is None else np.asarray(mask, dtype=bool)
     mask_shape = mask.shape if mask.ndim else image.shape[:-1]
@@ -332,11 +416,12 @@ def train_model(
     if not known.any(axis=(1, 2)).all():
         raise ValueError("every plane needs some known (unmasked) pixels to learn from")
     for plane in range(values.shape[0]):
+        check()
         low, scale = _normaliser(values[plane], known[plane])
         values[plane] = (values[plane] - low) / scale
     values[holes] = 0.0
     rng = np.random.default_rng(seed)
-    net = _new_inpainter(values.shape[-1], width, _torch_seed(rng))
+    net = _new_inpainter(values.shape[-1], width, rng)
     _fit(
         net, values.astype(np.float32), holes, steps=steps, seconds=seconds, crop_size=crop_size,
         learning_rate=learning_rate, device=select_device(device), rng=rng, progress=progress, check=check,
@@ -424,8 +509,10 @@ def _load_cached(path: str, mtime_ns: int, size: int, device: str) -> "torch.nn.
         raise ValueError(
             f"{path!r} has model format version {saved.get('version')}; this version reads {_VERSION}"
         )
-    net = Inpainter(**saved["config"])
-    net.load_state_dict(saved["state"])
+    # Built on the meta device: no initial weights drawn from torch's global RNG, the saved ones are assigned.
+    with torch.device("meta"):
+        net = Inpainter(**saved["config"])
+    net.load_state_dict(saved["state"], assign=True)
     return net.to(device).eval()
 
 
@@ -487,9 +574,9 @@ def learned(
     rng : numpy.random.Generator, optional
         Seeds the weights and the training windows.
     check : callable, optional
-        Called before every training step; raises to cancel.
+        Called often while training and predicting; raises to cancel.
     progress : callable, optional
-        ``progress(step, steps)`` after every training step.
+        ``progress(done, steps)`` after every training step, see :func:`train_model`.
 
     Returns
     -------
@@ -499,7 +586,14 @@ def learned(
     Raises
     ------
     ValueError
-        If ``model`` was trained for another number of channels.
+        If ``model`` was trained for another number of channels, or, without
+        ``model``, the crop has too few known pixels to learn from (no
+        ``crop_size`` window with at least two).
+
+    Notes
+    -----
+    Any size works, down to a single row or column: training windows
+    shrink to the crop, and the network pads its input to a multiple of 8.
 
     Examples
     --------
@@ -513,6 +607,7 @@ def learned(
     """
     _check_image(image, mask)
     rng = np.random.default_rng(0) if rng is None else rng
+    check = _not_cancellable if check is None else check
     torch_device = select_device(device)
     known = ~mask
     low, scale = _normaliser(image, known)
@@ -526,13 +621,13 @@ def learned(
                 f"this image has {channels}"
             )
     else:
-        net = _new_inpainter(channels, width, _torch_seed(rng))
+        net = _new_inpainter(channels, width, rng)
         _fit(
             net, values[None].astype(np.float32), mask[None], steps=steps, seconds=seconds,
             crop_size=crop_size, learning_rate=learning_rate, device=torch_device, rng=rng,
             progress=progress, check=check,
         )
-    filled = _predict(net, values, mask, torch_device)
+    filled = _predict(net, values, mask, torch_device, check)
     return np.where(mask[..., None], filled * scale + low, image)
 
 
@@ -607,23 +702,23 @@ def dip(
     """
     import torch
 
+    from napari_inpaint.methods._networks import UNet, build
+
     _check_image(image, mask)
     rng = np.random.default_rng(0) if rng is None else rng
+    check = _not_cancellable if check is None else check
     torch_device = select_device(device)
     low, scale = _normaliser(image, ~mask)
     values = np.where(mask[..., None], 0.0, (image - low) / scale)
-    from napari_inpaint.methods._networks import UNet
-
-    generator = torch.Generator().manual_seed(_torch_seed(rng))
-    net = _seeded(lambda: UNet(_DIP_NOISE_CHANNELS, image.shape[-1], width), _torch_seed(rng))
+    generator = _torch_generator(rng)  # the input noise and its perturbations
+    net = build(UNet, _DIP_NOISE_CHANNELS, image.shape[-1], width, generator=_torch_generator(rng))
     net.to(torch_device)
     noise = (0.1 * torch.rand((1, _DIP_NOISE_CHANNELS) + mask.shape, generator=generator)).to(torch_device)
     target = torch.from_numpy(np.moveaxis(values, -1, 0).astype(np.float32))[None].to(torch_device)
     weight = torch.from_numpy(~mask).to(torch_device)
     optimiser = torch.optim.Adam(net.parameters(), lr=learning_rate)
     for iteration in range(iterations):
-        if check is not None:
-            check()
+        check()
         jitter = torch.randn(noise.shape, generator=generator).to(torch_device) / 30.0
         loss = ((net(noise + jitter) - target) ** 2 * weight).sum() / (weight.sum() * target.shape[1])
         optimiser.zero_grad()

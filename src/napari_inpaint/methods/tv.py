@@ -93,6 +93,7 @@ def tv(
     tol: float = 1e-4,
     device: str = "auto",
     check: Callable[[], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Fill holes with the image of least total variation that matches the known pixels.
 
@@ -112,6 +113,8 @@ def tv(
         PyTorch device (see :func:`napari_inpaint.models.select_device`).
     check : callable, optional
         Called every few iterations; raises to cancel.
+    progress : callable, optional
+        ``progress(iteration, iterations)`` every few iterations.
 
     Returns
     -------
@@ -143,7 +146,7 @@ def tv(
     with torch.inference_mode():
         u = torch.from_numpy(np.ascontiguousarray(np.moveaxis(start, -1, 0), dtype=np.float32)).to(target)
         hole = torch.tensor(mask, device=target)
-        u = _chambolle_pock(u, hole, iterations, tol, check)
+        u = _chambolle_pock(u, hole, iterations, tol, check, progress)
         result = np.moveaxis(u.cpu().numpy().astype(np.float64), 0, -1)
     out = image.copy()
     out[mask] = result[mask] * span + low
@@ -151,7 +154,12 @@ def tv(
 
 
 def _chambolle_pock(
-    u: "torch.Tensor", hole: "torch.Tensor", iterations: int, tol: float, check: Callable[[], None] | None
+    u: "torch.Tensor",
+    hole: "torch.Tensor",
+    iterations: int,
+    tol: float,
+    check: Callable[[], None] | None,
+    progress: Callable[[int, int], None] | None,
 ) -> "torch.Tensor":
     """Run the primal-dual iteration on ``u`` (channels first) in place, changing only ``hole`` pixels."""
     import torch
@@ -183,6 +191,8 @@ def _chambolle_pock(
         if iteration % _CHECK_EVERY == 0:
             if check is not None:
                 check()
+            if progress is not None:
+                progress(iteration, iterations)
             if tol > 0 and float(step.abs().max()) <= tol:
                 break
     return u
