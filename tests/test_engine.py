@@ -12,7 +12,6 @@ from hypothesis.extra import numpy as hnp
 import napari_inpaint
 from napari_inpaint import InpaintCancelled, Param, inpaint
 from napari_inpaint._engine import _crops
-from napari_inpaint._registry import _METHODS, register
 
 DTYPES = [np.uint8, np.uint16, np.int16, np.float32, np.float64]
 
@@ -112,22 +111,19 @@ def test_rgb_last_axis_is_detected_and_matches_channel_axis():
     np.testing.assert_array_equal(auto, np.moveaxis(explicit, 0, -1))
 
 
-def test_each_hole_is_filled_in_a_crop_with_the_declared_margin():
+def test_each_hole_is_filled_in_a_crop_with_the_declared_margin(register_method):
     seen = []
 
-    @register("record-crops", summary="test", artifacts=(), margin=3)
+    @register_method("record-crops", margin=3)
     def record(image, mask):
         seen.append(mask.shape)
         return np.zeros_like(image)
 
-    try:
-        image = np.ones((400, 400))
-        mask = np.zeros(image.shape, bool)
-        mask[100:110, 50:60] = True  # far apart: two crops
-        mask[300:305, 300:320] = True
-        out = inpaint(image, mask, "record-crops", clip=False)
-    finally:
-        del _METHODS["record-crops"]
+    image = np.ones((400, 400))
+    mask = np.zeros(image.shape, bool)
+    mask[100:110, 50:60] = True  # far apart: two crops
+    mask[300:305, 300:320] = True
+    out = inpaint(image, mask, "record-crops", clip=False)
     assert sorted(seen) == [(11, 26), (16, 16)]
     assert (out[mask] == 0).all() and (out[~mask] == 1).all()
 
@@ -231,7 +227,7 @@ def test_list_methods_describes_parameters():
     described = {m.name: m.describe() for m in napari_inpaint.list_methods()}
     assert {"harmonic", "biharmonic", "interpolate"} <= set(described)
     axis = next(p for p in described["interpolate"]["params"] if p["name"] == "axis")
-    assert axis == {"name": "axis", "type": "int", "default": 0, "help": axis["help"], "range": (0, 2), "choices": None}
+    assert axis == {"name": "axis", "type": "int", "default": 0, "help": axis["help"], "range": (0, 2), "choices": None, "pattern": None}
     assert described["biharmonic"]["ndims"] == [2, 3]
     assert Param("x", int, 1, "h", 0, 5).validate(3.0, "m") == 3
 
@@ -245,19 +241,16 @@ def test_import_does_not_load_napari_qt_or_torch():
     assert out.strip() == "[]"
 
 
-def test_iterative_methods_report_fractional_progress():
-    @register("steps", summary="test", artifacts=())
+def test_iterative_methods_report_fractional_progress(register_method):
+    @register_method("steps")
     def steps(image, mask, progress):
         for step in range(1, 5):
             progress(step, 4)
         return image
 
     calls = []
-    try:
-        image = np.ones((16, 16))
-        inpaint(image, np.eye(16, dtype=bool), "steps", progress=lambda done, total: calls.append((done, total)))
-    finally:
-        del _METHODS["steps"]
+    image = np.ones((16, 16))
+    inpaint(image, np.eye(16, dtype=bool), "steps", progress=lambda done, total: calls.append((done, total)))
     assert calls == [(0.25, 1), (0.5, 1), (0.75, 1), (1.0, 1), (1, 1)]
 
 
@@ -360,16 +353,13 @@ def _cancel_after(seconds: float, image, mask, method: str) -> float:
     return cancelled_at - start
 
 
-def test_cancel_interrupts_a_fill_that_never_checks():
-    @register("uninterruptible", summary="test", artifacts=())
+def test_cancel_interrupts_a_fill_that_never_checks(register_method):
+    @register_method("uninterruptible")
     def uninterruptible(image, mask):
         time.sleep(3)  # like one compiled call that cannot look at the cancel event
         return image
 
-    try:
-        took = _cancel_after(0.2, np.ones((8, 8)), np.eye(8, dtype=bool), "uninterruptible")
-    finally:
-        del _METHODS["uninterruptible"]
+    took = _cancel_after(0.2, np.ones((8, 8)), np.eye(8, dtype=bool), "uninterruptible")
     assert took < 1.0
 
 
@@ -380,22 +370,19 @@ def test_cancel_interrupts_one_large_direct_solve():
     assert _cancel_after(0.5, image, mask, "harmonic") < 1.5
 
 
-def test_progress_from_a_fill_reaches_the_calling_thread_when_cancellable():
+def test_progress_from_a_fill_reaches_the_calling_thread_when_cancellable(register_method):
     threads = set()
 
-    @register("steps-threaded", summary="test", artifacts=())
+    @register_method("steps-threaded")
     def steps(image, mask, progress):
         for step in range(1, 3):
             progress(step, 2)
         return image
 
-    try:
-        inpaint(
-            np.ones((8, 8)), np.eye(8, dtype=bool), "steps-threaded", cancel=threading.Event(),
-            progress=lambda done, total: threads.add(threading.get_ident()),
-        )
-    finally:
-        del _METHODS["steps-threaded"]
+    inpaint(
+        np.ones((8, 8)), np.eye(8, dtype=bool), "steps-threaded", cancel=threading.Event(),
+        progress=lambda done, total: threads.add(threading.get_ident()),
+    )
     assert threads == {threading.get_ident()}
 
 

@@ -30,10 +30,10 @@ _PUBLIC = {
     "InpaintCancelled": "napari_inpaint._engine",
     "Method": "napari_inpaint._registry",
     "Param": "napari_inpaint._registry",
-    "get_method": "napari_inpaint._registry",
+    "get_method": "napari_inpaint.methods",
     "inpaint": "napari_inpaint._engine",
     "inpaint_layer": "napari_inpaint._layers",
-    "list_methods": "napari_inpaint._registry",
+    "list_methods": "napari_inpaint.methods",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC)]

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_inpaint._registry import Method, get_method
+from napari_inpaint._layout import as_bool_mask, layout
+from napari_inpaint._lazy import inpaint_dask
+from napari_inpaint._registry import Method
+from napari_inpaint.methods import get_method
 
 # Holes smaller than a tile are packed together per tile so that thousands of
 # hot pixels cost a few calls, not thousands.
@@ -164,17 +167,22 @@ def inpaint(
     check()
 
     if _is_dask(image):
-        from napari_inpaint._lazy import inpaint_dask
+
+        def fill_block(block, block_mask, block_channel_axis, block_seed, block_progress):
+            return inpaint(
+                block, block_mask, method, channel_axis=block_channel_axis, spatial_ndim=spatial_ndim,
+                progress=block_progress, cancel=cancel, noise=noise, seed=block_seed, clip=clip, **params,
+            )
 
         return inpaint_dask(
-            image, mask, method, channel_axis=channel_axis, spatial_ndim=spatial_ndim, progress=progress,
-            cancel=cancel, noise=noise, seed=seed, clip=clip, **params,
+            image, mask, fill_block, channel_axis=channel_axis, spatial_ndim=spatial_ndim, seed=seed,
+            progress=progress,
         )
 
     image = np.asarray(image)
     _check_dtype(image.dtype)
-    mask = _as_bool_mask(mask)
-    channel_axis, grid_shape = _layout(image.shape, mask.shape, channel_axis, spatial_ndim)
+    mask = as_bool_mask(mask)
+    channel_axis, grid_shape = layout(image.shape, mask.shape, channel_axis, spatial_ndim)
     # Channels last from here on: a view of a copy that becomes the result.
     output = np.array(image, copy=True)
     channels_last = output[..., np.newaxis] if channel_axis is None else np.moveaxis(output, channel_axis, -1)
@@ -459,57 +467,3 @@ def _check_dtype(dtype: np.dtype) -> None:
             f"image dtype {dtype} is not supported; give an integer or floating-point image "
             "(for a boolean or complex image, convert it first, e.g. image.astype(np.float32))"
         )
-
-
-def _as_bool_mask(mask) -> np.ndarray:
-    mask = np.asarray(mask)
-    if not (mask.dtype == bool or np.issubdtype(mask.dtype, np.number)):
-        raise TypeError(f"mask must be boolean or numeric (nonzero = bad pixel), got dtype {mask.dtype}")
-    return mask if mask.dtype == bool else mask != 0
-
-
-def _layout(image_shape, mask_shape, channel_axis, spatial_ndim) -> tuple[int | None, tuple[int, ...]]:
-    """Check how image and mask fit together; return the channel axis and the non-channel shape."""
-    channel_axis = _resolve_channel_axis(image_shape, mask_shape, channel_axis)
-    grid_shape = tuple(n for axis, n in enumerate(image_shape) if axis != channel_axis)
-    if len(grid_shape) < spatial_ndim:
-        raise ValueError(
-            f"image of shape {tuple(image_shape)} has {len(grid_shape)} non-channel axes; "
-            f"spatial_ndim={spatial_ndim} needs at least {spatial_ndim}"
-        )
-    if not _broadcasts(mask_shape, grid_shape):
-        raise ValueError(
-            f"mask shape {tuple(mask_shape)} does not match image shape {tuple(image_shape)}: give a mask of "
-            f"shape {grid_shape} (the image without its channel axis) or of its trailing plane shape "
-            f"{grid_shape[-spatial_ndim:]}; for channels on another axis pass channel_axis"
-        )
-    return channel_axis, grid_shape
-
-
-def _resolve_channel_axis(image_shape, mask_shape, channel_axis) -> int | None:
-    ndim = len(image_shape)
-    if channel_axis is not None:
-        if isinstance(channel_axis, bool) or not isinstance(channel_axis, (int, np.integer)):
-            raise TypeError(f"channel_axis must be an integer or None, got {channel_axis!r}")
-        if not -ndim <= channel_axis < ndim:
-            raise ValueError(
-                f"channel_axis={channel_axis} is out of range for an image with {ndim} axes (shape {image_shape})"
-            )
-        return int(channel_axis) % ndim
-    if ndim < 3 or image_shape[-1] not in (3, 4) or not _broadcasts(mask_shape, image_shape[:-1]):
-        return None
-    if _broadcasts(mask_shape, image_shape):
-        raise ValueError(
-            f"image of shape {tuple(image_shape)} with a mask of shape {tuple(mask_shape)} is ambiguous: the "
-            f"last axis (length {image_shape[-1]}) may hold RGB(A) channels, or the mask may apply to each of "
-            "its planes. Pass channel_axis=-1 for colour channels, or give a mask of the image's full shape "
-            "(np.broadcast_to(mask, image.shape)) if the last axis is spatial"
-        )
-    return ndim - 1  # RGB(A) last axis that the mask does not have
-
-
-def _broadcasts(mask_shape, target_shape) -> bool:
-    try:
-        return np.broadcast_shapes(tuple(mask_shape), tuple(target_shape)) == tuple(target_shape)
-    except ValueError:
-        return False

@@ -5,47 +5,44 @@ from collections.abc import Callable
 
 import numpy as np
 
+from napari_inpaint._layout import as_bool_mask, layout
+
 
 def inpaint_dask(
-    image, mask, method: str, *, channel_axis, spatial_ndim: int, progress: Callable | None, cancel,
-    noise, seed: int, clip: bool, **params,
+    image, mask, fill_block: Callable, *, channel_axis, spatial_ndim: int, seed: int, progress: Callable | None,
 ):
-    """Return a lazy dask array: :func:`napari_inpaint.inpaint` applied to each block.
+    """Return a lazy dask array: ``fill_block`` applied to each block of ``image``.
 
     The image is rechunked so that every block holds whole planes (or volumes)
-    with all their channels; each block is then filled with the matching part
-    of the mask when it is computed.  Every keyword of ``inpaint`` applies:
-    ``cancel`` stops the blocks being computed, and ``progress(done, total)``
+    with all their channels; when a block is computed, ``fill_block(block,
+    block_mask, channel_axis, block_seed, block_progress)`` fills it (the
+    engine passes :func:`napari_inpaint.inpaint` with the call's other
+    keywords) with the matching part of the mask.  ``progress(done, total)``
     counts blocks (fractionally within a block) as they are computed, from
     the threads that compute them.
     """
     import dask.array as da
 
-    from napari_inpaint._engine import _as_bool_mask, _layout, inpaint
-
-    mask = _as_bool_mask(np.asarray(mask))
-    channel_axis, grid_shape = _layout(image.shape, mask.shape, channel_axis, spatial_ndim)
+    mask = as_bool_mask(np.asarray(mask))
+    channel_axis, grid_shape = layout(image.shape, mask.shape, channel_axis, spatial_ndim)
     grid_axes = [a for a in range(image.ndim) if a != channel_axis]
     whole = set(grid_axes[-spatial_ndim:]) | ({channel_axis} if channel_axis is not None else set())
     image = image.rechunk({a: -1 for a in whole})
     full_mask = np.broadcast_to(mask, grid_shape)
     report = None if progress is None else _BlockProgress(progress, image.npartitions)
 
-    def fill_block(block, block_info=None):
+    def fill(block, block_info=None):
         info = block_info[0]
         location = info["array-location"]
         block_mask = full_mask[tuple(slice(*location[a]) for a in grid_axes)]
         index = int(np.ravel_multi_index(info["chunk-location"], info["num-chunks"]))
         block_progress = None if report is None else report.for_block(index)
-        filled = inpaint(
-            block, block_mask, method, channel_axis=channel_axis, spatial_ndim=spatial_ndim,
-            progress=block_progress, cancel=cancel, noise=noise, seed=seed + index, clip=clip, **params,
-        )
+        filled = fill_block(block, block_mask, channel_axis, seed + index, block_progress)
         if block_progress is not None:
             block_progress(1, 1)  # also for blocks without holes, which report nothing
         return filled
 
-    return da.map_blocks(fill_block, image, dtype=image.dtype)
+    return da.map_blocks(fill, image, dtype=image.dtype)
 
 
 class _BlockProgress:

@@ -1,13 +1,16 @@
 """The method registry: the single description of every inpainting method.
 
-Each method family module in :mod:`napari_inpaint.methods` registers its fill
-functions here with :func:`register`.  The engine, the command line and the
-napari widgets all read the same :class:`Method` records, so a parameter's
-type, default and range are written once, next to the code that uses it.
+Each module of :mod:`napari_inpaint.methods` registers its fill functions here
+with :func:`register`.  The engine, the command line, the evaluation and the
+napari widgets all read the same :class:`Method` records, so what a method is
+(its family, the damage it suits, the weights it downloads) and what it takes
+(a parameter's type, default and range) are written once, next to the code
+that uses them; :func:`register` refuses a record that disagrees with its
+fill function's signature.
 
 A fill function has the signature::
 
-    fill(image, mask, *, <its parameters>, [rng], [check]) -> ndarray
+    fill(image, mask, *, <its parameters>, [rng], [check], [progress]) -> ndarray
 
 where ``image`` is a float64 array of shape ``mask.shape + (C,)`` (C >= 1
 channels, last) whose masked entries are zero and must be ignored, ``mask`` is
@@ -18,19 +21,22 @@ the function's signature names them: ``rng`` (a seeded
 :class:`numpy.random.Generator`), ``check`` (a callable to call inside long
 loops: it raises when the user cancelled) and ``progress`` (``progress(step,
 steps)`` for methods that iterate: the engine turns it into fractional
-progress of the whole run).
+progress of the whole run).  Docstrings of fill functions may use the shared
+blocks of :data:`FILL_DOCS` as ``%(name)s``.
 """
 
 import inspect
 import math
 import numbers
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-# Artifact vocabulary shared by the method records, the docs and the widgets.
+# The damage vocabulary, shared by the method records, the mask generators
+# (napari_inpaint.masks), the docs, the command line and the widgets.
 ARTIFACTS = {
     "hot-pixels": "isolated hot, dead or stuck pixels",
     "scratches": "thin lines: scratches, cracks, fibres",
@@ -41,6 +47,62 @@ ARTIFACTS = {
     "large-holes": "large missing regions that need invented structure",
     "texture": "holes in textured or noisy regions",
 }
+
+# What kind of method it is: front ends choose and group methods by family.
+FAMILIES = {
+    "classical": "classical fill: no network, fast on a CPU",
+    "network": "deep network trained on the image itself: no download, slow on a CPU",
+    "pretrained": "pretrained deep network: downloads its weights once",
+}
+
+# Keywords the engine supplies to a fill function that names them.
+ENGINE_KEYWORDS = frozenset({"rng", "check", "progress"})
+
+#: Numpydoc blocks shared by the fill functions' docstrings (``%(name)s`` there).
+FILL_DOCS = {
+    "image_mask": """image : ndarray, shape mask.shape + (C,)
+    Float image, channels last; masked entries are zero and ignored.
+mask : ndarray of bool
+    True on the pixels to fill.""",
+    "returns": """ndarray
+    ``image`` with the masked pixels replaced.""",
+    "check": """check : callable, optional
+    Called regularly; raises to cancel.""",
+    "progress": """progress : callable, optional
+    ``progress(step, steps)`` as the iteration advances.""",
+    "rng": """rng : numpy.random.Generator, optional
+    The engine's seeded generator: the source of every random draw.""",
+    "device": """device : str
+    PyTorch device: ``auto`` (a GPU when present), ``cpu``, ``cuda``,
+    ``cuda:N`` or ``mps``; see :func:`napari_inpaint.devices.select_device`.""",
+}
+
+
+def fill_docs(function: Callable) -> Callable:
+    """Replace each ``%(name)s`` line of ``function``'s docstring by the block ``FILL_DOCS[name]``.
+
+    Each line of the block is indented as the placeholder is.
+
+    Examples
+    --------
+    >>> def fill(image, mask):
+    ...     '''Fill.
+    ...
+    ...     Parameters
+    ...     ----------
+    ...     %(image_mask)s
+    ...     '''
+    >>> print(fill_docs(fill).__doc__.splitlines()[4])
+        image : ndarray, shape mask.shape + (C,)
+    """
+
+    def block(match: re.Match) -> str:
+        indent, name = match.group(1), match.group(2)
+        return "\n".join(indent + line if line else line for line in FILL_DOCS[name].splitlines())
+
+    if function.__doc__:
+        function.__doc__ = re.sub(r"^([ \t]*)%\((\w+)\)s$", block, function.__doc__, flags=re.MULTILINE)
+    return function
 
 
 @dataclass(frozen=True)
@@ -61,6 +123,12 @@ class Param:
         Inclusive range for numeric parameters.
     choices : tuple of str, optional
         Allowed values for a ``str`` parameter.
+    pattern : str, optional
+        Regular expression a ``str`` value must match in full (when the
+        values cannot be listed, e.g. ``cuda:N``).
+    suggestions : callable, optional
+        ``suggestions() -> list of str``: the values worth offering now (e.g.
+        the devices present), for drop-downs; computed when asked.
     """
 
     name: str
@@ -70,6 +138,8 @@ class Param:
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] | None = None
+    pattern: str | None = None
+    suggestions: Callable[[], list[str]] | None = None
 
     def validate(self, value: Any, method: str) -> Any:
         """Return ``value`` coerced to :attr:`kind`, or raise a clear error."""
@@ -83,7 +153,9 @@ class Param:
                 raise TypeError(f"{where} must be a string, got {value!r}")
             if self.choices is not None and value not in self.choices:
                 raise ValueError(f"{where} must be one of {', '.join(self.choices)}; got {value!r}")
-            return value
+            if self.pattern is not None and not re.fullmatch(self.pattern, value):
+                raise ValueError(f"{where} is not valid ({self.help}); got {value!r}")
+            return str(value)
         # numbers.Real admits NumPy scalars (np.int64(5), np.float32(1e-3)) as well as Python numbers.
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or (
             self.kind is int and not (isinstance(value, numbers.Integral) or float(value).is_integer())
@@ -105,6 +177,7 @@ class Param:
             "help": self.help,
             "range": None if self.low is None and self.high is None else (self.low, self.high),
             "choices": None if self.choices is None else list(self.choices),
+            "pattern": self.pattern,
         }
 
 
@@ -120,8 +193,14 @@ class Method:
         The fill function (see the module docstring for its contract).
     summary : str
         One-line description.
+    family : str
+        A key of :data:`FAMILIES`: ``classical``, ``network`` or ``pretrained``.
     artifacts : tuple of str
         Keys of :data:`ARTIFACTS` this method suits best.
+    any_hole : bool
+        False for a method made for its artifacts only (``interpolate``
+        fills along one axis: dropped lines); comparisons then offer it only
+        for that damage.
     ndims : tuple of int
         Spatial dimensionalities supported: ``(2,)`` or ``(2, 3)``.
     params : tuple of Param
@@ -133,21 +212,34 @@ class Method:
         True when channels are filled independently of each other; the engine
         then stacks planes that share a mask as extra channels and fills them
         in one call (one matrix factorisation for a whole stack).
-    needs_torch, needs_download : bool
-        Whether the method runs on PyTorch, and whether it fetches weights.
+    needs_torch : bool
+        Whether the method runs on PyTorch.
+    weights : tuple of str
+        Names of the pretrained weights (:mod:`napari_inpaint.models`) the
+        method downloads before its first run.
+    engine_keywords : frozenset of str
+        The engine's keywords (``rng``, ``check``, ``progress``) that the fill
+        function takes.
     """
 
     name: str
     fill: Callable[..., Any]
     summary: str
+    family: str
     artifacts: tuple[str, ...]
+    any_hole: bool
     ndims: tuple[int, ...]
     params: tuple[Param, ...]
     margin: Callable[[dict], int]
     channel_independent: bool
-    needs_torch: bool = False
-    needs_download: bool = False
-    engine_keywords: frozenset[str] = field(default=frozenset())
+    needs_torch: bool
+    weights: tuple[str, ...]
+    engine_keywords: frozenset[str]
+
+    @property
+    def needs_download(self) -> bool:
+        """Whether the method fetches pretrained weights before its first run."""
+        return bool(self.weights)
 
     def param(self, name: str) -> Param:
         """Return the :class:`Param` called ``name``."""
@@ -173,10 +265,13 @@ class Method:
         return {
             "name": self.name,
             "summary": self.summary,
+            "family": self.family,
             "artifacts": list(self.artifacts),
+            "any_hole": self.any_hole,
             "ndims": list(self.ndims),
             "needs_torch": self.needs_torch,
             "needs_download": self.needs_download,
+            "weights": list(self.weights),
             "params": [p.describe() for p in self.params],
         }
 
@@ -188,67 +283,73 @@ def register(
     name: str,
     *,
     summary: str,
+    family: str,
     artifacts: Sequence[str],
+    any_hole: bool = True,
     ndims: Sequence[int] = (2,),
     params: Sequence[Param] = (),
     margin: int | Callable[[dict], int] = 2,
     channel_independent: bool = False,
     needs_torch: bool = False,
-    needs_download: bool = False,
+    weights: Sequence[str] = (),
 ) -> Callable:
-    """Decorator that registers a fill function as method ``name``."""
+    """Decorator that registers a fill function as method ``name``.
+
+    The record is checked against the function: every :class:`Param` must be
+    a keyword of the function with the same default, and every keyword of the
+    function (but the engine's ``rng``, ``check`` and ``progress``) a
+    :class:`Param`.  The docstring's ``%(name)s`` blocks are filled from
+    :data:`FILL_DOCS`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown family or artifact, a pretrained method without
+        weights, or parameters that disagree with the function's signature.
+    """
     bad = set(artifacts) - set(ARTIFACTS)
     if bad:
         raise ValueError(f"unknown artifact kinds {sorted(bad)}; known: {sorted(ARTIFACTS)}")
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r} of method {name!r}; known: {', '.join(FAMILIES)}")
+    if (family == "pretrained") != bool(weights):
+        raise ValueError(f"method {name!r}: a pretrained method names its weights, and only it does")
 
     def decorator(fill: Callable) -> Callable:
         signature = inspect.signature(fill).parameters
+        _check_params(name, params, signature)
         _METHODS[name] = Method(
             name=name,
-            fill=fill,
+            fill=fill_docs(fill),
             summary=summary,
+            family=family,
             artifacts=tuple(artifacts),
+            any_hole=any_hole,
             ndims=tuple(ndims),
             params=tuple(params),
             margin=margin if callable(margin) else (lambda _params, m=int(margin): m),
             channel_independent=channel_independent,
             needs_torch=needs_torch,
-            needs_download=needs_download,
-            engine_keywords=frozenset({"rng", "check", "progress"} & set(signature)),
+            weights=tuple(weights),
+            engine_keywords=ENGINE_KEYWORDS & set(signature),
         )
         return fill
 
     return decorator
 
 
-def _load() -> dict[str, Method]:
-    # Importing the package registers every built-in method.
-    from napari_inpaint import methods  # noqa: F401
-
-    return _METHODS
-
-
-def list_methods() -> list[Method]:
-    """Describe every available inpainting method.
-
-    Returns
-    -------
-    list of Method
-        One record per method, in registration order; ``Method.describe()``
-        gives a plain dictionary.
-
-    Examples
-    --------
-    >>> from napari_inpaint import list_methods
-    >>> [m.name for m in list_methods()][:2]
-    ['harmonic', 'biharmonic']
-    """
-    return list(_load().values())
-
-
-def get_method(name: str) -> Method:
-    """Return the :class:`Method` called ``name`` or raise a ValueError listing the known ones."""
-    methods = _load()
-    if name not in methods:
-        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(methods)}")
-    return methods[name]
+def _check_params(name: str, params: Sequence[Param], signature: Mapping) -> None:
+    """Refuse parameters that the fill function does not take with the same default, or forgets."""
+    keywords = {
+        key: p.default for key, p in signature.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and key not in ENGINE_KEYWORDS
+    }
+    declared = {p.name: p.default for p in params}
+    problems = [f"{key!r} is not a keyword-only argument of the fill function" for key in declared.keys() - keywords]
+    problems += [f"keyword {key!r} of the fill function has no Param" for key in keywords.keys() - declared]
+    problems += [
+        f"{key!r} defaults to {declared[key]!r} in its Param but to {keywords[key]!r} in the function"
+        for key in declared.keys() & keywords.keys() if declared[key] != keywords[key]
+    ]
+    if problems:
+        raise ValueError(f"method {name!r}: " + "; ".join(sorted(problems)))

@@ -196,7 +196,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _fill(args: argparse.Namespace) -> int:
     from napari_inpaint._engine import inpaint
-    from napari_inpaint._registry import get_method
+    from napari_inpaint.methods import get_method
 
     method = get_method(args.method)
     # Validate before reading anything: a typo should not cost the reading of a large stack.
@@ -477,7 +477,7 @@ def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
 
 
 def _methods(args: argparse.Namespace) -> int:
-    from napari_inpaint._registry import list_methods
+    from napari_inpaint.methods import list_methods
 
     methods = list_methods()
     if args.json:
@@ -552,7 +552,7 @@ def _split(values: list[str] | None) -> list[str]:
 
 def _parse_shared_params(methods: list[str], pairs: list[str]) -> dict:
     """``NAME=VALUE`` strings converted with the kind of the first method that has the parameter."""
-    from napari_inpaint._registry import get_method
+    from napari_inpaint.methods import get_method
 
     params = {}
     for pair in pairs:

@@ -52,7 +52,7 @@ import numpy as np
 from napari_inpaint import masks as mask_generators
 from napari_inpaint import metrics
 from napari_inpaint._engine import InpaintCancelled, inpaint
-from napari_inpaint._registry import get_method, list_methods
+from napari_inpaint.methods import get_method, list_methods
 
 DEFAULT_MASKS = ("strokes", "rectangles")
 DEFAULT_RATIOS = (0.05, 0.15, 0.25)

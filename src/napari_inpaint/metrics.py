@@ -265,7 +265,7 @@ def lpips(
         Axis holding channels: three are compared as RGB; any other number
         channel by channel as grayscale, and the distances averaged.
     device : str
-        PyTorch device (see :func:`napari_inpaint.models.select_device`).
+        PyTorch device (see :func:`napari_inpaint.devices.select_device`).
 
     Returns
     -------
@@ -317,7 +317,7 @@ def lpips(
     import torch
     from torch.nn import functional
 
-    from napari_inpaint.models import select_device
+    from napari_inpaint.devices import select_device
 
     convs, linears = _lpips_weights()
     device = select_device(device)

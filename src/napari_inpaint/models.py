@@ -1,4 +1,4 @@
-"""Pretrained model weights and PyTorch devices.
+"""Pretrained model weights: the registry, the download cache, and loading.
 
 The registry :data:`MODELS` describes every set of published weights the
 package can use: where it is downloaded from, its hash, size, licence, input
@@ -31,12 +31,8 @@ Examples
 ('Apache-2.0', 'big-lama.pt')
 """
 
-import contextlib
 import os
-import re
-import shutil
 import threading
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,46 +40,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from napari_inpaint import _download
+
 if TYPE_CHECKING:
-    import requests
     import torch
 
-_KINDS = ("cpu", "cuda", "mps")
 CACHE_ENV = "NAPARI_INPAINT_CACHE"
 MIRROR_ENV = "NAPARI_INPAINT_MIRROR"
-# (connect, read) seconds: without network the user hears so at once, while a
-# slow but live server may still pause between chunks.
-_TIMEOUT = (10, 60)
-# The read timeout bounds each read only, so a server that trickles bytes would
-# hold a download forever.  A download is therefore given up when it makes no
-# progress for _STALL_S seconds, or when it takes longer than its size at
-# _MIN_THROUGHPUT bytes/s (at least _DEADLINE_MIN_S): 34 minutes for LaMa's
-# 206 MB, well beyond what a working connection needs.
-_STALL_S = 120.0
-_MIN_THROUGHPUT = 100_000
-_DEADLINE_MIN_S = 600.0
-# How often a download checks those limits and touches its temporary file.  A
-# live download's file is thus never older than this, so a temporary file left
-# untouched for _STALE_TEMP_S belongs to a download that was killed.
-_WATCH_INTERVAL_S = 1.0
-_STALE_TEMP_S = 600.0
-# The names tempfile gives, which pooch uses for the file it downloads into.
-_TEMP_NAME = re.compile(r"tmp[a-z0-9_]{8}")
-# Bytes per progress report: a few hundred reports for a 200 MB file.
-_CHUNK = 2**20
 _URL_SCHEMES = ("http", "https")
 
 
 class DownloadError(OSError):
     """A model file could not be downloaded or failed its hash check."""
-
-
-class _DownloadCutOff(Exception):
-    """A download given up for being too slow; ``received`` bytes had arrived."""
-
-    def __init__(self, reason: str, received: int):
-        super().__init__(reason)
-        self.received = received
 
 
 @dataclass(frozen=True)
@@ -116,10 +84,6 @@ class ModelSpec:
     commercial_use : bool
         False for licences that forbid commercial use; a warning is shown
         before such a model is downloaded or used.
-    available : bool
-        False when the package cannot run the weights yet; ``reason`` says why.
-    reason : str
-        Why ``available`` is False.
     size_exact : bool
         Whether ``size`` is the exact byte count.
     """
@@ -135,8 +99,6 @@ class ModelSpec:
     contract: str = ""
     filename: str = ""
     commercial_use: bool = True
-    available: bool = True
-    reason: str = ""
     size_exact: bool = True
 
     def __post_init__(self) -> None:
@@ -166,8 +128,6 @@ class ModelSpec:
             "filename": self.filename,
             "kind": self.kind,
             "contract": self.contract,
-            "available": self.available,
-            "reason": self.reason,
             "source": self.source,
             "cached": is_cached(self.name),
             "path": str(cache_path(self.name)),
@@ -219,35 +179,6 @@ def _builtin_models() -> dict[str, ModelSpec]:
             ),
         ),
         ModelSpec(
-            name="mat",
-            url="https://github.com/Sanster/models/releases/download/add_mat/Places_512_FullData_G.pth",
-            known_hash="md5:8ca927835fa3f5e21d65ffcb165377ed",
-            size=239 * 2**20,
-            size_exact=False,
-            licence="CC-BY-NC-4.0",
-            commercial_use=False,
-            kind="state_dict",
-            available=False,
-            reason=(
-                "MAT is a PyTorch state dict that needs MAT's Python architecture (a transformer with "
-                "StyleGAN-style modulated convolutions, ~1,500 lines in IOPaint's mat.py); it is not "
-                "implemented in napari-inpaint yet"
-            ),
-            summary="MAT (Places, 512 px): mask-aware transformer for large holes; non-commercial",
-            source=(
-                f"URL and MD5: {_IOPAINT} iopaint/model/mat.py (MAT_MODEL_URL, MAT_MODEL_MD5), commit "
-                "49e0a1806e3ee67d35f365d2e7acdc9916e0f9fd. Size: about 239 MiB (IOPaint model catalogue; not "
-                "verified). Licence: github.com/fenglinglwb/MAT LICENSE, which has been CC BY-NC 4.0 "
-                "(commit 84d3c8351bd2b5bba2166b59f410e9d122f3233f) and MIT (commit "
-                "2b843000cbcd4138d2db080800a6830f3573a0e1) in the repository's history; the stricter "
-                "non-commercial reading is applied."
-            ),
-            contract=(
-                "Generator(image, mask, z, label): image 1x3x512x512 RGB in [-1, 1], mask 1x1x512x512 with "
-                "1 = KNOWN pixel (inverse polarity), z 1x512 normal noise; output RGB in [-1, 1]"
-            ),
-        ),
-        ModelSpec(
             name="lpips-alex",
             url="https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/alex.pth",
             known_hash="sha256:df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
@@ -285,87 +216,6 @@ def _builtin_models() -> dict[str, ModelSpec]:
 MODELS: dict[str, ModelSpec] = _builtin_models()
 _LOADED: dict[tuple[str, str], "torch.jit.ScriptModule"] = {}
 _LOCK = threading.Lock()
-# (path, known_hash) -> ((mtime_ns, size), matches): each version of a file is hashed once per process.
-_HASH_CHECKS: dict[tuple[str, str], tuple[tuple[int, int], bool]] = {}
-
-
-def available_devices() -> list[str]:
-    """Names of the PyTorch devices present on this machine, fastest first.
-
-    Returns
-    -------
-    list of str
-        ``"cuda"`` (the first GPU) and ``"cuda:1"``, ``"cuda:2"``, ... for
-        further GPUs when CUDA is usable, ``"mps"`` on Apple silicon, and
-        always ``"cpu"`` last.  Each name is accepted by :func:`select_device`.
-
-    Examples
-    --------
-    >>> from napari_inpaint.models import available_devices
-    >>> available_devices()[-1]
-    'cpu'
-    """
-    import torch
-
-    names = []
-    if torch.cuda.is_available():
-        names += ["cuda"] + [f"cuda:{i}" for i in range(1, torch.cuda.device_count())]
-    if torch.backends.mps.is_available():
-        names.append("mps")
-    return names + ["cpu"]
-
-
-def select_device(device: str = "auto") -> "torch.device":
-    """Return the PyTorch device to compute on.
-
-    Parameters
-    ----------
-    device : str
-        ``"auto"`` picks CUDA when available, then Apple MPS, then the CPU.
-        Otherwise a device name: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or
-        ``"mps"``.
-
-    Returns
-    -------
-    torch.device
-        The selected device.
-
-    Raises
-    ------
-    ValueError
-        When ``device`` is not a device name, or names a device this machine
-        does not have; the message lists the devices that exist.
-
-    Examples
-    --------
-    >>> from napari_inpaint.models import select_device
-    >>> select_device("cpu")
-    device(type='cpu')
-    >>> select_device().type in ("cuda", "mps", "cpu")
-    True
-    """
-    import torch
-
-    present = available_devices()
-    if device == "auto":
-        return torch.device(present[0])
-    try:
-        chosen = torch.device(device)
-    except (RuntimeError, TypeError):
-        chosen = None
-    if chosen is None or chosen.type not in _KINDS:
-        raise ValueError(f"unknown device {device!r}; use 'auto' or one of: {', '.join(present)}")
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    exists = {"cpu": True, "cuda": (chosen.index or 0) < gpus, "mps": "mps" in present}
-    if exists[chosen.type]:
-        return chosen
-    hint = ""
-    if chosen.type == "cuda" and torch.version.cuda is None:
-        hint = f" (PyTorch {torch.__version__} was built without CUDA; install a CUDA build from pytorch.org)"
-    raise ValueError(
-        f"device {device!r} is not available on this machine{hint}; "
-        f"available devices: auto, {', '.join(present)}"
-    )
 
 
 def list_models() -> list[ModelSpec]:
@@ -431,7 +281,7 @@ def is_cached(name: str) -> bool:
     The hash is computed once per version (modification time and size) of the
     file and process, so listing models again is fast.
     """
-    return _matches_known_hash(cache_path(name), get_model(name).known_hash)
+    return _download.matches_known_hash(cache_path(name), get_model(name).known_hash)
 
 
 def download_url(name: str) -> str:
@@ -514,8 +364,8 @@ def fetch(name: str, progress: Callable[[int, int], None] | None = None) -> Path
     # Resolved as pooch resolves it, so a cache hit returns the same path as a download.
     folder = cache_dir().resolve()
     target = folder / spec.filename
-    _remove_killed_downloads(folder)
-    if _matches_known_hash(target, spec.known_hash):
+    _download.remove_killed_downloads(folder)
+    if _download.matches_known_hash(target, spec.known_hash):
         return target
     import pooch
 
@@ -528,15 +378,15 @@ def fetch(name: str, progress: Callable[[int, int], None] | None = None) -> Path
     )
     local = urlparse(source).scheme not in _URL_SCHEMES
     if local:
-        downloader = _copy_from_folder
+        downloader = _download.copy_from_folder
     else:
-        bar = _ProgressAdapter(progress) if progress is not None else _has_tqdm()
-        downloader = _GuardedHTTPDownloader(max(_DEADLINE_MIN_S, spec.size / _MIN_THROUGHPUT), bar)
+        bar = _download.ProgressAdapter(progress) if progress is not None else _download.has_tqdm()
+        downloader = _download.GuardedHTTPDownloader(_download.deadline_for(spec.size), bar)
     try:
         pooch.retrieve(
             source, known_hash=spec.known_hash, fname=spec.filename, path=folder, downloader=downloader
         )
-    except _DownloadCutOff as cut:
+    except _download.DownloadCutOff as cut:
         raise DownloadError(
             f"gave up downloading model {name!r} from {source}: {cut} ({cut.received:,} of about "
             f"{spec.size:,} bytes had arrived). The connection is too slow or the server stalled: retry "
@@ -551,7 +401,7 @@ def fetch(name: str, progress: Callable[[int, int], None] | None = None) -> Path
             f"put the right file at {target} by hand or fix {MIRROR_ENV}.{bad_copy}"
         ) from None
     except Exception as exc:  # requests' connection errors, timeouts, HTTP errors; OS errors
-        if not _is_network_or_os_error(exc):
+        if not _download.is_network_or_os_error(exc):
             raise
         where = "the mirror folder" if local else "the network"
         raise DownloadError(
@@ -561,7 +411,7 @@ def fetch(name: str, progress: Callable[[int, int], None] | None = None) -> Path
             f"{spec.filename}.{bad_copy}"
         ) from None
     # pooch has just checked the hash of the file it moved into place.
-    _HASH_CHECKS[(str(target), spec.known_hash)] = (_file_version(target), True)
+    _download.HASH_CHECKS[(str(target), spec.known_hash)] = (_download.file_version(target), True)
     return target
 
 
@@ -573,7 +423,7 @@ def load(name: str, device: "str | torch.device" = "auto") -> "torch.jit.ScriptM
     name : str
         A key of :data:`MODELS` whose ``kind`` is ``"torchscript"``.
     device : str or torch.device
-        As for :func:`select_device`; ``"auto"`` and the device it resolves
+        As for :func:`napari_inpaint.devices.select_device`; ``"auto"`` and the device it resolves
         to share one loaded copy.
 
     Returns
@@ -585,7 +435,7 @@ def load(name: str, device: "str | torch.device" = "auto") -> "torch.jit.ScriptM
     Raises
     ------
     ValueError
-        For a model that is not TorchScript or that the package cannot run.
+        For a model that is not TorchScript.
     DownloadError
         As :func:`fetch`.
 
@@ -596,9 +446,9 @@ def load(name: str, device: "str | torch.device" = "auto") -> "torch.jit.ScriptM
     """
     import torch
 
+    from napari_inpaint.devices import select_device
+
     spec = get_model(name)
-    if not spec.available:
-        raise ValueError(f"model {name!r} cannot be used: {spec.reason}")
     if spec.kind != "torchscript":
         raise ValueError(f"model {name!r} is a {spec.kind}, not a TorchScript model; use fetch({name!r})")
     target = select_device(str(device))
@@ -636,170 +486,3 @@ def _warn_licence(spec: ModelSpec) -> None:
     )
 
 
-def _has_tqdm() -> bool:
-    try:
-        import tqdm  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _is_network_or_os_error(exc: Exception) -> bool:
-    import requests
-
-    return isinstance(exc, (requests.RequestException, OSError))
-
-
-class _ProgressAdapter:
-    """The tqdm-like object pooch reports to, forwarding ``progress(done, total)``."""
-
-    def __init__(self, progress: Callable[[int, int], None]):
-        self.progress = progress
-        self.total = 0
-        self.done = 0
-
-    def update(self, n: int) -> None:
-        # pooch adds its chunk size per chunk, so the last step overshoots.
-        self.done = min(self.done + n, self.total) if self.total else self.done + n
-        self.progress(self.done, self.total or self.done)
-
-    def reset(self) -> None:
-        self.done = 0
-
-    def close(self) -> None:
-        pass
-
-
-def _copy_from_folder(source: str, output_file: str, _pooch) -> None:
-    """pooch downloader for a mirror that is a local or network folder."""
-    shutil.copyfile(source, output_file)
-
-
-class _GuardedHTTPDownloader:
-    """pooch downloader: pooch's HTTPDownloader, given up when it is too slow.
-
-    A watchdog thread shuts the connection down when the download has taken
-    ``deadline_s`` seconds or has written nothing for ``_STALL_S`` seconds,
-    which makes the read blocked on it fail.  Until then it touches the
-    temporary file every ``_WATCH_INTERVAL_S``, which tells
-    :func:`_remove_killed_downloads` in other processes that it is in use.
-
-    Parameters
-    ----------
-    deadline_s : float
-        Seconds the whole download may take.
-    progressbar : bool or _ProgressAdapter
-        As for ``pooch.HTTPDownloader``.
-    """
-
-    def __init__(self, deadline_s: float, progressbar: "bool | _ProgressAdapter"):
-        import pooch
-
-        self.deadline_s = deadline_s
-        self._http = pooch.HTTPDownloader(
-            progressbar=progressbar, chunk_size=_CHUNK, timeout=_TIMEOUT, hooks={"response": self._track}
-        )
-        self._lock = threading.Lock()
-        self._response: requests.Response | None = None
-        self._cut_reason = ""
-
-    def __call__(self, url: str, output_file: str, pooch_instance: object) -> None:
-        finished = threading.Event()
-        watchdog = threading.Thread(
-            target=self._watch,
-            args=(Path(output_file), finished),
-            name="napari-inpaint download watchdog",
-            daemon=True,
-        )
-        watchdog.start()
-        try:
-            self._http(url, output_file, pooch_instance)
-        except Exception:
-            if not self._cut_reason:
-                raise
-            # Otherwise the error is the connection shut down by the watchdog.
-        finally:
-            finished.set()
-            watchdog.join()
-        if self._cut_reason:
-            raise _DownloadCutOff(self._cut_reason, os.path.getsize(output_file))
-
-    def _track(self, response: "requests.Response", **_kwargs) -> None:
-        """requests hook: remember the latest response (of each redirect), whose socket is read."""
-        with self._lock:
-            self._response = response
-            if self._cut_reason:  # cut off before the server answered
-                _shut_down(response)
-
-    def _watch(self, output_file: Path, finished: threading.Event) -> None:
-        """Watchdog thread: touch ``output_file`` until ``finished``, or cut the download off."""
-        start = last_progress = time.monotonic()
-        written = 0
-        while not finished.wait(_WATCH_INTERVAL_S):
-            now = time.monotonic()
-            with contextlib.suppress(OSError):  # only fails if another program removed the file
-                size = output_file.stat().st_size
-                os.utime(output_file)
-                if size != written:
-                    written, last_progress = size, now
-            if now - start > self.deadline_s:
-                reason = f"it did not finish within {self.deadline_s:.0f} s"
-            elif now - last_progress > _STALL_S:
-                reason = f"no data arrived for {_STALL_S:g} s"
-            else:
-                continue
-            with self._lock:
-                self._cut_reason = reason
-                if self._response is not None:
-                    _shut_down(self._response)
-            return
-
-
-def _shut_down(response: "requests.Response") -> None:
-    """Shut down the socket a streamed response is read from, so that a read blocked on it fails."""
-    # urllib3 2.3+ keeps the socket's shutdown for this, even after http.client took the socket over.
-    with contextlib.suppress(ValueError, RuntimeError, OSError):  # the response was read or closed meanwhile
-        response.raw.shutdown()
-
-
-def _remove_killed_downloads(folder: Path) -> None:
-    """Delete the temporary files that downloads killed mid-way left in ``folder``.
-
-    A live download touches its file at least every ``_WATCH_INTERVAL_S``
-    (an HTTP one through its watchdog, a copy by writing), so a file untouched
-    for ``_STALE_TEMP_S`` has no download left to finish it.
-    """
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:  # no cache folder yet
-        return
-    stale_before = time.time() - _STALE_TEMP_S
-    for entry in entries:
-        if not _TEMP_NAME.fullmatch(entry.name):
-            continue
-        # Best effort: removed by another process first, or still open on Windows.
-        with contextlib.suppress(OSError):
-            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < stale_before:
-                os.remove(entry.path)
-
-
-def _file_version(path: Path) -> tuple[int, int]:
-    """Modification time (ns) and size, which change when the file is rewritten."""
-    stat = path.stat()
-    return stat.st_mtime_ns, stat.st_size
-
-
-def _matches_known_hash(path: Path, known_hash: str) -> bool:
-    """Whether ``path`` is a file whose hash is ``known_hash``; hashed once per version of the file."""
-    if not path.is_file():
-        return False
-    version = _file_version(path)
-    key = (str(path), known_hash)
-    checked = _HASH_CHECKS.get(key)
-    if checked is None or checked[0] != version:
-        import pooch
-
-        algorithm, _, digest = known_hash.partition(":")
-        checked = (version, pooch.file_hash(str(path), alg=algorithm) == digest.lower())
-        _HASH_CHECKS[key] = checked
-    return checked[1]

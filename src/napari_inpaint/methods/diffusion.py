@@ -123,6 +123,7 @@ def _multigrid(laplacian: sp.spmatrix, squared: bool) -> spla.LinearOperator:
 @register(
     "harmonic",
     summary="Laplace (membrane) fill, as MATLAB's regionfill: smooth, fast, exact for linear ramps",
+    family="classical",
     artifacts=("hot-pixels", "scratches", "dropped-lines", "seams"),
     ndims=(2, 3),
     margin=1,
@@ -133,15 +134,11 @@ def harmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    image : ndarray, shape mask.shape + (C,)
-        Float image; masked entries are ignored.
-    mask : ndarray of bool
-        True on the pixels to fill (2D or 3D).
+    %(image_mask)s
 
     Returns
     -------
-    ndarray
-        ``image`` with the masked pixels replaced.
+    %(returns)s
 
     Examples
     --------
@@ -164,6 +161,7 @@ def harmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 @register(
     "biharmonic",
     summary="Thin-plate (biharmonic) fill: smooth and curvature-continuous, exact for quadratics",
+    family="classical",
     artifacts=("hot-pixels", "scratches", "debris", "dropped-lines", "saturation", "seams"),
     ndims=(2, 3),
     margin=2,
@@ -174,15 +172,11 @@ def biharmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    image : ndarray, shape mask.shape + (C,)
-        Float image; masked entries are ignored.
-    mask : ndarray of bool
-        True on the pixels to fill (2D or 3D).
+    %(image_mask)s
 
     Returns
     -------
-    ndarray
-        ``image`` with the masked pixels replaced.
+    %(returns)s
 
     Examples
     --------

@@ -86,6 +86,7 @@ def _source_centres(mask: np.ndarray, half: int) -> np.ndarray:
 @register(
     "exemplar",
     summary="Patch-based filling (Criminisi): copies real texture from the known region",
+    family="classical",
     artifacts=("texture", "debris", "large-holes"),
     ndims=(2,),
     params=(
@@ -107,10 +108,7 @@ def exemplar(
 
     Parameters
     ----------
-    image : ndarray, shape mask.shape + (C,)
-        Float image; masked entries are ignored.
-    mask : ndarray of bool, 2D
-        True on the pixels to fill.
+    %(image_mask)s
     patch_size : int
         Odd side of the square patches that are matched and copied.
     search_radius : int

@@ -115,6 +115,7 @@ def _margin(params: dict) -> int:
 @register(
     "telea",
     summary="Telea's fast-marching fill: one quick pass from the border inwards, for thin defects",
+    family="classical",
     artifacts=("scratches", "hot-pixels", "debris"),
     ndims=(2,),
     params=_PARAMS,
@@ -133,23 +134,18 @@ def telea(
 
     Parameters
     ----------
-    image : ndarray, shape mask.shape + (C,)
-        Float image; masked entries are ignored.
-    mask : ndarray of bool, 2D
-        True on the pixels to fill.
+    %(image_mask)s
     radius : int
         Radius of the disk of known pixels that fills each pixel.
     backend : {'auto', 'opencv', 'numba'}
         ``'opencv'`` uses :func:`cv2.inpaint` (raises ImportError when OpenCV
         is missing), ``'numba'`` this package's implementation, ``'auto'``
         OpenCV when it is importable.
-    check : callable, optional
-        Called regularly; raises to cancel.
+    %(check)s
 
     Returns
     -------
-    ndarray
-        ``image`` with the masked pixels replaced.
+    %(returns)s
 
     Examples
     --------
@@ -166,6 +162,7 @@ def telea(
 @register(
     "navier-stokes",
     summary="OpenCV's 'Navier-Stokes' fill: fast marching that continues isophotes into the hole",
+    family="classical",
     artifacts=("scratches", "hot-pixels", "debris"),
     ndims=(2,),
     params=_PARAMS,
@@ -184,23 +181,18 @@ def navier_stokes(
 
     Parameters
     ----------
-    image : ndarray, shape mask.shape + (C,)
-        Float image; masked entries are ignored.
-    mask : ndarray of bool, 2D
-        True on the pixels to fill.
+    %(image_mask)s
     radius : int
         Radius of the disk of known pixels that fills each pixel.
     backend : {'auto', 'opencv', 'numba'}
         ``'opencv'`` uses :func:`cv2.inpaint` (raises ImportError when OpenCV
         is missing), ``'numba'`` this package's implementation, ``'auto'``
         OpenCV when it is importable.
-    check : callable, optional
-        Called regularly; raises to cancel.
+    %(check)s
 
     Returns
     -------
-    ndarray
-        ``image`` with the masked pixels replaced.
+    %(returns)s
 
     Examples
     --------

@@ -34,7 +34,9 @@ def _nearest_known(known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @register(
     "interpolate",
     summary="Linear (or nearest) interpolation along one axis from the nearest good pixels",
+    family="classical",
     artifacts=("dropped-lines", "seams"),
+    any_hole=False,
     ndims=(2, 3),
     params=(
         Param("axis", int, 0, "spatial axis to interpolate along (0 = rows/z, across a dropped row or slice)", 0, 2),
@@ -48,10 +50,7 @@ def interpolate(image: np.ndarray, mask: np.ndarray, *, axis: int = 0, kind: str
 
     Parameters
     ----------
-    image : ndarray, shape mask.shape + (C,)
-        Float image; masked entries are ignored.
-    mask : ndarray of bool
-        True on the pixels to fill.
+    %(image_mask)s
     axis : int
         Spatial axis along which to interpolate.
     kind : {'linear', 'nearest'}
@@ -59,8 +58,7 @@ def interpolate(image: np.ndarray, mask: np.ndarray, *, axis: int = 0, kind: str
 
     Returns
     -------
-    ndarray
-        ``image`` with the masked pixels replaced.
+    %(returns)s
 
     Examples
     --------

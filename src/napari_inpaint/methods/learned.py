@@ -1,20 +1,14 @@
-r"""Deep inpainting without downloads: self-supervised training, and Deep Image Prior.
+r"""Self-supervised deep inpainting (``learned``): a network trained on the image's own known pixels.
 
 Pretrained inpainting models learnt photographs; on a fluorescence stack or an
-EM section they invent photographic texture.  The two methods here learn only
-from the image being filled.
-
-``learned``
-    trains a compact gated-convolution [1]_ U-Net with Fourier blocks [4]_
-    (:class:`~napari_inpaint.methods._networks.Inpainter`) on the known pixels
-    of the crop the engine hands over, then fills its real holes.  A network
-    trained with :func:`train_model` on a whole image or stack and saved with
-    :func:`save_model` fills other images of the same kind through
-    ``model=<path>`` without training again.
-``dip``
-    Deep Image Prior [2]_: a randomly initialised network maps fixed noise to
-    an image and is fitted to the known pixels only; the architecture's bias
-    towards natural structure fills the holes.
+EM section they invent photographic texture.  ``learned`` (like ``dip``, in
+:mod:`napari_inpaint.methods.dip`) learns only from the image being filled:
+it trains a compact gated-convolution [1]_ U-Net with Fourier blocks [3]_
+(:class:`~napari_inpaint.methods._networks.Inpainter`) on the known pixels of
+the crop the engine hands over, then fills its real holes.  A network trained
+with :func:`train_model` on a whole image or stack and saved with
+:func:`save_model` fills other images of the same kind through
+``model=<path>`` without training again.
 
 Notes
 -----
@@ -40,7 +34,7 @@ absolute error on the pixels it could not see but whose truth is known,
 .. math:: \mathcal L = \frac{1}{|S \setminus R|} \sum_{S \setminus R}
           \big\lvert b + g_\theta(\hat x \odot (1 - m), m, b) - \hat x \big\rvert,
 
-minimised with Adam [3]_ whose learning rate follows a cosine decay over
+minimised with Adam [2]_ whose learning rate follows a cosine decay over
 the budget (``steps`` or ``seconds``, whichever runs out first).  The real
 holes are then filled by the average of the predictions for the crop and its
 three flips (a cheap test-time ensemble).
@@ -64,23 +58,13 @@ draws come from a :class:`torch.Generator` of the call's own, never from
 torch's global RNG, so that runs in concurrent threads stay repeatable and
 leave everybody else's seed alone.
 
-**Deep Image Prior** (``dip``).  With :math:`z` fixed uniform noise (32
-channels, amplitude 0.1), :math:`f_\theta` the same U-Net with random
-weights and :math:`K` the known pixels, Adam minimises
-:math:`\sum_K (f_\theta(z + \eta) - \hat x)^2` for ``iterations`` steps, with
-fresh perturbations :math:`\eta \sim \mathcal N(0, (1/30)^2)` as in [2]_; the
-fill is :math:`f_\theta(z)` in the holes.  Each call fits one crop from
-scratch; it is slow on a CPU (seconds per 100 iterations for a 256^2 crop).
-
 References
 ----------
 .. [1] J. Yu, Z. Lin, J. Yang, X. Shen, X. Lu and T. Huang, "Free-form image
        inpainting with gated convolution", ICCV 2019, arXiv:1806.03589.
-.. [2] D. Ulyanov, A. Vedaldi and V. Lempitsky, "Deep Image Prior", CVPR 2018,
-       arXiv:1711.10925.
-.. [3] D. P. Kingma and J. Ba, "Adam: a method for stochastic optimization",
+.. [2] D. P. Kingma and J. Ba, "Adam: a method for stochastic optimization",
        ICLR 2015, arXiv:1412.6980.
-.. [4] R. Suvorov et al., "Resolution-robust large mask inpainting with
+.. [3] R. Suvorov et al., "Resolution-robust large mask inpainting with
        Fourier convolutions", WACV 2022, arXiv:2109.07161.
 """
 
@@ -95,8 +79,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from napari_inpaint import masks
-from napari_inpaint._registry import Param, register
-from napari_inpaint.models import select_device
+from napari_inpaint._registry import Param, fill_docs, register
+from napari_inpaint.devices import DEVICE, select_device
 
 if TYPE_CHECKING:
     import torch
@@ -104,7 +88,6 @@ if TYPE_CHECKING:
 _FORMAT = "napari-inpaint-learned"
 _VERSION = 1
 _BATCH = 4
-_DIP_NOISE_CHANNELS = 32
 # A training window must hold a known pixel to hide and another to see.
 _MIN_KNOWN_PER_WINDOW = 2
 # Windows narrower than this get training holes of random pixels instead of blobs and strokes.
@@ -120,7 +103,6 @@ _TOO_FEW_KNOWN_REMEDY = (
 Progress = Callable[[float, int], None] | None
 Check = Callable[[], None] | None
 
-_DEVICE = Param("device", str, "auto", "PyTorch device: auto, cpu, cuda, cuda:1, mps")
 _WIDTH_HELP = "channels of the network's first level (2x and 4x deeper); more is slower"
 
 
@@ -323,6 +305,7 @@ def _check_image(image: np.ndarray, mask: np.ndarray) -> None:
 # --------------------------------------------------------------------------- public API
 
 
+@fill_docs
 def train_model(
     image: np.ndarray,
     mask: np.ndarray | None = None,
@@ -362,8 +345,7 @@ def train_model(
         Initial Adam learning rate (cosine decay to zero).
     width : int
         Channels of the network's first level.
-    device : str
-        PyTorch device, see :func:`napari_inpaint.models.select_device`.
+    %(device)s
     seed : int
         Seeds the weights and the training windows.
     progress : callable, optional
@@ -400,13 +382,13 @@ def train_model(
     >>> net.config["channels"], net.config["width"]
     (1, 4)
     """
-    from napari_inpaint._engine import _resolve_channel_axis
+    from napari_inpaint._layout import resolve_channel_axis
 
     check = _not_cancellable if check is None else check
     image = np.asarray(image)
     mask = np.zeros((), bool) if mask is None else np.asarray(mask, dtype=bool)
     mask_shape = mask.shape if mask.ndim else image.shape[:-1]
-    axis = _resolve_channel_axis(image.shape, mask_shape, channel_axis)
+    axis = resolve_channel_axis(image.shape, mask_shape, channel_axis)
     planes = image[..., None] if axis is None else np.moveaxis(image, axis, -1)
     if planes.ndim < 3:
         raise ValueError(f"train_model needs a 2D image or a stack of them; got shape {image.shape}")
@@ -522,6 +504,7 @@ def _load_cached(path: str, mtime_ns: int, size: int, device: str) -> "torch.nn.
 @register(
     "learned",
     summary="Self-supervised deep inpainting: trains a small network on the image's own known pixels",
+    family="network",
     artifacts=("texture", "debris", "large-holes", "scratches"),
     ndims=(2,),
     params=(
@@ -531,7 +514,7 @@ def _load_cached(path: str, mtime_ns: int, size: int, device: str) -> "torch.nn.
         Param("learning_rate", float, 2e-3, "initial Adam learning rate (cosine decay)", 1e-5, 1.0),
         Param("width", int, 16, _WIDTH_HELP, 4, 128),
         Param("context", int, 128, "known pixels around each hole to learn from", 16, 4096),
-        _DEVICE,
+        DEVICE,
         Param("model", str, "", "file of a network saved with save_model; empty: train on the image"),
     ),
     margin=lambda params: params["context"],
@@ -558,17 +541,13 @@ def learned(
 
     Parameters
     ----------
-    image : ndarray, shape mask.shape + (C,)
-        Float image; masked entries are ignored.
-    mask : ndarray of bool, 2D
-        True on the pixels to fill.
+    %(image_mask)s
     steps, seconds, crop_size, learning_rate, width
         Training budget and network, see :func:`train_model`; unused with ``model``.
     context : int
         Used by the engine only: pixels of known context cropped around each
         hole, i.e. the training data.
-    device : str
-        PyTorch device.
+    %(device)s
     model : str
         Path of a network saved with :func:`save_model`; empty to train one.
     rng : numpy.random.Generator, optional
@@ -629,103 +608,3 @@ def learned(
         )
     filled = _predict(net, values, mask, torch_device, check)
     return np.where(mask[..., None], filled * scale + low, image)
-
-
-@register(
-    "dip",
-    summary="Deep Image Prior: fits a randomly initialised network to the known pixels (slow on CPU)",
-    artifacts=("texture", "debris"),
-    ndims=(2,),
-    params=(
-        Param("iterations", int, 1000, "optimisation steps", 1, 1_000_000),
-        Param("learning_rate", float, 0.01, "Adam learning rate", 1e-5, 1.0),
-        Param("width", int, 16, _WIDTH_HELP, 4, 128),
-        Param("context", int, 32, "known pixels around each hole to fit", 4, 4096),
-        _DEVICE,
-    ),
-    margin=lambda params: params["context"],
-    channel_independent=False,
-    needs_torch=True,
-)
-def dip(
-    image: np.ndarray,
-    mask: np.ndarray,
-    *,
-    iterations: int = 1000,
-    learning_rate: float = 0.01,
-    width: int = 16,
-    context: int = 32,
-    device: str = "auto",
-    rng: np.random.Generator | None = None,
-    check: Check = None,
-    progress: Progress = None,
-) -> np.ndarray:
-    """Fill the holes with a Deep Image Prior fitted to the crop's known pixels.
-
-    Parameters
-    ----------
-    image : ndarray, shape mask.shape + (C,)
-        Float image; masked entries are ignored.
-    mask : ndarray of bool, 2D
-        True on the pixels to fill.
-    iterations : int
-        Adam steps.
-    learning_rate : float
-        Adam learning rate.
-    width : int
-        Channels of the network's first level.
-    context : int
-        Used by the engine only: pixels of known context around each hole.
-    device : str
-        PyTorch device.
-    rng : numpy.random.Generator, optional
-        Seeds the weights, the input noise and its perturbations.
-    check : callable, optional
-        Called before every iteration; raises to cancel.
-    progress : callable, optional
-        ``progress(iteration, iterations)`` after every iteration.
-
-    Returns
-    -------
-    ndarray
-        ``image`` with the masked pixels replaced by the network's output.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from napari_inpaint import inpaint
-    >>> image = np.tile(np.linspace(0.0, 1.0, 32), (32, 1))
-    >>> mask = np.zeros(image.shape, bool); mask[12:18, 12:18] = True
-    >>> filled = inpaint(image, mask, "dip", iterations=5, width=4, device="cpu")
-    >>> bool(np.array_equal(filled[~mask], image[~mask]))
-    True
-    """
-    import torch
-
-    from napari_inpaint.methods._networks import UNet, build
-
-    _check_image(image, mask)
-    rng = np.random.default_rng(0) if rng is None else rng
-    check = _not_cancellable if check is None else check
-    torch_device = select_device(device)
-    low, scale = _normaliser(image, ~mask)
-    values = np.where(mask[..., None], 0.0, (image - low) / scale)
-    generator = _torch_generator(rng)  # the input noise and its perturbations
-    net = build(UNet, _DIP_NOISE_CHANNELS, image.shape[-1], width, generator=_torch_generator(rng))
-    net.to(torch_device)
-    noise = (0.1 * torch.rand((1, _DIP_NOISE_CHANNELS) + mask.shape, generator=generator)).to(torch_device)
-    target = torch.from_numpy(np.moveaxis(values, -1, 0).astype(np.float32))[None].to(torch_device)
-    weight = torch.from_numpy(~mask).to(torch_device)
-    optimiser = torch.optim.Adam(net.parameters(), lr=learning_rate)
-    for iteration in range(iterations):
-        check()
-        jitter = torch.randn(noise.shape, generator=generator).to(torch_device) / 30.0
-        loss = ((net(noise + jitter) - target) ** 2 * weight).sum() / (weight.sum() * target.shape[1])
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        if progress is not None:
-            progress(iteration + 1, iterations)
-    with torch.no_grad():
-        out = net(noise)[0].cpu().numpy().astype(np.float64)
-    return np.where(mask[..., None], np.moveaxis(out, 0, -1) * scale + low, image)

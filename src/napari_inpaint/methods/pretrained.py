@@ -60,11 +60,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_inpaint._registry import Param, register
+from napari_inpaint.devices import DEVICE, select_device
 
 if TYPE_CHECKING:
     import torch
 
-_DEVICES = ("auto", "cpu", "cuda", "mps")
 _PERCENTILES = (0.5, 99.5)
 # Below this size an out-of-memory crop is not shrunk further.
 _MIN_RETRY_SIZE = 256
@@ -103,7 +103,7 @@ _CONTRACTS = {
 
 def _params(max_size: int, max_high: int, context: int) -> tuple[Param, ...]:
     return (
-        Param("device", str, "auto", "PyTorch device; auto: GPU when present", choices=_DEVICES),
+        DEVICE,
         Param("fp16", bool, False, "half precision on CUDA (less memory, faster); ignored on other devices"),
         Param("max_size", int, max_size, "crops with a longer side are filled at this size and scaled back",
               64, max_high),
@@ -115,11 +115,12 @@ def _params(max_size: int, max_high: int, context: int) -> tuple[Param, ...]:
 @register(
     "lama",
     summary="Big LaMa deep network (Fourier convolutions): large holes, repeating structure; 196 MiB weights",
+    family="pretrained",
     artifacts=("large-holes", "debris", "texture"),
     params=_params(max_size=1024, max_high=8192, context=64),
     margin=lambda params: params["context"],
     needs_torch=True,
-    needs_download=True,
+    weights=("lama",),
 )
 def lama(
     image: np.ndarray,
@@ -135,12 +136,8 @@ def lama(
 
     Parameters
     ----------
-    image : ndarray, shape mask.shape + (C,)
-        Float image; masked entries are ignored.
-    mask : ndarray of bool, 2D
-        True on the pixels to fill.
-    device : {'auto', 'cpu', 'cuda', 'mps'}
-        PyTorch device (see :func:`napari_inpaint.models.select_device`).
+    %(image_mask)s
+    %(device)s
     fp16 : bool
         Half precision on CUDA.
     max_size : int
@@ -152,8 +149,7 @@ def lama(
 
     Returns
     -------
-    ndarray
-        ``image`` with the masked pixels replaced.
+    %(returns)s
 
     Examples
     --------
@@ -169,11 +165,12 @@ def lama(
 @register(
     "migan",
     summary="MI-GAN deep network: fast fill of holes up to a few hundred pixels at 512 px; downloads 27 MiB",
+    family="pretrained",
     artifacts=("large-holes", "debris", "texture"),
     params=_params(max_size=512, max_high=512, context=128),
     margin=lambda params: params["context"],
     needs_torch=True,
-    needs_download=True,
+    weights=("migan",),
 )
 def migan(
     image: np.ndarray,
@@ -189,12 +186,8 @@ def migan(
 
     Parameters
     ----------
-    image : ndarray, shape mask.shape + (C,)
-        Float image; masked entries are ignored.
-    mask : ndarray of bool, 2D
-        True on the pixels to fill.
-    device : {'auto', 'cpu', 'cuda', 'mps'}
-        PyTorch device.
+    %(image_mask)s
+    %(device)s
     fp16 : bool
         Half precision on CUDA.
     max_size : int
@@ -206,8 +199,7 @@ def migan(
 
     Returns
     -------
-    ndarray
-        ``image`` with the masked pixels replaced.
+    %(returns)s
 
     Examples
     --------
@@ -225,7 +217,7 @@ def _fill(contract: _Contract, image, mask, device, fp16, max_size, check) -> np
     from napari_inpaint import models
 
     model = models.load(contract.model, device)
-    target = models.select_device(device)
+    target = select_device(device)
     low, span = _robust_range(image[~mask])
     flat = span == 0
     scaled = np.clip((image - low) / np.where(flat, 1.0, span), 0.0, 1.0)

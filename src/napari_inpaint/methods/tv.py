@@ -51,6 +51,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from napari_inpaint._registry import Param, register
+from napari_inpaint.devices import DEVICE, select_device
 
 if TYPE_CHECKING:
     import torch
@@ -62,7 +63,6 @@ _CHECK_EVERY = 20
 # primal and large dual step converge fastest: measured on edges, blobs, lines
 # and scattered holes, 0.01-0.03 needs 2-5x fewer iterations than 1.
 _STEP_RATIO = 0.02
-_DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def _steps(ndim: int) -> tuple[float, float]:
@@ -74,12 +74,13 @@ def _steps(ndim: int) -> tuple[float, float]:
 @register(
     "tv",
     summary="Total-variation fill (Chambolle-Pock): keeps edges sharp across thin defects; GPU when present",
+    family="classical",
     artifacts=("scratches", "debris", "saturation", "seams"),
     ndims=(2, 3),
     params=(
         Param("iterations", int, 500, "maximum number of primal-dual iterations", 10, 20000),
         Param("tol", float, 1e-4, "stop once an iteration moves no pixel by more than tol x range", 0.0, 1.0),
-        Param("device", str, "auto", "PyTorch device; auto: GPU when present", choices=_DEVICES),
+        DEVICE,
     ),
     margin=1,
     channel_independent=True,
@@ -99,18 +100,14 @@ def tv(
 
     Parameters
     ----------
-    image : ndarray, shape mask.shape + (C,)
-        Float image; masked entries are ignored.
-    mask : ndarray of bool
-        True on the pixels to fill (2D or 3D).
+    %(image_mask)s
     iterations : int
         Maximum number of primal-dual iterations.
     tol : float
         Stop once no hole pixel changes by more than ``tol`` times its
         channel's range of known values in one iteration; 0 runs all
         ``iterations``.
-    device : {'auto', 'cpu', 'cuda', 'mps'}
-        PyTorch device (see :func:`napari_inpaint.models.select_device`).
+    %(device)s
     check : callable, optional
         Called every few iterations; raises to cancel.
     progress : callable, optional
@@ -118,8 +115,7 @@ def tv(
 
     Returns
     -------
-    ndarray
-        ``image`` with the masked pixels replaced.
+    %(returns)s
 
     Examples
     --------
@@ -132,8 +128,6 @@ def tv(
     True
     """
     import torch
-
-    from napari_inpaint.models import select_device
 
     target = select_device(device)
     known = ~mask
