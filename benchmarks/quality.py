@@ -9,8 +9,9 @@ Usage::
 Every image is cropped to its central ``--size`` square (256 by default; no
 resampling, so noise and texture stay as recorded), holes of six kinds are
 hidden at hole ratios of 5, 15 and 25 % (one mask each, seeded), and each
-classical method fills them through :func:`napari_inpaint.evaluate.evaluate`.
-``interpolate`` is run on the dropped scan lines only, which it is made for.
+classical method fills them through :func:`napari_inpaint.evaluate.evaluate`:
+the methods of :func:`napari_inpaint.evaluate.default_methods`, so a method made
+for one damage only (``interpolate``) is run on that damage (dropped lines) only.
 No image is downloaded: they ship with scikit-image.
 """
 
@@ -27,11 +28,11 @@ import skimage
 from skimage import data
 
 import napari_inpaint
-from napari_inpaint.evaluate import CLASSICAL_METHODS, LINE_METHODS, EvaluationTable, evaluate
+from napari_inpaint.evaluate import EvaluationTable, default_methods, evaluate
 
 RATIOS = (0.05, 0.15, 0.25)
 AREA_MASKS = ("strokes", "rectangles", "debris", "scratches", "hot-pixels")
-LINE_MASKS = ("scan-lines",)
+LINE_MASKS = ("dropped-lines",)
 IMAGES = {
     "camera": data.camera,
     "cell": data.cell,
@@ -56,8 +57,8 @@ def run(images: list[str], size: int, seed: int) -> EvaluationTable:
     for name in images:
         image = _crop(IMAGES[name](), size)
         start = time.perf_counter()
-        for methods, kinds in ((CLASSICAL_METHODS, AREA_MASKS), (CLASSICAL_METHODS + LINE_METHODS, LINE_MASKS)):
-            table = evaluate(image, list(methods), kinds, ratios=RATIOS, seed=seed, lpips=False, per_mask=True)
+        for kinds in (AREA_MASKS, LINE_MASKS):
+            table = evaluate(image, default_methods(kinds), kinds, ratios=RATIOS, seed=seed, lpips=False, per_mask=True)
             trials += [{**trial, "image": name} for trial in table.trials]
         print(f"{name} {image.shape} {image.dtype}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return EvaluationTable(trials, per_mask=True)
@@ -188,7 +189,7 @@ how much of the image is missing, in buckets of the hole-to-image ratio
 | `debris` | compact blobs: dust, debris, bubbles |
 | `scratches` | thin curved lines, 3 pixels wide |
 | `hot-pixels` | isolated bad pixels |
-| `scan-lines` | dropped rows |
+| `dropped-lines` | dropped rows |
 
 Scores (`napari_inpaint.metrics`): **PSNR** and **SSIM** over the hole, with the
 data range of the dtype (255 for uint8, 65535 for uint16; max - min for floats);

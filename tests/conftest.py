@@ -5,7 +5,11 @@ widget logic tests (which use napari's ViewerModel, no OpenGL canvas) still
 run; tests that need a real napari window skip themselves in that case.
 """
 
+import hashlib
 import os
+import warnings
+from dataclasses import replace
+from pathlib import Path
 
 if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -32,3 +36,81 @@ def register_method():
     yield register
     _registry._METHODS.clear()
     _registry._METHODS.update(saved)
+
+
+def _stand_in_networks() -> dict:
+    """The stand-in modules, defined in a function so that only the tests that use them import PyTorch."""
+    import torch
+
+    class MeanLama(torch.nn.Module):
+        """LaMa's contract: RGB [0, 1] and a 1 = hole mask in; the hole gets each channel's known mean."""
+
+        def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            assert image.shape[-2] % 8 == 0 and image.shape[-1] % 8 == 0
+            known = 1.0 - mask
+            mean = (image * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True)
+            return image * known + mean * mask
+
+    class MeanMigan(torch.nn.Module):
+        """MI-GAN's contract: 1x4x512x512 (0.5 - mask, erased RGB in [-1, 1]) in, RGB in [-1, 1] out."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            assert x.shape[1] == 4 and x.shape[2] == 512 and x.shape[3] == 512
+            hole = 0.5 - x[:, :1]
+            image = x[:, 1:]
+            known = 1.0 - hole
+            mean = (image * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True)
+            return image * known + mean * hole
+
+    return {"lama": MeanLama(), "migan": MeanMigan()}
+
+
+@pytest.fixture(scope="session")
+def stand_in_networks() -> dict:
+    """Stand-ins for the pretrained networks, keyed by model name: the real TorchScript signatures, and
+    each hole filled with the mean of the known pixels, so that results can be computed by hand."""
+    pytest.importorskip("torch")
+    return _stand_in_networks()
+
+
+@pytest.fixture(scope="session")
+def _stand_in_mirror(tmp_path_factory, stand_in_networks) -> Path:
+    """A mirror folder holding the stand-in networks under the real weights' file names, written once."""
+    import torch
+
+    from napari_inpaint import models
+
+    mirror = tmp_path_factory.mktemp("mirror")
+    with warnings.catch_warnings():
+        # torch.jit.script is deprecated (not removed) in recent PyTorch.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for name, module in stand_in_networks.items():
+            torch.jit.script(module).save(str(mirror / models.MODELS[name].filename))
+    return mirror
+
+
+@pytest.fixture
+def stand_in_weights(monkeypatch, tmp_path, _stand_in_mirror) -> set[str]:
+    """Serve stand-ins for the pretrained weights from a mirror folder, through the real download path.
+
+    The models are registered under their real names with the stand-ins'
+    hashes, the cache is an empty folder of this test and
+    ``NAPARI_INPAINT_MIRROR`` names the mirror, so each method fetches (pooch
+    checks the hash) and loads its weights as it would in use.  Returns the
+    names of the models that have a stand-in.
+    """
+    from napari_inpaint import models
+
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
+    monkeypatch.setattr(models, "_LOADED", {})
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(models.MIRROR_ENV, str(_stand_in_mirror))
+    served = set()
+    for name, spec in list(models.MODELS.items()):
+        path = _stand_in_mirror / spec.filename
+        if path.is_file():
+            data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            models.register_model(replace(spec, known_hash=f"sha256:{digest}", size=len(data)))
+            served.add(name)
+    return served

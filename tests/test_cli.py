@@ -14,8 +14,10 @@ import pytest
 import tifffile
 from skimage import io as skio
 
-from napari_inpaint import inpaint
-from napari_inpaint.cli import _convert, _TextBar, main
+from napari_inpaint import Param, inpaint
+from napari_inpaint.cli import main
+from napari_inpaint.cli._commands import convert
+from napari_inpaint.cli._progress import TextBar
 
 
 def _ramp(shape=(40, 48), dtype=np.uint16):
@@ -347,20 +349,83 @@ def test_refuses_formats_that_cannot_hold_the_dtype(tiff_job, capsys):
     assert "cannot store uint16" in capsys.readouterr().err and not (folder / "out.jpg").exists()
 
 
-def test_methods_json_describes_every_method(capsys):
-    assert main(["methods", "--json"]) == 0
-    methods = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
-    assert {"harmonic", "biharmonic", "interpolate"} <= set(methods)
-    assert methods["harmonic"]["ndims"] == [2, 3]
-    defaults = {p["name"]: p["default"] for p in methods["interpolate"]["params"]}
-    assert defaults == {"axis": 0, "kind": "linear"}
+@pytest.fixture
+def toy_method(register_method):
+    """A method registered for one test: a flat fill at ``level`` of the known range, counted from ``start``."""
+
+    @register_method(
+        "toy-level", summary="a toy fill of a test", family="network", artifacts=("debris",), ndims=(2, 3),
+        params=(Param("level", float, 0.5, "share of the known range", low=0, high=1),
+                Param("start", str, "low", "end of the range to count from", choices=("low", "high"))),
+        margin=10**6,  # the whole image is known context
+    )  # fmt: skip
+    def fill(image, mask, *, level=0.5, start="low"):
+        low, high = image[~mask].min(), image[~mask].max()
+        filled = image.copy()
+        filled[mask] = low + level * (high - low) if start == "low" else high - level * (high - low)
+        return filled
+
+    return "toy-level"
 
 
-def test_methods_table_lists_methods_and_parameters(capsys):
+def test_a_registered_method_is_listed_with_its_parameters(toy_method, capsys):
     assert main(["methods"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("METHOD") and "2D/3D" in out
-    assert "axis=0" in out and "[0, 2]" in out and "linear|nearest" in out
+    assert out.startswith("METHOD") and "FAMILY" in out.splitlines()[0]
+    (line,) = [line for line in out.splitlines() if line.startswith(toy_method)]
+    assert line.split()[1:4] == ["network", "2D/3D", "-"] and line.endswith("a toy fill of a test")
+    assert "level=0.5" in out and "[0, 1]" in out and "start=low" in out and "low|high" in out
+    assert "share of the known range" in out
+
+    assert main(["methods", "--json"]) == 0
+    methods = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
+    toy = methods[toy_method]
+    assert (toy["family"], toy["artifacts"], toy["ndims"], toy["weights"]) == ("network", ["debris"], [2, 3], [])
+    assert [(p["name"], p["type"], p["default"], p["range"], p["choices"]) for p in toy["params"]] == [
+        ("level", "float", 0.5, [0, 1], None), ("start", "str", "low", None, ["low", "high"])
+    ]  # fmt: skip
+
+
+def test_methods_list_the_weights_a_method_downloads(capsys):
+    from napari_inpaint.methods import list_methods
+
+    assert main(["methods", "--json"]) == 0
+    listed = {m["name"]: m["weights"] for m in json.loads(capsys.readouterr().out)}
+    assert listed == {m.name: list(m.weights) for m in list_methods()}
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for m in list_methods():
+        (line,) = [line for line in out.splitlines() if line.split()[:1] == [m.name]]
+        assert all(f"weights {name}" in line for name in m.weights) and line.split()[1] == m.family
+
+
+def test_fill_runs_a_registered_method_with_its_parameters(toy_method, tiff_job):
+    folder, image, mask = tiff_job
+    out = folder / "out.tif"
+    args = ["--method", toy_method, "--param", "level=0.25", "--param", "start=high", "-o", str(out)]
+    assert _fill(folder, *args) == 0
+    result = tifffile.imread(out)
+    np.testing.assert_array_equal(result[~mask], image[~mask])
+    low, high = int(image.min()), int(image.max())  # both corners are known
+    assert (result[mask] == high - (high - low) // 4).all()
+
+
+def test_fill_validates_a_registered_methods_parameters(toy_method, tiff_job, capsys):
+    folder, _, _ = tiff_job
+    assert _fill(folder, "--method", toy_method, "--param", "level=2", "-o", str(folder / "out.tif")) == 2
+    assert f"parameter 'level' of method '{toy_method}' must lie in [0, 1]" in capsys.readouterr().err
+    assert _fill(folder, "--method", toy_method, "--param", "start=middle", "-o", str(folder / "out.tif")) == 2
+    assert "must be one of low, high; got 'middle'" in capsys.readouterr().err
+
+
+def test_device_parameters_validate_through_the_methods_record(tiff_job, capsys):
+    folder, _, _ = tiff_job
+    assert _fill(folder, "--method", "tv", "--param", "device=gpu", "-o", str(folder / "out.tif")) == 2
+    assert "error: parameter 'device' of method 'tv' is not valid (PyTorch device" in capsys.readouterr().err
+    # A well-formed name passes the record; one this machine lacks is refused naming the devices there are.
+    assert _fill(folder, "--method", "tv", "--param", "device=cuda:7", "-o", str(folder / "out.tif")) == 2
+    assert "error: device 'cuda:7' is not available" in capsys.readouterr().err
+    assert not (folder / "out.tif").exists()
 
 
 def test_demo_writes_images_and_prints_a_table(tmp_path, capsys):
@@ -381,16 +446,16 @@ def test_demo_writes_images_and_prints_a_table(tmp_path, capsys):
 
 
 def test_convert_parses_the_declared_kinds():
-    assert _convert("3", int, "p") == 3 and _convert("0.5", float, "p") == 0.5
-    assert _convert("a b", str, "p") == "a b"
-    assert _convert("Yes", bool, "p") is True and _convert("0", bool, "p") is False
+    assert convert("3", int, "p") == 3 and convert("0.5", float, "p") == 0.5
+    assert convert("a b", str, "p") == "a b"
+    assert convert("Yes", bool, "p") is True and convert("0", bool, "p") is False
     with pytest.raises(ValueError, match="true or false"):
-        _convert("maybe", bool, "p")
+        convert("maybe", bool, "p")
 
 
 def test_text_progress_bar():
     stream = io.StringIO()
-    bar = _TextBar("fill", stream, width=10)
+    bar = TextBar("fill", stream, width=10)
     for done in (1, 1, 2, 4):
         bar(done, 4)
     bar.close()
@@ -406,3 +471,34 @@ def test_python_dash_m_runs_the_command_line(tmp_path):
     )
     assert run.returncode == 2
     assert run.stderr.startswith("error: unknown method 'nope'") and "Traceback" not in run.stderr
+
+
+def test_fill_from_adjacent_planes_or_a_reference_file(tmp_path, capsys):
+    from scipy import ndimage as ndi
+    from skimage import data
+
+    field = data.gravel().astype(float)
+    stack = np.stack(
+        [ndi.shift(field, (0.5 * t, -0.3 * t), order=3, mode="reflect")[:128, :128] for t in range(5)]
+    ).astype(np.uint16)
+    mask = np.zeros(stack.shape, np.uint8)
+    mask[2, 40:60, 40:70] = 1
+    tifffile.imwrite(tmp_path / "stack.tif", stack)
+    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    tifffile.imwrite(tmp_path / "reference.tif", stack[1])
+    hole = mask[2] > 0
+
+    def hole_error(*extra) -> float:
+        arguments = [str(tmp_path / "stack.tif"), "--mask", str(tmp_path / "mask.tif"), *extra]
+        assert main(["fill", *arguments, "-o", str(tmp_path / "out.tif"), "--overwrite"]) == 0
+        filled = tifffile.imread(tmp_path / "out.tif").astype(float)
+        np.testing.assert_array_equal(filled[mask == 0], stack[mask == 0])
+        return float(np.abs(filled[2][hole] - stack[2][hole]).mean())
+
+    smooth = hole_error("--method", "biharmonic")
+    assert hole_error("--method", "guided", "--reference", "adjacent") < smooth / 5
+    assert hole_error("--method", "guided", "--reference", str(tmp_path / "reference.tif")) < smooth / 5
+    capsys.readouterr()
+    assert main(["fill", str(tmp_path / "stack.tif"), "--mask", str(tmp_path / "mask.tif"), "--method",
+                 "guided", "-o", str(tmp_path / "none.tif")]) == 2
+    assert "fills from reference data" in capsys.readouterr().err and not (tmp_path / "none.tif").exists()

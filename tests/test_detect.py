@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_inpaint._detect import (
+from napari_inpaint.detect import (
     dilate_mask,
     mask_from_image,
     nonfinite_pixels,

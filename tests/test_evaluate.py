@@ -7,9 +7,10 @@ from skimage import data
 from skimage import io as skio
 
 from napari_inpaint import evaluate as evaluate_module
-from napari_inpaint import inpaint
+from napari_inpaint import inpaint, metrics
 from napari_inpaint.cli import main
 from napari_inpaint.evaluate import EvaluationTable, bucket_of, default_methods, evaluate
+from napari_inpaint.methods import list_methods
 
 
 def _ramp(shape=(48, 56)):
@@ -73,7 +74,7 @@ def test_holes_go_only_into_the_clean_region(recorder):
     image = data.camera()[100:164, 100:164]
     region = np.zeros(image.shape, bool)
     region[10:40, 20:60] = True
-    table = evaluate(image, ["harmonic"], masks=["strokes", "hot-pixels", "scan-lines"], region=region,
+    table = evaluate(image, ["harmonic"], masks=["strokes", "hot-pixels", "dropped-lines"], region=region,
                      ratios=[0.15], per_mask=True)  # fmt: skip
     holes = [c["mask"] for c in recorder if c["mask"].shape == image.shape]
     assert len(holes) == 3
@@ -81,7 +82,7 @@ def test_holes_go_only_into_the_clean_region(recorder):
         # Holes are hidden in the region; pixels outside it are never used as known either.
         assert (unknown & region).any() and unknown[~region].all()
     # Ratios count the region's pixels.
-    assert [row["mask"] for row in table.rows] == ["strokes", "hot-pixels", "scan-lines"]
+    assert [row["mask"] for row in table.rows] == ["strokes", "hot-pixels", "dropped-lines"]
     assert table.rows[1]["ratio"] == pytest.approx(0.15, abs=0.01)
 
 
@@ -150,9 +151,21 @@ def test_images_that_are_not_2d_are_refused():
         evaluate(np.zeros((5, 32, 32), np.uint8), ["harmonic"])
 
 
-def test_default_methods_are_the_classical_ones():
-    assert sorted(default_methods()) == ["biharmonic", "exemplar", "harmonic", "navier-stokes", "telea", "tv"]
-    assert "interpolate" in default_methods(["scan_lines"])
+def test_default_methods_are_the_classical_ones_and_those_made_for_the_hidden_damage(register_method):
+    @register_method("toy-debris-only", any_hole=False, artifacts=("debris",))
+    @register_method("toy-network", family="network", artifacts=("debris",))
+    def fill(image, mask):
+        return image
+
+    @register_method("toy-from-a-reference", needs_reference=True)
+    def fill_from_reference(image, mask, reference=None):
+        return image
+
+    classical = [m.name for m in list_methods() if m.family == "classical" and m.any_hole and not m.needs_reference]
+    assert default_methods() == classical
+    assert not {"toy-network", "toy-from-a-reference"} & set(default_methods(["debris"]))
+    assert default_methods(["debris", "strokes"]) == [*classical, "toy-debris-only"]
+    assert "interpolate" in default_methods(["dropped_lines"]) and "interpolate" not in default_methods()
 
 
 def _table() -> EvaluationTable:
@@ -169,6 +182,41 @@ def _table() -> EvaluationTable:
          trial("lama", "0-10%", None, "DownloadError: offline")],
         notes=["LPIPS left out: no weights"],
     )  # fmt: skip
+
+
+def test_the_kept_example_is_a_scored_hole_with_the_fills_that_were_scored(recorder):
+    image = data.camera()[200:264, 200:264]
+    table = evaluate(image, ["harmonic", "telea"], masks=["debris", "strokes"], ratios=[0.05, 0.15, 0.25],
+                     lpips=False, per_mask=True, keep_example=True)  # fmt: skip
+    timed = [c for c in recorder if c["mask"].shape == image.shape]
+    assert len(timed) == len(table.trials) == 12  # no second fill for the example
+    example = table.example
+    assert (example.kind, example.ratio) == ("debris", 0.15)
+    assert example.hole.dtype == bool and example.hole.shape == image.shape and example.hole.any()
+    assert list(example.fills) == ["harmonic", "telea"]
+    for method, filled in example.fills.items():
+        assert filled.shape == image.shape and filled.dtype == image.dtype
+        np.testing.assert_array_equal(filled[~example.hole], image[~example.hole])
+        (trial,) = [t for t in table.trials if (t["method"], t["mask"], t["bucket"]) == (method, "debris", "10-20%")]
+        assert metrics.psnr(image, filled, mask=example.hole) == trial["psnr_hole"]
+    assert evaluate(image, ["harmonic"], masks=["debris"], ratios=[0.15]).example is None
+
+
+def test_the_example_keeps_the_image_layout_and_leaves_out_failed_fills(monkeypatch):
+    def flaky(image, mask, method, **kwargs):
+        if method == "telea":
+            raise RuntimeError("no")
+        return inpaint(image, mask, method, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "inpaint", flaky)
+    channels_first = np.moveaxis(data.astronaut()[:48, :48], -1, 0)
+    table = evaluate(channels_first, ["harmonic", "telea"], masks=["rectangles"], ratios=[0.1], channel_axis=0,
+                     keep_example=True)  # fmt: skip
+    (filled,) = table.example.fills.values()
+    assert list(table.example.fills) == ["harmonic"] and filled.shape == channels_first.shape
+    hole = table.example.hole
+    assert hole.shape == (48, 48)
+    np.testing.assert_array_equal(filled[:, ~hole], channels_first[:, ~hole])
 
 
 def test_rows_average_within_a_bucket_in_bucket_order():
@@ -198,17 +246,29 @@ def test_table_renders_as_text_dict_and_csv(tmp_path):
 
 
 def test_lpips_column_when_the_weights_load(monkeypatch):
-    monkeypatch.setattr(evaluate_module.metrics, "_lpips_weights", lambda: None)
+    monkeypatch.setattr(evaluate_module.metrics, "fetch_lpips", lambda: None)
     monkeypatch.setattr(evaluate_module.metrics, "lpips", lambda *args, **kwargs: 0.125)
     table = evaluate(data.camera()[:64, :64], ["harmonic"], masks=["strokes"], ratios=[0.1], lpips=True)
     assert table.rows[0]["lpips"] == 0.125 and "LPIPS" in str(table) and not table.notes
+
+
+def test_lpips_by_default_only_when_available_without_a_download(monkeypatch):
+    monkeypatch.setattr(evaluate_module.metrics, "fetch_lpips", lambda: None)
+    monkeypatch.setattr(evaluate_module.metrics, "lpips", lambda *args, **kwargs: 0.125)
+    image = data.camera()[:64, :64]
+    monkeypatch.setattr(evaluate_module.metrics, "lpips_available", lambda: True)
+    assert evaluate(image, ["harmonic"], masks=["strokes"], ratios=[0.1]).rows[0]["lpips"] == 0.125
+    monkeypatch.setattr(evaluate_module.metrics, "lpips_available", lambda: False)
+    table = evaluate(image, ["harmonic"], masks=["strokes"], ratios=[0.1])
+    assert "lpips" not in table.columns
+    assert table.notes[0].startswith("LPIPS left out") and "lpips=True" in table.notes[0]
 
 
 def test_lpips_failure_leaves_the_column_out_with_a_note(monkeypatch):
     def offline():
         raise RuntimeError("LPIPS needs the weight files: offline")
 
-    monkeypatch.setattr(evaluate_module.metrics, "_lpips_weights", offline)
+    monkeypatch.setattr(evaluate_module.metrics, "fetch_lpips", offline)
     table = evaluate(data.camera()[:64, :64], ["harmonic"], masks=["strokes"], ratios=[0.1], lpips=True)
     assert "lpips" not in table.columns
     assert table.notes == ["LPIPS left out: LPIPS needs the weight files: offline"]

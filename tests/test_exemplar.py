@@ -21,15 +21,6 @@ def _from_known(filled: np.ndarray, image: np.ndarray, mask: np.ndarray) -> bool
     return all(tuple(v) in known for v in filled[mask].reshape(-1, *channels or (1,)))
 
 
-def test_registered_with_margin_from_params():
-    spec = get_method("exemplar")
-    assert spec.ndims == (2,)
-    assert not spec.channel_independent
-    assert {"texture", "debris", "large-holes"} <= set(spec.artifacts)
-    assert spec.margin(spec.resolve({})) == 64 + 4
-    assert spec.margin(spec.resolve({"patch_size": 5, "search_radius": 10})) == 12
-
-
 def test_periodic_texture_reconstructed_from_known_values():
     image = _tiled((64, 64))
     mask = np.zeros(image.shape, bool)

@@ -42,17 +42,6 @@ def border_holes(n: int = 64) -> np.ndarray:
     return mask
 
 
-def test_registered_parameters():
-    for name in METHODS:
-        method = get_method(name)
-        assert method.ndims == (2,)
-        assert method.channel_independent
-        radius = method.param("radius")
-        assert (radius.default, radius.low, radius.high) == (5, 1, 50)
-        assert method.param("backend").choices == ("auto", "opencv", "numba")
-        assert method.margin({"radius": 7, "backend": "auto"}) >= 8
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", METHODS)
 def test_smooth_image_is_recovered(name, backend):

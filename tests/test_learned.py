@@ -37,17 +37,6 @@ def _square_hole(size: int = 48, lo: int = 20, hi: int = 27) -> np.ndarray:
     return mask
 
 
-def test_registered():
-    for name, context in (("learned", 128), ("dip", 32)):
-        spec = get_method(name)
-        assert spec.needs_torch and not spec.needs_download and not spec.channel_independent
-        assert spec.ndims == (2,)
-        assert spec.margin(spec.resolve({})) == context
-        assert spec.margin(spec.resolve({"context": 40})) == 40
-        assert {"rng", "check"} <= spec.engine_keywords
-    assert get_method("learned").param("model").default == ""
-
-
 def test_training_beats_untrained_network():
     image, mask = _stripes(), _square_hole()
     untrained = inpaint(image, mask, "learned", steps=1, learning_rate=1e-5, **TINY)
@@ -124,23 +113,6 @@ def test_seed_makes_runs_reproducible(name, params):
     other = inpaint(image, mask, name, seed=2, **params)
     assert np.array_equal(first, again)
     assert not np.array_equal(first[mask], other[mask])
-
-
-@pytest.mark.parametrize("name, params", [
-    ("learned", {"steps": 3, **TINY}),
-    ("dip", {"iterations": 3, "width": 8}),
-])
-@pytest.mark.parametrize("dtype, rgb", [(np.uint8, True), (np.uint16, False), (np.float32, False)])
-def test_known_pixels_exact_and_dtype_kept(name, params, dtype, rgb):
-    rng = np.random.default_rng(0)
-    image = _stripes(40)[..., None] * np.array([1.0, 0.8, 0.5]) if rgb else _stripes(40) * 300
-    image = (image + rng.normal(0, 2, image.shape)).astype(dtype)
-    mask = _square_hole(40, 12, 20)
-    mask[30, 5:35] = True
-    filled = inpaint(image, mask, name, **params)
-    assert filled.dtype == image.dtype and filled.shape == image.shape
-    assert np.array_equal(filled[~mask], image[~mask])
-    assert np.isfinite(filled.astype(np.float64)).all()
 
 
 def test_dip_fit_improves_the_fill():

@@ -3,6 +3,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_inpaint import masks
+from napari_inpaint._registry import ARTIFACTS
 
 SHAPE = (96, 128)
 GENERATORS = {
@@ -10,7 +11,7 @@ GENERATORS = {
     "scratch": lambda seed: masks.scratch(SHAPE, 3, seed=seed),
     "debris": lambda seed: masks.debris(SHAPE, 10, seed=seed),
     "strokes": lambda seed: masks.strokes(SHAPE, 0.15, seed=seed),
-    "scan_lines": lambda seed: masks.scan_lines(SHAPE, 4, axis=1, seed=seed),
+    "dropped_lines": lambda seed: masks.dropped_lines(SHAPE, 4, axis=1, seed=seed),
 }
 
 
@@ -76,12 +77,12 @@ def test_strokes_of_zero_ratio_are_empty():
     assert not masks.strokes((32, 32), 0.0).any()
 
 
-def test_scan_lines_drop_whole_lines_along_the_axis():
-    rows = masks.scan_lines((20, 30), 3, axis=0, seed=5)
+def test_dropped_lines_drop_whole_lines_along_the_axis():
+    rows = masks.dropped_lines((20, 30), 3, axis=0, seed=5)
     assert rows.all(axis=1).sum() == 3 and rows.sum() == 90
-    frames = masks.scan_lines((10, 8, 8), 2, axis=0, seed=5)
+    frames = masks.dropped_lines((10, 8, 8), 2, axis=0, seed=5)
     assert frames.all(axis=(1, 2)).sum() == 2 and frames.sum() == 128
-    columns = masks.scan_lines((20, 30), 4, axis=-1, seed=5)
+    columns = masks.dropped_lines((20, 30), 4, axis=-1, seed=5)
     assert columns.all(axis=0).sum() == 4 and columns.sum() == 80
 
 
@@ -106,8 +107,8 @@ def test_dilate_grows_by_a_euclidean_radius():
         (lambda: masks.scratch((8, 8, 8), 1), "2 dimensions"),
         (lambda: masks.scratch((8, 8), 0), "width"),
         (lambda: masks.debris((8, 8), -1), "radius"),
-        (lambda: masks.scan_lines((8, 8), 8), "n must"),
-        (lambda: masks.scan_lines((8, 8), 1, axis=2), "axis"),
+        (lambda: masks.dropped_lines((8, 8), 8), "n must"),
+        (lambda: masks.dropped_lines((8, 8), 1, axis=2), "axis"),
         (lambda: masks.dilate(np.ones((3, 3), bool), -1), "pixels"),
         (lambda: masks.hot_pixels((0, 8), 0.1), "positive"),
     ],
@@ -117,11 +118,22 @@ def test_bad_arguments_raise_clearly(call, message):
         call()
 
 
-RATIO_KINDS = ["strokes", "rectangles", "hot-pixels", "scratches", "debris", "scan-lines"]
+RATIO_KINDS = ["strokes", "rectangles", "hot-pixels", "scratches", "debris", "dropped-lines"]
 
 
 def test_make_offers_every_kind():
     assert list(masks.KINDS) == RATIO_KINDS
+
+
+def test_every_kind_is_a_damage_of_the_registry_or_a_generic_hole_shape():
+    damage = [kind for kind in masks.KINDS if kind not in masks.HOLE_SHAPES]
+    assert set(damage) <= set(ARTIFACTS)
+    assert set(masks.HOLE_SHAPES) <= set(masks.KINDS) and not set(masks.HOLE_SHAPES) & set(ARTIFACTS)
+
+
+def test_an_unknown_kind_is_refused_listing_the_kinds():
+    with pytest.raises(ValueError, match="unknown mask kind 'scan-lines'; choose from strokes, .*, dropped-lines"):
+        masks.make("scan-lines", SHAPE, 0.1)
 
 
 @pytest.mark.parametrize("kind", RATIO_KINDS)
@@ -129,7 +141,7 @@ def test_make_offers_every_kind():
 def test_every_kind_reaches_its_ratio_and_is_seeded(kind, ratio):
     mask = masks.make(kind, SHAPE, ratio, seed=4)
     assert mask.dtype == bool and mask.shape == SHAPE
-    if kind == "scan-lines":  # whole lines: the ratio is rounded to a number of rows
+    if kind == "dropped-lines":  # whole lines: the ratio is rounded to a number of rows
         assert mask.all(axis=1).sum() == round(ratio * SHAPE[0]) == mask.sum() / SHAPE[1]
     else:
         assert mask.sum() == round(ratio * mask.size)
@@ -142,12 +154,12 @@ def test_existing_signatures_still_work_positionally():
     assert masks.scratch(SHAPE, 2, 3).any()
     assert masks.debris(SHAPE, 6, 3, None).any() and masks.debris(SHAPE, 6, 3, (40, 40))[40, 40]
     assert masks.strokes(SHAPE, 0.1, 3).any()
-    assert masks.scan_lines(SHAPE, 5, 1, 3).all(axis=0).sum() == 5
+    assert masks.dropped_lines(SHAPE, 5, 1, 3).all(axis=0).sum() == 5
 
 
 def test_ratio_keywords_of_the_single_shape_generators():
     assert masks.hot_pixels(SHAPE, ratio=0.02, seed=1).sum() == round(0.02 * SHAPE[0] * SHAPE[1])
-    assert masks.scan_lines((50, 8), ratio=0.1, axis=0, seed=1).all(axis=1).sum() == 5
+    assert masks.dropped_lines((50, 8), ratio=0.1, axis=0, seed=1).all(axis=1).sum() == 5
     lines = masks.scratch(SHAPE, 2, seed=1, ratio=0.1)
     assert lines.sum() == round(0.1 * lines.size)
     assert ndi.binary_erosion(lines, iterations=2).sum() < 0.05 * lines.sum()  # thin lines, however many
@@ -184,7 +196,7 @@ def test_strokes_are_deepfill_like_brush_lines():
     [
         (lambda: masks.hot_pixels(SHAPE), TypeError, "either fraction or ratio"),
         (lambda: masks.hot_pixels(SHAPE, 0.1, ratio=0.1), TypeError, "either"),
-        (lambda: masks.scan_lines(SHAPE), TypeError, "either n or ratio"),
+        (lambda: masks.dropped_lines(SHAPE), TypeError, "either n or ratio"),
         (lambda: masks.debris(SHAPE), TypeError, "radius"),
         (lambda: masks.debris(SHAPE, 5, center=(9, 9), ratio=0.1), ValueError, "center"),
         (lambda: masks.rectangles(SHAPE, 1.0), ValueError, "ratio"),

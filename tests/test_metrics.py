@@ -272,3 +272,26 @@ def test_lpips_rejects_wrong_weights_and_small_images(tmp_path, monkeypatch, lpi
     monkeypatch.setattr(models, "fetch", lambda name, progress=None: tmp_path / "bad.pth")
     with pytest.raises(RuntimeError, match="not torchvision's AlexNet"):
         metrics.lpips(np.zeros((40, 40), np.uint8), np.ones((40, 40), np.uint8))
+
+
+@requires_torch
+def test_lpips_is_available_only_with_both_weight_files_cached(monkeypatch):
+    cached = {"alexnet"}
+    monkeypatch.setattr(models, "is_cached", lambda name: name in cached)
+    assert not metrics.lpips_available()
+    cached.add("lpips-alex")
+    assert metrics.lpips_available()
+
+
+@requires_torch
+def test_fetch_lpips_fetches_both_weights_and_explains_failures(lpips_files, monkeypatch):
+    _, _, calls = lpips_files
+    metrics.fetch_lpips()
+    assert set(calls) == {"alexnet", "lpips-alex"}
+
+    def offline(name, progress=None):
+        raise models.DownloadError("no network")
+
+    monkeypatch.setattr(models, "fetch", offline)
+    with pytest.raises(RuntimeError, match="about 245 MB.*no network"):
+        metrics.fetch_lpips()

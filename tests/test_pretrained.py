@@ -1,12 +1,13 @@
 """LaMa and MI-GAN methods: pre/post-processing and end-to-end runs with stand-in networks.
 
-The stand-ins are TorchScript modules with the real networks' signatures
-that fill each hole with the mean of the known pixels, so the expected
-result can be computed by hand.  They reach the methods through the real
-download path (a mirror folder, hash checked by pooch).
+The stand-ins (``stand_in_weights`` in conftest.py) are TorchScript modules
+with the real networks' signatures that fill each hole with the mean of the
+known pixels, so the expected result can be computed by hand.  They reach the
+methods through the real download path (a mirror folder, hash checked by
+pooch).  What every method promises (known pixels, dtype, cancel, progress,
+threads) is checked in test_contract.py.
 """
 
-import hashlib
 from dataclasses import replace
 
 import numpy as np
@@ -14,49 +15,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from napari_inpaint import inpaint, models  # noqa: E402
+from napari_inpaint import get_method, inpaint, models  # noqa: E402
 from napari_inpaint.methods import pretrained  # noqa: E402
-
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
-
-
-class _MeanLama(torch.nn.Module):
-    """LaMa's contract: RGB [0, 1] and a 1 = hole mask in; the hole gets each channel's known mean."""
-
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        assert image.shape[-2] % 8 == 0 and image.shape[-1] % 8 == 0
-        known = 1.0 - mask
-        mean = (image * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True)
-        return image * known + mean * mask
-
-
-class _MeanMigan(torch.nn.Module):
-    """MI-GAN's contract: 1x4x512x512 (0.5 - mask, erased RGB in [-1, 1]) in, RGB in [-1, 1] out."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        assert x.shape[1] == 4 and x.shape[2] == 512 and x.shape[3] == 512
-        hole = 0.5 - x[:, :1]
-        image = x[:, 1:]
-        known = 1.0 - hole
-        mean = (image * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True)
-        return image * known + mean * hole
-
-
-@pytest.fixture
-def fakes(monkeypatch, tmp_path):
-    """Register the stand-ins under the real model names, served from a mirror folder."""
-    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
-    monkeypatch.setattr(models, "_LOADED", {})
-    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    monkeypatch.setenv(models.MIRROR_ENV, str(mirror))
-    for name, module in (("lama", _MeanLama()), ("migan", _MeanMigan())):
-        spec = models.MODELS[name]
-        torch.jit.script(module).save(str(mirror / spec.filename))
-        data = (mirror / spec.filename).read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        models.register_model(replace(spec, known_hash=f"sha256:{digest}", size=len(data)))
 
 
 def _expected_mean_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -140,7 +100,7 @@ def test_gpu_out_of_memory_retries_smaller_then_explains():
                         torch.device("cpu"), False, 1024)
 
 
-def test_lama_fills_uint16_grayscale(fakes):
+def test_lama_fills_uint16_grayscale(stand_in_weights):
     rng = np.random.default_rng(0)
     image = rng.integers(1000, 30000, size=(64, 64)).astype(np.uint16)
     mask = np.zeros(image.shape, bool)
@@ -151,7 +111,7 @@ def test_lama_fills_uint16_grayscale(fakes):
     np.testing.assert_allclose(filled[mask], expected, atol=1)
 
 
-def test_lama_fills_multichannel_float_in_groups_of_three(fakes):
+def test_lama_fills_multichannel_float_in_groups_of_three(stand_in_weights):
     rng = np.random.default_rng(1)
     scales = np.array([1.0, 100.0, -5.0, 1e4, 0.01], np.float32)
     image = (rng.random((64, 64, 5), dtype=np.float32) * scales).astype(np.float32)
@@ -165,7 +125,7 @@ def test_lama_fills_multichannel_float_in_groups_of_three(fakes):
     np.testing.assert_allclose(filled[mask], np.broadcast_to(expected, (mask.sum(), 5)), rtol=1e-4)
 
 
-def test_migan_fills_rgb_through_its_512_input(fakes):
+def test_migan_fills_rgb_through_its_512_input(stand_in_weights):
     rng = np.random.default_rng(2)
     image = rng.integers(0, 256, size=(512, 512, 3)).astype(np.uint8)
     mask = np.zeros((512, 512), bool)
@@ -176,22 +136,6 @@ def test_migan_fills_rgb_through_its_512_input(fakes):
     np.testing.assert_allclose(filled[mask], expected, atol=1)
 
 
-def test_migan_pads_small_crops_to_512(fakes):
-    image = np.linspace(0, 1, 40 * 30).reshape(40, 30)
-    mask = np.zeros(image.shape, bool)
-    mask[10:15, 10:15] = True
-    filled = inpaint(image, mask, method="migan", device="cpu")
-    assert np.array_equal(filled[~mask], image[~mask])
-    assert image[~mask].min() <= filled[mask].min() and filled[mask].max() <= image[~mask].max()
-
-
-def test_methods_are_registered_with_their_contract():
-    from napari_inpaint import get_method
-
-    for name, context in (("lama", 64), ("migan", 128)):
-        method = get_method(name)
-        assert method.needs_torch and method.needs_download and method.ndims == (2,)
-        assert {p.name for p in method.params} == {"device", "fp16", "max_size", "context"}
-        assert method.margin(method.resolve({})) == context
+def test_migan_refuses_a_size_other_than_its_input():
     with pytest.raises(ValueError, match="max_size"):
         get_method("migan").resolve({"max_size": 1024})

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.skipif(
 from napari.utils.io import imsave  # noqa: E402
 from napari.utils.notifications import notification_manager  # noqa: E402
 
+from napari_inpaint.layers import INPAINT, provenance_of  # noqa: E402
 from napari_inpaint._sample_data import LABELS, damaged_cell  # noqa: E402
 
 PLUGIN = "napari-inpaint"
@@ -80,8 +81,9 @@ def test_inpaint_the_sample(make_napari_viewer_proxy, qtbot, shots):
         before = np.abs(damaged[hole].astype(float) - clean[hole]).mean()
         after = np.abs(out.data[hole].astype(float) - clean[hole]).mean()
         assert after < 0.5 * before, (name, before, after)
-    meta = out.metadata["napari_inpaint"]
-    assert (meta["method"], meta["mask_layer"], meta["source"]) == ("biharmonic", "damage", "damaged cell")
+    made = provenance_of(out)
+    assert (made.made_by, made.method, made.mask_layer) == (INPAINT, "biharmonic", "damage")
+    assert made.source == "damaged cell"
     np.testing.assert_array_equal(out.scale, source.scale)
     np.testing.assert_array_equal(out.translate, source.translate)
     np.testing.assert_array_equal(out.affine.affine_matrix, source.affine.affine_matrix)

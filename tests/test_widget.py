@@ -2,7 +2,6 @@
 
 import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,21 +11,17 @@ pytest.importorskip("pytestqt")
 
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, SpinBox  # noqa: E402
 from napari.components import ViewerModel  # noqa: E402
+from napari.utils import notifications  # noqa: E402
 
 import napari_inpaint  # noqa: E402
-from napari_inpaint import ARTIFACTS, Method, Param, inpaint, list_methods  # noqa: E402
-from napari_inpaint import _registry, _widget  # noqa: E402
-from napari_inpaint._detect import mask_from_image  # noqa: E402
-from napari_inpaint._layers import add_mask, add_result, layer_mask, make_provenance  # noqa: E402
-from napari_inpaint._sample_data import LABELS, damaged_cell, make_sample_data  # noqa: E402
-from napari_inpaint._widget import (  # noqa: E402
-    PLANE,
-    STACK,
-    VOLUME,
-    CompareMethodsWidget,
-    InpaintWidget,
-    MaskFromImageWidget,
-)
+from napari_inpaint import Param, list_methods  # noqa: E402
+from napari_inpaint.layers import COMPARE, DETECT, INPAINT, provenance_of  # noqa: E402
+from napari_inpaint.detect import dilate_mask  # noqa: E402
+from napari_inpaint.devices import DEVICE, device_choices  # noqa: E402
+from napari_inpaint.widgets import CompareMethodsWidget, InpaintWidget, MaskFromImageWidget  # noqa: E402
+from napari_inpaint.widgets._common import param_widget  # noqa: E402
+from napari_inpaint.widgets.compare import DAMAGED  # noqa: E402
+from napari_inpaint.widgets.inpaint import PLANE, STACK, VOLUME  # noqa: E402
 
 WAIT_MS = 30_000
 
@@ -48,8 +43,8 @@ def _hole(shape=(48, 64)) -> np.ndarray:
 def notes(monkeypatch):
     """Capture the widgets' napari notifications."""
     seen = {"error": [], "info": []}
-    monkeypatch.setattr(_widget, "show_error", seen["error"].append)
-    monkeypatch.setattr(_widget, "show_info", seen["info"].append)
+    monkeypatch.setattr(notifications, "show_error", seen["error"].append)
+    monkeypatch.setattr(notifications, "show_info", seen["info"].append)
     return seen
 
 
@@ -76,58 +71,120 @@ def _inpaint_widget(qtbot, viewer, image, mask, method="harmonic") -> InpaintWid
         (Param("tol", float, 1e-4, "a float", low=0.0, high=1.0), FloatSpinBox, 1e-4),
         (Param("flag", bool, True, "a bool"), CheckBox, True),
         (Param("kind", str, "b", "a choice", choices=("a", "b")), ComboBox, "b"),
+        (Param("near", str, "y", "a suggestion", suggestions=lambda: ["x", "y"]), ComboBox, "y"),
+        (Param("far", str, "z", "an unlisted default", suggestions=lambda: ["x", "y"]), ComboBox, "x"),
         (Param("text", str, "x", "free text"), LineEdit, "x"),
+        (Param("none", str, "x", "nothing to suggest now", suggestions=list), LineEdit, "x"),
     ],
 )
 def test_param_widget_matches_param(qtbot, param, kind, value):
-    widget = _widget.param_widget(param)
+    widget = param_widget(param)
     qtbot.addWidget(widget.native)
     assert isinstance(widget, kind)
     assert widget.name == param.name and widget.tooltip == param.help
     assert widget.value == pytest.approx(value) if kind is FloatSpinBox else widget.value == value
     if param.low is not None:
         assert (widget.min, widget.max) == (param.low, param.high)
+    if kind is ComboBox:
+        assert list(widget.choices) == list(param.suggestions() if param.suggestions else param.choices)
 
 
-def test_parameter_controls_follow_the_method(qtbot, monkeypatch):
-    def fill(image, mask, *, iterations, weight, exact, device):
-        return image
+TOY_PARAMS = (
+    Param("iterations", int, 10, "iterations", low=1, high=1000),
+    Param("weight", float, 0.5, "weight", low=0.0, high=1.0),
+    Param("exact", bool, False, "exact"),
+    Param("flavour", str, "b", "a listed choice", choices=("a", "b", "c")),
+    Param("place", str, "here", "a value suggested now", suggestions=lambda: ["there", "here"]),
+    DEVICE,
+)
 
-    fake = Method(
-        name="fake", fill=fill, summary="A test method", artifacts=("texture",), ndims=(2,),
-        params=(
-            Param("iterations", int, 10, "iterations", low=1, high=1000),
-            Param("weight", float, 0.5, "weight", low=0.0, high=1.0),
-            Param("exact", bool, False, "exact"),
-            Param("device", str, "auto", "device", choices=("auto", "cpu", "cuda")),
-        ),
-        margin=lambda _p: 2, channel_independent=False,
-    )
-    monkeypatch.setitem(_registry._METHODS, "fake", fake)
+
+def _known_mean(image, mask):
+    """A toy fill: the mean known value in every masked pixel."""
+    out = image.copy()
+    out[mask] = image[~mask].mean(axis=0)
+    return out
+
+
+def _damaged_ramp():
+    """A ramp whose hole holds an outlier: a layer "ramp" and a Labels mask in a new viewer."""
+    damaged = _ramp()
+    damaged[_hole() > 0] = -1000
+    viewer = ViewerModel()
+    return viewer, viewer.add_image(damaged, name="ramp"), viewer.add_labels(_hole())
+
+
+def test_a_registered_method_gets_its_controls_and_fills(qtbot, register_method):
+    calls = []
+
+    @register_method("toy", summary="A test method", artifacts=("texture",), params=TOY_PARAMS)
+    def fill(image, mask, *, iterations=10, weight=0.5, exact=False, flavour="b", place="here",
+             device="auto"):
+        calls.append({key: value for key, value in locals().items() if key in {p.name for p in TOY_PARAMS}})
+        return _known_mean(image, mask)
+
+    viewer, image, mask = _damaged_ramp()
+    widget = _inpaint_widget(qtbot, viewer, image, mask, method="toy")
+    assert widget.method.choices == tuple(m.name for m in list_methods()) and "toy" in widget.method.choices
+    assert [(w.name, type(w)) for w in widget.params] == [
+        ("iterations", SpinBox), ("weight", FloatSpinBox), ("exact", CheckBox), ("flavour", ComboBox),
+        ("place", ComboBox), ("device", ComboBox),
+    ]
+    assert widget.parameter_values() == {p.name: p.default for p in TOY_PARAMS}
+    assert (widget.params["iterations"].min, widget.params["iterations"].max) == (1, 1000)
+    assert widget.params["flavour"].choices == ("a", "b", "c")
+    assert widget.params["place"].choices == ("there", "here")
+    # Only devices that exist are offered (this machine may or may not have a GPU).
+    assert list(widget.params["device"].choices) == device_choices()
+    assert "A test method" in widget.summary.value and "texture" in widget.summary.value
+
+    widget.params["iterations"].value, widget.params["weight"].value = 3, 0.25
+    widget.params["flavour"].value, widget.params["place"].value = "c", "there"
+    _run(qtbot, widget)
+    out, hole = viewer.layers["ramp inpainted"].data, _hole() > 0
+    # One value, the mean of the known pixels around the hole, fills every masked pixel; the rest is kept.
+    filled = np.unique(out[hole])
+    assert len(filled) == 1 and image.data[~hole].min() < filled[0] < image.data[~hole].max()
+    assert (out[~hole] == image.data[~hole]).all()
+    used = dict(iterations=3, weight=0.25, exact=False, flavour="c", place="there", device="auto")
+    assert calls == [used] and provenance_of(viewer.layers["ramp inpainted"]).parameters == used
+
+
+def test_parameter_controls_follow_the_method(qtbot):
     viewer = ViewerModel()
     viewer.add_image(np.zeros((4, 16, 16), np.float32), name="stack")
     widget = InpaintWidget(viewer)
     qtbot.addWidget(widget.native)
-    assert widget.method.choices == tuple(m.name for m in list_methods())
-
-    widget.method.value = "fake"
-    assert [(w.name, type(w)) for w in widget.params] == [
-        ("iterations", SpinBox), ("weight", FloatSpinBox), ("exact", CheckBox), ("device", ComboBox)
-    ]
-    assert widget.parameter_values() == {"iterations": 10, "weight": 0.5, "exact": False, "device": "auto"}
-    # Only devices that exist are offered (this machine may or may not have CUDA).
-    assert {"auto", "cpu"} <= set(widget.params["device"].choices) <= {"auto", "cpu", "cuda", "mps"}
-    assert "A test method" in widget.summary.value and "texture" in widget.summary.value
-    assert VOLUME not in widget.scope.choices  # fake is 2D only
-
     for method in list_methods():
         widget.method.value = method.name
         assert [w.name for w in widget.params] == [p.name for p in method.params]
         assert widget.parameter_values() == {p.name: p.default for p in method.params}
         assert (VOLUME in widget.scope.choices) == (3 in method.ndims)
         assert {PLANE, STACK} <= set(widget.scope.choices)
-        if method.needs_download:  # the weights' licence and cache state are shown before a run
-            assert napari_inpaint.models.get_model(method.name).licence in widget.summary.value
+        for name in method.weights:  # each weight's licence and cache state are shown before a run
+            assert f"{name} ({napari_inpaint.models.get_model(name).licence}, " in widget.summary.value
+
+
+def test_weights_are_the_methods_records(qtbot, register_method, monkeypatch):
+    """A method's downloads are its ``weights``, whatever their names: noted, fetched, needed by Compare."""
+
+    register_method("toy-net", family="pretrained", weights=("lama", "migan"))(_known_mean)
+    cached, fetched = {"lama"}, []
+    monkeypatch.setattr(napari_inpaint.models, "is_cached", lambda name: name in cached)
+    monkeypatch.setattr(napari_inpaint.models, "fetch", lambda name, progress=None: fetched.append(name))
+    viewer, image, mask = _damaged_ramp()
+    widget = _inpaint_widget(qtbot, viewer, image, mask, method="toy-net")
+    summary = widget.summary.value
+    assert "lama (" in summary and ", cached)" in summary and "migan (" in summary and "first run" in summary
+    _run(qtbot, widget)
+    assert fetched == ["lama", "migan"]
+    assert (viewer.layers["ramp inpainted"].data[_hole() > 0] > 0).all()  # filled from the known pixels
+
+    compare = CompareMethodsWidget(viewer)
+    qtbot.addWidget(compare.native)
+    assert "toy-net" not in compare._method_choices() and "toy-net" in compare.methods.tooltip
+    cached.add("migan")
+    assert "toy-net" in compare._method_choices()
 
 
 def test_layer_choices_follow_the_viewer(qtbot):
@@ -149,39 +206,6 @@ def test_layer_choices_follow_the_viewer(qtbot):
 
 
 # -- masks from layers ---------------------------------------------------------------
-
-
-def test_layer_mask_from_labels_shapes_points():
-    viewer = ViewerModel()
-    image = viewer.add_image(np.zeros((3, 40, 50), np.float32), scale=(1, 2, 2), translate=(0, 10, 10))
-    labels = np.zeros((3, 40, 50), np.uint8)
-    labels[1, 5:8, 5:9] = 2
-    labels[2, 0, 0] = 1
-    layer = viewer.add_labels(labels, scale=(1, 2, 2), translate=(0, 10, 10))
-    assert (layer_mask(layer, image) == (labels > 0)).all()
-    assert (layer_mask(layer, image, label=2) == (labels == 2)).all()
-
-    # Shapes in world units (scale 1): a rectangle from world 20..40 is image pixels 5..15 on plane 0.
-    corners = np.array([[0, 20, 20], [0, 40, 20], [0, 40, 40], [0, 20, 40]])
-    shapes = viewer.add_shapes([corners], shape_type="rectangle")
-    mask = layer_mask(shapes, image)
-    expected = np.zeros(mask.shape, bool)
-    expected[0, 5:16, 5:16] = True
-    assert (mask == expected).all()
-    # A 2D shapes layer gives one plane mask for every plane.
-    flat = viewer.add_shapes([corners[:, 1:]], shape_type="polygon")
-    assert (layer_mask(flat, image) == expected[0]).all()
-
-    points = viewer.add_points([[1, 30, 40]], scale=(1, 2, 2), translate=(0, 10, 10))
-    disk = layer_mask(points, image, radius=2)
-    assert disk.shape == (3, 40, 50) and disk.sum() == 13 and disk[1, 30, 40]
-    assert not disk[[0, 2]].any()
-
-    wrong = viewer.add_labels(np.zeros((7, 7), np.uint8))
-    with pytest.raises(ValueError, match="same grid"):
-        layer_mask(wrong, image)
-    with pytest.raises(TypeError, match="Labels, Shapes or Points"):
-        layer_mask(image, image)
 
 
 @pytest.mark.parametrize("kind", ["labels", "shapes", "points"])
@@ -209,7 +233,7 @@ def test_inpaint_with_each_mask_kind(qtbot, kind):
     assert (image.data == damaged).all()  # the source is untouched
 
 
-# -- the output layer ------------------------------------------------------------------
+# -- the output layer and scopes (NumPy and dask) ------------------------------------------
 
 
 def test_output_layer_properties_metadata_and_rerun(qtbot):
@@ -237,7 +261,7 @@ def test_output_layer_properties_metadata_and_rerun(qtbot):
 
     out = viewer.layers["cells inpainted"]
     assert out.data.dtype == np.uint16 and out.data.shape == stack.shape
-    dilated = napari_inpaint._detect.dilate_mask(hole > 0, 1)
+    dilated = dilate_mask(hole > 0, 1)
     assert (out.data[:, ~dilated] == damaged[:, ~dilated]).all()
     np.testing.assert_allclose(out.data[:, hole > 0], stack[:, hole > 0], atol=1)
     for name in ("scale", "translate", "rotate", "shear", "affine"):
@@ -246,13 +270,15 @@ def test_output_layer_properties_metadata_and_rerun(qtbot):
     assert out.colormap.name == "magma" and tuple(out.contrast_limits) == (5, 900)
     assert out.blending == "additive" and out.gamma == pytest.approx(0.8) and not out.rgb
     assert out.metadata["acquisition"] == "test"
-    meta = out.metadata["napari_inpaint"]
-    assert meta["method"] == "harmonic" and meta["parameters"] == {} and meta["mask_layer"] == "hole"
-    assert meta["dilate"] == 1 and meta["scope"] == STACK and meta["source"] == "cells"
-    assert meta["version"] == napari_inpaint.__version__ and "T" in meta["time"]
+    made = provenance_of(out)
+    assert made is out.metadata["napari_inpaint"] and made.made_by == INPAINT
+    assert made.method == "harmonic" and made.parameters == {} and made.mask_layer == "hole"
+    assert made.details["dilate"] == 1 and made.details["scope"] == STACK and made.source == "cells"
+    assert made.version == napari_inpaint.__version__ and "T" in made.time
     overlay = viewer.layers["cells inpainted pixels"]
     assert (overlay.data.astype(bool) == np.broadcast_to(dilated, stack.shape)).all()
     np.testing.assert_allclose(overlay.scale, image.scale)
+    assert provenance_of(overlay) is made
 
     # A rerun replaces the output layer's data and provenance; the source never changes.
     count = len(viewer.layers)
@@ -260,25 +286,54 @@ def test_output_layer_properties_metadata_and_rerun(qtbot):
     widget.dilate.value = 0
     _run(qtbot, widget)
     assert len(viewer.layers) == count and viewer.layers["cells inpainted"] is out
-    assert out.metadata["napari_inpaint"]["method"] == "biharmonic"
+    assert provenance_of(out).method == "biharmonic"
     assert (out.data[:, ~(hole > 0)] == damaged[:, ~(hole > 0)]).all()
     assert (image.data == damaged).all()
 
 
-def test_current_plane_scope_fills_only_the_plane_on_screen(qtbot):
+@pytest.mark.parametrize("lazy", [False, True], ids=["numpy", "dask"])
+def test_current_plane_scope_fills_only_the_plane_on_screen(qtbot, lazy):
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    ramp = np.tile(np.arange(64, dtype=np.float32), (64, 1))
+    planes = np.stack([ramp + 100 * i for i in range(40)])
+    damaged = planes.copy()
+    damaged[:, _hole((64, 64)) > 0] = -7
+    read = []  # the planes of the dask stack computed, one chunk each
+
+    def plane(i: int) -> np.ndarray:
+        read.append(i)
+        return damaged[i]
+
+    data = da.stack([da.from_delayed(dask.delayed(plane)(i), (64, 64), np.float32) for i in range(40)])
     viewer = ViewerModel()
-    stack = np.stack([_ramp() + 100 * i for i in range(4)])
-    damaged = stack.copy()
-    damaged[:, 10:20, 20:30] = -5
-    image = viewer.add_image(damaged, name="s")
-    widget = _inpaint_widget(qtbot, viewer, image, viewer.add_labels(_hole()))
+    image = viewer.add_image(data if lazy else damaged, name="s", contrast_limits=(0, 4000))
+    widget = _inpaint_widget(qtbot, viewer, image, viewer.add_labels(_hole((64, 64))))
+    viewer.dims.set_current_step(0, 7)
     widget.scope.value = PLANE
-    viewer.dims.set_current_step(0, 2)
+    read.clear()
+    _run(qtbot, widget)  # fills plane 7, adds the result layer and shows its plane 7
+    assert set(read) == ({7} if lazy else set())
+    result = viewer.layers["s inpainted"].data
+    assert isinstance(result, da.Array) == lazy and result.shape == damaged.shape
+    np.testing.assert_allclose(np.asarray(result[7]), planes[7], atol=1e-3)  # a ramp is filled exactly
+    np.testing.assert_array_equal(np.asarray(result[[0, 39]]), damaged[[0, 39]])  # other planes as they were
+    assert provenance_of(viewer.layers["s inpainted"]).details["plane"] == [7]
+
+    # Compare reads the plane on screen only, and its example layers hold that plane only.
+    read.clear()
+    compare = _compare_widget(qtbot, viewer, image, methods=["harmonic"])
+    _run(qtbot, compare)
+    assert set(read) <= {7} and viewer.layers["s harmonic (compare)"].data.shape == (64, 64)
+
+    # The whole stack of a dask layer gives a lazy result, filled as napari shows each plane.
+    widget.scope.value = STACK
+    read.clear()
     _run(qtbot, widget)
-    out = viewer.layers["s inpainted"].data
-    np.testing.assert_allclose(out[2], stack[2], atol=1e-3)
-    assert (out[[0, 1, 3]] == damaged[[0, 1, 3]]).all()
-    assert viewer.layers["s inpainted"].metadata["napari_inpaint"]["plane"] == [2]
+    result = viewer.layers["s inpainted"].data
+    assert isinstance(result, da.Array) == lazy and set(read) <= {7}
+    np.testing.assert_allclose(np.asarray(result), planes, atol=1e-3)
 
 
 def test_volume_scope_and_rgb(qtbot):
@@ -373,6 +428,9 @@ def test_mask_from_image_widget(qtbot, notes):
     assert (labels.data.astype(bool) == expected).all()
     np.testing.assert_allclose(labels.scale, image.scale)
     assert viewer.layers.selection.active is labels and "18 pixels" in widget.result.value
+    made = provenance_of(labels)
+    assert (made.made_by, made.source) == (DETECT, "raw") and made.parameters == widget.detection_options()
+    assert made.parameters["above"] == 5000.0 and made.parameters["outliers"] is True
 
     # Re-running replaces the layer; small components are dropped before dilation.
     widget.min_size.value, widget.dilate.value = 2, 1
@@ -382,101 +440,6 @@ def test_mask_from_image_widget(qtbot, notes):
 
     widget.below.value = "low"
     assert widget.run() is None and "'below' must be a number" in notes["error"][-1]
-
-
-# -- sample data, console helpers and manifest ---------------------------------------------
-
-
-def test_sample_data_marks_every_artifact():
-    clean, damaged, labels = damaged_cell()
-    assert damaged.dtype == np.uint8 and labels.shape == damaged.shape
-    assert set(np.unique(labels)) == {0, *LABELS.values()}
-    assert (damaged[labels == 0] == clean[labels == 0]).all()
-    hot = labels == LABELS["hot pixels"]
-    assert (damaged[hot] == 255).all()
-    (image, image_meta, image_kind), (mask, _, mask_kind) = make_sample_data()
-    assert (image_kind, mask_kind) == ("image", "labels")
-    assert (image == damaged).all() and (mask == labels).all()
-    assert image_meta["name"] == "damaged cell"
-
-
-def test_console_helpers_reproduce_the_widget():
-    viewer = ViewerModel()
-    (image, image_meta, _), (labels, labels_meta, _) = make_sample_data()
-    layer = viewer.add_image(image, **image_meta)
-    mask = layer_mask(viewer.add_labels(labels, **labels_meta), layer, label=LABELS["hot pixels"])
-    filled = inpaint(layer.data, mask, method="harmonic")
-    out = add_result(viewer, layer, filled, make_provenance(layer, "harmonic", {}, mask_layer="damage"))
-    clean, _, _ = damaged_cell()
-    hot = labels == LABELS["hot pixels"]
-    assert out.name == "damaged cell inpainted" and out.metadata["napari_inpaint"]["mask_layer"] == "damage"
-    assert (out.data[~hot] == image[~hot]).all()
-    # Filled hot pixels are far closer to the clean image than the saturated values were.
-    error = np.abs(out.data[hot].astype(int) - clean[hot]).mean()
-    assert error < 0.2 * np.abs(image[hot].astype(int) - clean[hot]).mean()
-    detected = add_mask(viewer, layer, mask_from_image(layer.data, saturated=True))
-    assert detected.name == "damaged cell mask" and (detected.data.astype(bool) == (image == 255)).all()
-
-
-def test_manifest_is_valid():
-    npe2 = pytest.importorskip("npe2")
-    manifest = npe2.PluginManifest.from_distribution("napari-inpaint")
-    manifest.validate_imports()
-    contributions = manifest.contributions
-    names = {w.display_name for w in contributions.widgets}
-    assert names == {"Inpaint", "Mask from image", "Compare methods"}
-    assert [s.key for s in contributions.sample_data] == ["damaged_cell"]
-    filter_menu = [item.command for item in contributions.menus["napari/layers/filter"]]
-    assert filter_menu == [w.command for w in contributions.widgets]
-
-
-def test_user_guide_artifact_table_is_current():
-    """The guide's method table must match the method records; on failure, paste the printed table."""
-    rows = ["| Artifact | Methods that suit it |", "| --- | --- |"]
-    for key, text in ARTIFACTS.items():
-        names = [m.name for m in list_methods() if key in m.artifacts]
-        rows.append(f"| {text} (`{key}`) | {', '.join(f'`{n}`' for n in names) or '-'} |")
-    table = "\n".join(rows)
-    guide = (Path(__file__).resolve().parents[1] / "docs" / "user-guide.md").read_text()
-    assert table in guide, "docs/user-guide.md needs this table:\n" + table
-
-
-def test_console_helper_adds_the_result_like_the_widget():
-    from napari_inpaint import inpaint_layer
-
-    viewer = ViewerModel()
-    image = np.tile(np.arange(32, dtype=np.uint16), (32, 1))
-    labels = np.zeros(image.shape, np.uint8)
-    labels[10:14, 8:20] = 1
-    source = viewer.add_image(image, name="img", scale=(2, 0.5), translate=(3, 4))
-    viewer.add_labels(labels, name="bad")
-    result = inpaint_layer(viewer, "img", "bad", "harmonic")
-    assert result.name == "img inpainted" and result.data.dtype == np.uint16
-    np.testing.assert_array_equal(result.data, image)  # a ramp is filled exactly
-    np.testing.assert_array_equal(result.scale, source.scale)
-    np.testing.assert_array_equal(result.translate, source.translate)
-    assert result.metadata["napari_inpaint"]["method"] == "harmonic"
-    assert result.metadata["napari_inpaint"]["mask_layer"] == "bad"
-    inpaint_layer(viewer, "img", "bad", "biharmonic")  # a rerun replaces, never adds
-    assert [layer.name for layer in viewer.layers] == ["img", "bad", "img inpainted"]
-    assert viewer.layers["img inpainted"].metadata["napari_inpaint"]["method"] == "biharmonic"
-
-
-def test_dask_layer_gives_a_lazy_result(qtbot):
-    da = pytest.importorskip("dask.array")
-    stack = np.tile(np.arange(32, dtype=np.uint16), (6, 32, 1))
-    labels = np.zeros((32, 32), np.uint8)
-    labels[10:14, 8:20] = 1
-    viewer = ViewerModel()
-    viewer.add_image(da.from_array(stack, chunks=(1, 32, 32)), name="lazy")
-    viewer.add_labels(labels, name="bad")
-    widget = InpaintWidget(viewer)
-    qtbot.addWidget(widget.native)
-    widget.image.value, widget.mask.value, widget.method.value = viewer.layers["lazy"], viewer.layers["bad"], "harmonic"
-    _run(qtbot, widget)
-    result = viewer.layers["lazy inpainted"].data
-    assert isinstance(result, da.Array)
-    np.testing.assert_array_equal(np.asarray(result), stack)  # a ramp is filled exactly
 
 
 # -- compare methods ---------------------------------------------------------------------
@@ -526,7 +489,9 @@ def test_compare_widget_scores_plots_and_adds_layers(qtbot, notes, tmp_path):
         np.testing.assert_array_equal(layer.translate, source.translate)
     for name, trial in zip(("harmonic", "biharmonic"), table.trials):
         fill = viewer.layers[f"img {name} (compare)"]
-        assert fill.metadata["napari_inpaint"]["comparison"]["mask"] == "strokes"
+        made = provenance_of(fill)
+        assert (made.made_by, made.method, made.source) == (COMPARE, name, "img")
+        assert (made.details["mask"], made.details["ratio"], made.details["seed"]) == ("strokes", 0.15, 0)
         assert (fill.data[~hole] == data[~hole]).all() and (fill.data[hole] != 0).any()
         # The example hole is the one the table scored.
         score = psnr(data, fill.data, mask=hole, data_range=data_range_of(data))
@@ -552,7 +517,7 @@ def test_compare_widget_scores_plots_and_adds_layers(qtbot, notes, tmp_path):
 
 def test_compare_widget_on_a_stack_plane_and_region(qtbot, notes):
     viewer = ViewerModel()
-    stack = np.stack([_texture()] * 3)
+    stack = np.stack([_texture(), _texture()[::-1], _texture().T])
     source = viewer.add_image(stack, name="stack", scale=(2, 1, 1))
     region = np.zeros((64, 64), np.uint8)
     region[8:56, 8:40] = 1
@@ -564,16 +529,22 @@ def test_compare_widget_on_a_stack_plane_and_region(qtbot, notes):
     assert not widget.region_marks.native.isHidden()
     _run(qtbot, widget)
     assert not notes["error"]
+    # The example layers hold the compared plane only, placed over the stack.
     holes = viewer.layers["stack holes (compare)"].data.astype(bool)
-    fill = viewer.layers["stack harmonic (compare)"].data
-    assert holes[1].any() and not holes[[0, 2]].any() and not (holes[1] & (region == 0)).any()
-    assert fill.shape == stack.shape and (fill[[0, 2]] == stack[[0, 2]]).all() and (fill[1] != stack[1]).any()
-    np.testing.assert_array_equal(viewer.layers["stack holes (compare)"].scale, source.scale)
+    fill = viewer.layers["stack harmonic (compare)"]
+    assert holes.shape == fill.data.shape == stack.shape[1:]
+    assert holes.any() and not (holes & (region == 0)).any()
+    known = ~holes & (region == 1)  # pixels outside the clean region are filled too
+    assert (fill.data[known] == stack[1][known]).all() and (fill.data[holes] != stack[1][holes]).any()
+    assert provenance_of(fill).details["plane"] == [1]
+    for name in ("stack holes (compare)", "stack harmonic (compare)"):
+        np.testing.assert_array_equal(viewer.layers[name].scale, source.scale[1:])
+        np.testing.assert_array_equal(viewer.layers[name].translate, source.translate[1:])
 
-    widget.region_marks.value = _widget.DAMAGED  # the region is avoided instead
+    widget.region_marks.value = DAMAGED  # the region is avoided instead
     _run(qtbot, widget)
     holes = viewer.layers["stack holes (compare)"].data.astype(bool)
-    assert holes[1].any() and not (holes[1] & (region == 1)).any()
+    assert holes.any() and not (holes & (region == 1)).any()
 
 
 def test_compare_widget_cancel(qtbot, notes):

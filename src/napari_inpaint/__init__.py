@@ -27,12 +27,12 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 # line's start, where Ctrl-C must be handled) does not wait for NumPy and SciPy.
 _PUBLIC = {
     "ARTIFACTS": "napari_inpaint._registry",
-    "InpaintCancelled": "napari_inpaint._engine",
+    "InpaintCancelled": "napari_inpaint._cancel",
     "Method": "napari_inpaint._registry",
     "Param": "napari_inpaint._registry",
     "get_method": "napari_inpaint.methods",
     "inpaint": "napari_inpaint._engine",
-    "inpaint_layer": "napari_inpaint._layers",
+    "inpaint_layer": "napari_inpaint.layers",
     "list_methods": "napari_inpaint.methods",
 }
 

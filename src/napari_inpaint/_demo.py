@@ -9,13 +9,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from skimage import io
 
 from napari_inpaint._engine import inpaint
 from napari_inpaint._sample_data import damaged_cell
+from napari_inpaint.evaluate import default_methods
 from napari_inpaint.metrics import hole_mae, psnr, ssim
 
-DEFAULT_METHODS = ("harmonic", "biharmonic", "telea", "tv", "exemplar")
+# The damage drawn into the sample, as named in the registry's ARTIFACTS.
+SAMPLE_DAMAGE = ("hot-pixels", "scratches", "debris")
 
 
 def run_demo(output_dir: str | Path, methods: list[str] | tuple[str, ...] | None = None) -> list[dict]:
@@ -30,8 +31,10 @@ def run_demo(output_dir: str | Path, methods: list[str] | tuple[str, ...] | None
     output_dir : str or Path
         Folder for the PNG files; created when missing.
     methods : sequence of str, optional
-        Methods to run; default :data:`DEFAULT_METHODS`.  A method that is
-        unknown, unavailable or fails is reported in its row, not raised.
+        Methods to run; default: the methods a comparison offers for the
+        sample's damage (:func:`napari_inpaint.evaluate.default_methods`).
+        A method that is unknown, unavailable or fails is reported in its
+        row, not raised.
 
     Returns
     -------
@@ -49,7 +52,7 @@ def run_demo(output_dir: str | Path, methods: list[str] | tuple[str, ...] | None
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    methods = DEFAULT_METHODS if methods is None else tuple(methods)
+    methods = default_methods(SAMPLE_DAMAGE) if methods is None else tuple(methods)
     clean, damaged, labels = damaged_cell()
     mask = labels > 0
     _save(output_dir / "original.png", clean)
@@ -87,18 +90,21 @@ def _score(method, clean, result, mask, seconds, path: Path) -> dict:
 
 def format_table(rows: list[dict]) -> str:
     """Plain-text table of :func:`run_demo` rows."""
-    lines = [f"{'method':<12} {'PSNR dB':>8} {'SSIM':>7} {'hole MAE %':>10} {'seconds':>8}"]
+    width = max(len("method"), *(len(row["method"]) for row in rows))
+    lines = [f"{'method':<{width}} {'PSNR dB':>8} {'SSIM':>7} {'hole MAE %':>10} {'seconds':>8}"]
     for row in rows:
         if row["error"] is not None:
-            lines.append(f"{row['method']:<12} skipped: {row['error']}")
+            lines.append(f"{row['method']:<{width}} skipped: {row['error']}")
             continue
         seconds = "-" if row["seconds"] is None else f"{row['seconds']:.2f}"
         scores = f"{row['psnr']:>8.2f} {row['ssim']:>7.4f} {row['hole_mae']:>10.2f}"
-        lines.append(f"{row['method']:<12} {scores} {seconds:>8}")
+        lines.append(f"{row['method']:<{width}} {scores} {seconds:>8}")
     return "\n".join(lines)
 
 
 def _save(path: Path, image: np.ndarray) -> None:
+    from skimage import io  # its codecs load when the demo runs, not when the command line starts
+
     io.imsave(path, image, check_contrast=False)
 
 

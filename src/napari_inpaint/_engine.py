@@ -7,48 +7,30 @@ pixels back, optionally matches noise, and reports progress.  Methods (see
 :mod:`napari_inpaint._registry`) only ever see one float64 crop.
 """
 
+import inspect
 import itertools
 import numbers
-import queue
 import threading
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage as ndi
 
+from napari_inpaint._cancel import InpaintCancelled, checker, run_abandonable
 from napari_inpaint._layout import as_bool_mask, layout
 from napari_inpaint._lazy import inpaint_dask
-from napari_inpaint._registry import Method
-from napari_inpaint.methods import get_method
+from napari_inpaint._planning import Crop, Group, known_range, plan
+from napari_inpaint._reference import References, check_reference
+from napari_inpaint._registry import Method, Stack
+from napari_inpaint.methods import get_method, list_methods
 
-# Holes smaller than a tile are packed together per tile so that thousands of
-# hot pixels cost a few calls, not thousands.
-_TILE = {2: 256, 3: 64}
-# Planes that share a mask are filled together by channel-independent methods;
-# this bounds the float64 working copy of such a batch.
-_BATCH_BYTES = 64 * 2**20
 # Noise statistics need a ring of known pixels wider than most methods' margin.
 _NOISE_MARGIN = 8
+__all__ = ["NOISE_MODELS", "InpaintCancelled", "inpaint"]
+
 NOISE_MODELS = ("gaussian", "poisson")
 # Above this mean, Poisson noise is drawn from its normal limit (numpy refuses means near 1e19;
 # the relative error of the approximation is below 1e-4 here).
 _POISSON_NORMAL_LIMIT = 1e8
-# How often a waiting caller looks at its cancel event while a fill runs in its worker thread (s).
-_CANCEL_POLL = 0.05
-
-
-class InpaintCancelled(Exception):
-    """Raised by :func:`inpaint` when its ``cancel`` event is set."""
-
-
-@dataclass
-class _Crop:
-    """One call of a fill function: a box and the holes it composites."""
-
-    box: tuple[slice, ...]
-    holes: np.ndarray  # bool, box-shaped: the pixels this crop fills
 
 
 def inpaint(
@@ -63,6 +45,8 @@ def inpaint(
     noise: str | None = None,
     seed: int = 0,
     clip: bool = True,
+    reference=None,
+    align: bool = True,
     **params,
 ) -> np.ndarray:
     """Fill the masked pixels of an image; every other pixel is returned unchanged.
@@ -110,6 +94,17 @@ def inpaint(
         channel), as scikit-image does: smooth fills can overshoot near
         edges.  Set False to let a fill extrapolate, e.g. the peak under a
         saturated blob.
+    reference : None, 'adjacent' or array_like
+        Data that show what the holes hide, for the methods that use it
+        (``guided``; see ``get_method(name).uses_reference``): an array of the
+        image's shape or of its trailing shape (one reference for every
+        plane), e.g. a second acquisition or another channel; or
+        ``"adjacent"``: for a stack, each plane's nearest planes along the
+        last non-spatial axis, pixel by pixel where they are known.
+    align : bool
+        Shift each reference onto its plane first (sub-pixel translation by
+        phase correlation of the known pixels); False when they are already
+        registered.
     **params
         Parameters of the method (see ``get_method(method).params``).
 
@@ -160,25 +155,52 @@ def inpaint(
         raise ValueError(f"noise must be None or one of {', '.join(NOISE_MODELS)}; got {noise!r}")
     if not isinstance(clip, (bool, np.bool_)):
         raise TypeError(f"clip must be True or False, got {clip!r}")
+    if reference is not None and not spec.uses_reference:
+        users = ", ".join(m.name for m in list_methods() if m.uses_reference)
+        raise ValueError(f"method {method!r} does not use a reference; methods that do: {users}")
+    if spec.needs_reference and reference is None:
+        raise ValueError(
+            f"method {method!r} fills from reference data: pass reference='adjacent' (the neighbouring "
+            "planes of a stack) or an image of the same field (another acquisition or channel)"
+        )
+    if not isinstance(align, (bool, np.bool_)):
+        raise TypeError(f"align must be True or False, got {align!r}")
     seed = _resolve_seed(seed)
-    check = _checker(cancel)
+    check = checker(cancel)
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be a callable progress(done, total) or None, got {progress!r}")
     check()
 
     if _is_dask(image):
+        if isinstance(reference, str):
+            raise ValueError(
+                "reference='adjacent' is not available for a dask array (its blocks do not see their "
+                "neighbours); compute the stack first (np.asarray), or give a reference array"
+            )
+        preparation = _Once(lambda: _prepare_lazy(image, mask, spec, params, channel_axis, spatial_ndim, seed, check))
 
-        def fill_block(block, block_mask, block_channel_axis, block_seed, block_progress):
-            return inpaint(
-                block, block_mask, method, channel_axis=block_channel_axis, spatial_ndim=spatial_ndim,
-                progress=block_progress, cancel=cancel, noise=noise, seed=block_seed, clip=clip, **params,
+        def fill_block(block, block_mask, block_channel_axis, block_seed, block_progress, location):
+            block_reference = None if reference is None else _broadcast(reference, image.shape)[location]
+            return _inpaint_array(
+                block, block_mask, spec, params, block_channel_axis, spatial_ndim, block_progress, cancel,
+                noise, block_seed, clip, block_reference, align, preparation.get if spec.prepare else None,
             )
 
         return inpaint_dask(
             image, mask, fill_block, channel_axis=channel_axis, spatial_ndim=spatial_ndim, seed=seed,
             progress=progress,
         )
+    return _inpaint_array(
+        image, mask, spec, params, channel_axis, spatial_ndim, progress, cancel, noise, seed, clip, reference, align
+    )
 
+
+def _inpaint_array(
+    image, mask, spec: Method, params: dict, channel_axis, spatial_ndim: int, progress, cancel, noise, seed: int,
+    clip: bool, reference, align: bool, prepared: Callable[[], object] | None = None,
+) -> np.ndarray:
+    """:func:`inpaint` of an in-memory image, its arguments validated; ``prepared()`` gives a preparation made."""
+    check = checker(cancel)
     image = np.asarray(image)
     _check_dtype(image.dtype)
     mask = as_bool_mask(mask)
@@ -186,29 +208,110 @@ def inpaint(
     # Channels last from here on: a view of a copy that becomes the result.
     output = np.array(image, copy=True)
     channels_last = output[..., np.newaxis] if channel_axis is None else np.moveaxis(output, channel_axis, -1)
+    batch_shape = grid_shape[: len(grid_shape) - spatial_ndim]
+    check_reference(reference, image.shape, len(batch_shape))
     if not mask.any():
         return output
     _check_known_finite(channels_last, mask)
+    references = None
+    if reference is not None:
+        source = reference
+        if not isinstance(reference, str):
+            source = _broadcast(reference, image.shape)
+            source = source[..., np.newaxis] if channel_axis is None else np.moveaxis(source, channel_axis, -1)
+            if np.issubdtype(source.dtype, np.inexact) and not np.isfinite(source).all():
+                raise ValueError("the reference has NaN or infinite pixels; replace them (e.g. fill it first)")
+        references = References(source, channels_last, mask, len(batch_shape), align, check)
 
-    batch_shape = grid_shape[: len(grid_shape) - spatial_ndim]
     margin = spec.margin(params) + (_NOISE_MARGIN if noise else 0)
-    plan = _plan(mask, batch_shape, grid_shape[len(batch_shape) :], spec, margin, channels_last.shape[-1])
-    total = sum(len(crops) * len(groups) for crops, groups in plan)
+    crops_by_mask = plan(mask, batch_shape, grid_shape[len(batch_shape) :], spec, margin, channels_last.shape[-1])
+    total = sum(len(crops) * len(groups) for crops, groups in crops_by_mask)
+    # A preparation counts as much as all the fills on the progress bar.
+    before = total if spec.prepare else 0
+    report = None if progress is None else (lambda done: progress(done, total + before))
+    abandonable = cancel is not None
+    extra = {"check": check, "prepared": None}
+    if spec.prepare:
+        if prepared is not None:
+            extra["prepared"] = prepared()
+        else:
+            stack = _stack(channels_last, mask, batch_shape, references)
+            extra["prepared"] = _run_preparation(spec, params, stack, seed, check, report, before, abandonable)
 
-    units = itertools.chain.from_iterable(itertools.product(groups, crops) for crops, groups in plan)
+    # A parameter of the preparation only (e.g. a training budget) is not the fill's.
+    taken = inspect.signature(spec.fill).parameters
+    fill_params = {name: value for name, value in params.items() if name in taken}
+    units = itertools.chain.from_iterable(itertools.product(groups, crops) for crops, groups in crops_by_mask)
     for done, (group, crop) in enumerate(units, start=1):
         check()
-        extra = {"rng": np.random.default_rng([seed, done]), "check": check, "progress": None}
-        if progress is not None:
-            extra["progress"] = lambda step, steps, before=done - 1: progress(before + step / max(steps, 1), total)
-        _fill_crop(channels_last, group, crop, spec, params, noise, clip, extra, abandonable=cancel is not None)
-        if progress is not None:
-            progress(done, total)
+        extra["rng"] = np.random.default_rng([seed, done])
+        extra["progress"] = None
+        if report is not None:
+            extra["progress"] = lambda step, steps, start=before + done - 1: report(start + step / max(steps, 1))
+        _fill_crop(channels_last, group, crop, spec, fill_params, noise, clip, extra, references, abandonable)
+        if report is not None:
+            report(before + done)
     return output
 
 
+def _stack(channels_last: np.ndarray, mask: np.ndarray, batch_shape: tuple, references) -> Stack:
+    """The call's planes, masks and references as a preparation sees them."""
+    spatial = channels_last.shape[len(batch_shape) : -1]
+    planes = channels_last.reshape((-1, *spatial, channels_last.shape[-1]))
+    planes = planes.view()
+    planes.flags.writeable = False
+    masks = np.broadcast_to(mask, (*batch_shape, *spatial)).reshape((-1, *spatial))
+    reference = None
+    if references is not None:
+        reference = lambda index: references.of(np.unravel_index(index, batch_shape))  # noqa: E731
+    return Stack(planes, masks, reference)
+
+
+def _run_preparation(spec: Method, params, stack: Stack, seed: int, check, report, share: int, abandonable: bool):
+    """Call the method's preparation once, with its parameters and the engine's keywords it takes."""
+    taken = inspect.signature(spec.prepare).parameters
+    keywords = {name: value for name, value in params.items() if name in taken}
+
+    def prepare(check: Callable[[], None], progress: Callable | None) -> object:
+        supplied = {"rng": np.random.default_rng([seed, 0]), "check": check, "progress": progress}
+        return spec.prepare(stack, **keywords, **{k: v for k, v in supplied.items() if k in taken})
+
+    progress = None if report is None else (lambda step, steps: report(share * step / max(steps, 1)))
+    if abandonable:
+        return run_abandonable(prepare, check, progress)
+    return prepare(check, progress)
+
+
+def _prepare_lazy(image, mask, spec: Method, params, channel_axis, spatial_ndim: int, seed: int, check):
+    """The preparation of a dask image: its planes stay lazy, the method reads what it needs."""
+    mask = as_bool_mask(np.asarray(mask))
+    channel_axis, grid_shape = layout(image.shape, mask.shape, channel_axis, spatial_ndim)
+    channels_last = image[..., None] if channel_axis is None else image.transpose(
+        [a for a in range(image.ndim) if a != channel_axis] + [channel_axis]
+    )
+    batch_shape = grid_shape[: len(grid_shape) - spatial_ndim]
+    spatial = grid_shape[len(batch_shape) :]
+    planes = channels_last.reshape((-1, *spatial, channels_last.shape[-1]))
+    masks = np.broadcast_to(mask, grid_shape).reshape((-1, *spatial))
+    return _run_preparation(spec, params, Stack(planes, masks), seed, check, None, 0, False)
+
+
+class _Once:
+    """A value computed by the first caller that asks for it, shared by every thread (dask blocks)."""
+
+    def __init__(self, compute: Callable[[], object]):
+        self._compute, self._lock, self._done, self._value = compute, threading.Lock(), False, None
+
+    def get(self) -> object:
+        with self._lock:
+            if not self._done:
+                self._value, self._done = self._compute(), True
+            return self._value
+
+
 def _fill_crop(
-    channels_last, group: "_Group", crop: _Crop, spec: Method, params, noise, clip, extra, abandonable: bool
+    channels_last, group: Group, crop: Crop, spec: Method, params, noise, clip, extra: dict, references,
+    abandonable: bool,
 ) -> None:
     """Fill one crop of a group of planes (stacked as extra channels) in place."""
     channels = channels_last.shape[-1]
@@ -219,13 +322,16 @@ def _fill_crop(
     # ordinary data are unchanged, while values near 1e300 (or 1e-300) no longer overflow (underflow).
     scale = _power_of_two_scale(work)
     work /= scale
+    reference = None
+    if references is not None:
+        reference = np.concatenate([references.of(plane, crop.box) for plane in group.planes], axis=-1) / scale
 
     def fill(check: Callable[[], None], progress: Callable | None) -> np.ndarray:
-        supplied = {"rng": extra["rng"], "check": check, "progress": progress}
+        supplied = {**extra, "check": check, "progress": progress, "reference": reference}
         return spec.fill(work, crop_mask, **params, **{k: supplied[k] for k in spec.engine_keywords})
 
     if abandonable:
-        filled = _run_abandonable(fill, extra["check"], extra["progress"])
+        filled = run_abandonable(fill, extra["check"], extra["progress"])
     else:
         filled = fill(extra["check"], extra["progress"])
     values = np.asarray(filled, dtype=np.float64)[crop.holes]
@@ -234,7 +340,7 @@ def _fill_crop(
     values *= scale
     if clip:
         if group.limits is None:
-            group.limits = _known_range(channels_last, group)
+            group.limits = known_range(channels_last, group)
         values = np.clip(values, *group.limits)
     if noise == "gaussian":
         values = values + extra["rng"].standard_normal(values.shape) * (_noise_sigma(work, crop_mask) * scale)
@@ -248,133 +354,10 @@ def _fill_crop(
         channels_last[plane + crop.box][crop.holes] = values[:, i * channels : (i + 1) * channels]
 
 
-def _run_abandonable(fill: Callable, check: Callable[[], None], progress: Callable | None):
-    """Return ``fill(check, progress)`` computed in a daemon thread that is abandoned on cancel.
-
-    One compiled call (a sparse factorisation, an OpenCV fill) cannot be
-    interrupted, so the calling thread waits in short steps and checks the
-    cancel event in between; on cancel it raises at once and the worker
-    stops at its method's next ``check`` or finishes unseen.  The method's
-    progress reports are forwarded on the calling thread.
-    """
-    reports: queue.SimpleQueue = queue.SimpleQueue()
-    outcome: dict = {}
-    abandoned = threading.Event()
-
-    def worker_check() -> None:
-        if abandoned.is_set():
-            raise InpaintCancelled("inpainting was cancelled")
-        check()
-
-    def run() -> None:
-        try:
-            outcome["value"] = fill(worker_check, lambda step, steps: reports.put((step, steps)))
-        except BaseException as error:  # handed to the caller, which re-raises it
-            outcome["error"] = error
-        finally:
-            reports.put(None)
-
-    threading.Thread(target=run, name="napari-inpaint fill", daemon=True).start()
-    try:
-        while True:
-            try:
-                report = reports.get(timeout=_CANCEL_POLL)
-            except queue.Empty:
-                report = ()
-            check()
-            if report is None:
-                break
-            if report and progress is not None:
-                progress(*report)
-    except BaseException:
-        abandoned.set()
-        raise
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
 def _power_of_two_scale(work: np.ndarray) -> float:
     """The power of two that brings the largest magnitude in ``work`` into [1, 2) (1 when all are zero)."""
     largest = float(np.abs(work).max(initial=0.0))
     return 1.0 if largest == 0.0 else float(np.ldexp(1.0, np.frexp(largest)[1] - 1))
-
-
-@dataclass
-class _Group:
-    """Planes (batch index tuples) that share one spatial mask."""
-
-    planes: list[tuple]
-    mask: np.ndarray
-    limits: tuple[np.ndarray, np.ndarray] | None = None  # known range per plane and channel, on first use
-
-
-def _known_range(channels_last: np.ndarray, group: _Group) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel minimum and maximum of the known pixels of each plane, planes stacked as channels."""
-    known = [channels_last[plane][~group.mask] for plane in group.planes]
-    return np.concatenate([k.min(axis=0) for k in known]), np.concatenate([k.max(axis=0) for k in known])
-
-
-def _plan(mask, batch_shape, spatial_shape, spec: Method, margin, channels) -> list:
-    """Group planes by mask and split each mask into crops.
-
-    Returns a list of ``(crops, groups)``: every group of planes is filled
-    crop by crop.
-    """
-    leading = mask.reshape((1,) * (len(batch_shape) + len(spatial_shape) - mask.ndim) + mask.shape)
-    by_mask: dict[tuple, list] = defaultdict(list)
-    for plane in np.ndindex(*batch_shape):
-        by_mask[tuple(i if n > 1 else 0 for i, n in zip(plane, leading.shape))].append(plane)
-
-    plan = []
-    for key, planes in by_mask.items():
-        plane_mask = np.ascontiguousarray(np.broadcast_to(leading[key], spatial_shape))
-        if not plane_mask.any():
-            continue
-        if plane_mask.all():
-            where = f"plane {planes[0]}" if planes[0] else "the image"
-            raise ValueError(
-                f"the mask covers every pixel of {where} (shape {spatial_shape}): there is "
-                "nothing to fill from; unmask some pixels, or for a dropped plane of a stack use "
-                "method='interpolate' with spatial_ndim=3"
-            )
-        crops = _crops(plane_mask, margin)
-        # Channel-independent methods fill planes sharing a mask in one call.
-        size = max(1, _BATCH_BYTES // (plane_mask.size * channels * 8)) if spec.channel_independent else 1
-        plan.append((crops, [_Group(planes[i : i + size], plane_mask) for i in range(0, len(planes), size)]))
-    return plan
-
-
-def _crops(mask: np.ndarray, margin: int) -> list[_Crop]:
-    """Split ``mask`` into disjoint boxes holding its holes plus ``margin`` pixels of context.
-
-    Holes closer than ``2 * margin + 1`` share a box; boxes smaller than a tile
-    are packed per tile to bound the number of calls; overlapping boxes are
-    merged, so that every hole is filled exactly once and no box holds part
-    of another box's hole.
-    """
-    grown = ndi.maximum_filter(mask, size=2 * margin + 1, mode="constant") if margin else mask
-    labels, _ = ndi.label(grown, structure=np.ones((3,) * mask.ndim))
-    tile = _TILE[mask.ndim]
-    boxes, packed = [], defaultdict(list)
-    for box in ndi.find_objects(labels):
-        if all(s.stop - s.start < tile for s in box):
-            packed[tuple(s.start // tile for s in box)].append(box)
-        else:
-            boxes.append(box)
-    boxes += [_union(members) for members in packed.values()]
-    while True:
-        covered = np.zeros(mask.shape, bool)
-        for box in boxes:
-            covered[box] = True
-        merged, count = ndi.label(covered, structure=np.ones((3,) * mask.ndim))
-        if count == len(boxes):
-            return [_Crop(box, mask[box]) for box in boxes]
-        boxes = ndi.find_objects(merged)
-
-
-def _union(boxes: list[tuple[slice, ...]]) -> tuple[slice, ...]:
-    return tuple(slice(min(b[d].start for b in boxes), max(b[d].stop for b in boxes)) for d in range(len(boxes[0])))
 
 
 def _check_known_finite(channels_last: np.ndarray, mask: np.ndarray) -> None:
@@ -436,18 +419,6 @@ def _to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.clip(values, float(info.min), float(info.max)).astype(dtype)
 
 
-def _checker(cancel) -> Callable[[], None]:
-    """The ``check()`` that raises :class:`InpaintCancelled` once ``cancel`` is set."""
-    if cancel is not None and not callable(getattr(cancel, "is_set", None)):
-        raise TypeError(f"cancel must be a threading.Event (or None), got {cancel!r}")
-
-    def check() -> None:
-        if cancel is not None and cancel.is_set():
-            raise InpaintCancelled("inpainting was cancelled; the input is unchanged")
-
-    return check
-
-
 def _resolve_seed(seed) -> int:
     """A non-negative integer seed; None draws one from the operating system."""
     if seed is None:
@@ -455,6 +426,11 @@ def _resolve_seed(seed) -> int:
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise TypeError(f"seed must be a non-negative integer (or None for a fresh one), got {seed!r}")
     return int(seed)
+
+
+def _broadcast(reference, shape: tuple[int, ...]) -> np.ndarray:
+    """A reference array (given as one plane or whole) as a read-only array of the image's shape."""
+    return np.broadcast_to(np.asarray(reference), shape)
 
 
 def _is_dask(array) -> bool:

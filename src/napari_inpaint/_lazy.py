@@ -15,7 +15,8 @@ def inpaint_dask(
 
     The image is rechunked so that every block holds whole planes (or volumes)
     with all their channels; when a block is computed, ``fill_block(block,
-    block_mask, channel_axis, block_seed, block_progress)`` fills it (the
+    block_mask, channel_axis, block_seed, block_progress, location)`` fills
+    it (``location``: the block's slices in ``image``; the
     engine passes :func:`napari_inpaint.inpaint` with the call's other
     keywords) with the matching part of the mask.  ``progress(done, total)``
     counts blocks (fractionally within a block) as they are computed, from
@@ -37,12 +38,16 @@ def inpaint_dask(
         block_mask = full_mask[tuple(slice(*location[a]) for a in grid_axes)]
         index = int(np.ravel_multi_index(info["chunk-location"], info["num-chunks"]))
         block_progress = None if report is None else report.for_block(index)
-        filled = fill_block(block, block_mask, channel_axis, seed + index, block_progress)
+        filled = fill_block(block, block_mask, channel_axis, seed + index, block_progress, _slices(location))
         if block_progress is not None:
             block_progress(1, 1)  # also for blocks without holes, which report nothing
         return filled
 
     return da.map_blocks(fill, image, dtype=image.dtype)
+
+
+def _slices(location: list[tuple[int, int]]) -> tuple[slice, ...]:
+    return tuple(slice(start, stop) for start, stop in location)
 
 
 class _BlockProgress:

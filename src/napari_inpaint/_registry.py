@@ -16,12 +16,29 @@ where ``image`` is a float64 array of shape ``mask.shape + (C,)`` (C >= 1
 channels, last) whose masked entries are zero and must be ignored, ``mask`` is
 a boolean array (2D or 3D, ``True`` marks unknown pixels) holding at least one
 known and one unknown pixel, and the result has the shape of ``image``; only
-its masked entries are used.  Three keywords are supplied by the engine when
+its masked entries are used; the engine divides it by a power of two (an
+exact scaling) so that its values are of order one.  Keywords supplied by
+the engine when
 the function's signature names them: ``rng`` (a seeded
 :class:`numpy.random.Generator`), ``check`` (a callable to call inside long
 loops: it raises when the user cancelled) and ``progress`` (``progress(step,
 steps)`` for methods that iterate: the engine turns it into fractional
-progress of the whole run).  Docstrings of fill functions may use the shared
+progress of the whole run).  A fill that names ``reference`` receives the
+crop of the plane's aligned reference (same shape and scale as ``image``;
+None when the call has none; see :mod:`napari_inpaint._reference`).
+
+A method may also register a preparation, called once per ``inpaint`` call
+before any fill (e.g. to train a network once on every plane of a stack)::
+
+    prepare(stack, *, <its parameters>, [rng], [check], [progress]) -> object
+
+where ``stack`` is a :class:`Stack`; every fill of the call then receives the
+result as ``prepared``.  A parameter belongs to the fill, the preparation or
+both.  The preparation sees the image's own values, while fills see crops
+divided by a power of two (exact, see :func:`napari_inpaint.inpaint`): what
+it hands the fills must not depend on the units (normalise, as ``learned``
+does).  ``check`` and ``progress`` behave as for fills (``progress`` may be
+None).  Docstrings of fill functions may use the shared
 blocks of :data:`FILL_DOCS` as ``%(name)s``.
 """
 
@@ -56,7 +73,9 @@ FAMILIES = {
 }
 
 # Keywords the engine supplies to a fill function that names them.
-ENGINE_KEYWORDS = frozenset({"rng", "check", "progress"})
+ENGINE_KEYWORDS = frozenset({"rng", "check", "progress", "reference", "prepared"})
+# Keywords the engine supplies to a preparation function that names them.
+PREPARE_KEYWORDS = frozenset({"rng", "check", "progress"})
 
 #: Numpydoc blocks shared by the fill functions' docstrings (``%(name)s`` there).
 FILL_DOCS = {
@@ -72,6 +91,8 @@ mask : ndarray of bool
     ``progress(step, steps)`` as the iteration advances.""",
     "rng": """rng : numpy.random.Generator, optional
     The engine's seeded generator: the source of every random draw.""",
+    "reference": """reference : ndarray, optional
+    The crop of the aligned reference, of ``image``'s shape and scale.""",
     "device": """device : str
     PyTorch device: ``auto`` (a GPU when present), ``cpu``, ``cuda``,
     ``cuda:N`` or ``mps``; see :func:`napari_inpaint.devices.select_device`.""",
@@ -103,6 +124,29 @@ def fill_docs(function: Callable) -> Callable:
     if function.__doc__:
         function.__doc__ = re.sub(r"^([ \t]*)%\((\w+)\)s$", block, function.__doc__, flags=re.MULTILINE)
     return function
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Everything one inpaint call holds, for a method's preparation.
+
+    Attributes
+    ----------
+    planes : array_like
+        The planes (or volumes) to fill, ``(N,) + spatial + (C,)`` in the
+        image's dtype: a read-only NumPy view, or a dask array (read what
+        you need of it).
+    masks : ndarray of bool
+        ``(N,) + spatial``, True on the pixels to fill (may be a broadcast
+        view: one mask for every plane).
+    reference : callable or None
+        ``reference(i)``: the aligned, complete reference of plane ``i``
+        (float64, ``spatial + (C,)``), when the call has reference data.
+    """
+
+    planes: Any
+    masks: np.ndarray
+    reference: Callable[[int], np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -217,9 +261,14 @@ class Method:
     weights : tuple of str
         Names of the pretrained weights (:mod:`napari_inpaint.models`) the
         method downloads before its first run.
+    needs_reference : bool
+        Whether the method cannot fill without reference data
+        (``inpaint(..., reference=...)``).
     engine_keywords : frozenset of str
-        The engine's keywords (``rng``, ``check``, ``progress``) that the fill
-        function takes.
+        The engine's keywords (``rng``, ``check``, ``progress``,
+        ``reference``, ``prepared``) that the fill function takes.
+    prepare : callable, optional
+        The per-call preparation (see the module docstring).
     """
 
     name: str
@@ -234,7 +283,14 @@ class Method:
     channel_independent: bool
     needs_torch: bool
     weights: tuple[str, ...]
+    needs_reference: bool
     engine_keywords: frozenset[str]
+    prepare: Callable[..., Any] | None = None
+
+    @property
+    def uses_reference(self) -> bool:
+        """Whether the method takes reference data (``inpaint(..., reference=...)``)."""
+        return "reference" in self.engine_keywords
 
     @property
     def needs_download(self) -> bool:
@@ -272,6 +328,7 @@ class Method:
             "needs_torch": self.needs_torch,
             "needs_download": self.needs_download,
             "weights": list(self.weights),
+            "reference": "needed" if self.needs_reference else "optional" if self.uses_reference else "unused",
             "params": [p.describe() for p in self.params],
         }
 
@@ -292,6 +349,8 @@ def register(
     channel_independent: bool = False,
     needs_torch: bool = False,
     weights: Sequence[str] = (),
+    needs_reference: bool = False,
+    prepare: Callable | None = None,
 ) -> Callable:
     """Decorator that registers a fill function as method ``name``.
 
@@ -317,7 +376,9 @@ def register(
 
     def decorator(fill: Callable) -> Callable:
         signature = inspect.signature(fill).parameters
-        _check_params(name, params, signature)
+        _check_params(name, params, signature, {} if prepare is None else inspect.signature(prepare).parameters)
+        if needs_reference and "reference" not in signature:
+            raise ValueError(f"method {name!r} needs a reference but its fill function takes none")
         _METHODS[name] = Method(
             name=name,
             fill=fill_docs(fill),
@@ -331,22 +392,26 @@ def register(
             channel_independent=channel_independent,
             needs_torch=needs_torch,
             weights=tuple(weights),
+            needs_reference=needs_reference,
             engine_keywords=ENGINE_KEYWORDS & set(signature),
+            prepare=prepare,
         )
         return fill
 
     return decorator
 
 
-def _check_params(name: str, params: Sequence[Param], signature: Mapping) -> None:
-    """Refuse parameters that the fill function does not take with the same default, or forgets."""
-    keywords = {
-        key: p.default for key, p in signature.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and key not in ENGINE_KEYWORDS
-    }
+def _check_params(name: str, params: Sequence[Param], signature: Mapping, preparation: Mapping) -> None:
+    """Refuse parameters that neither the fill nor the preparation takes with the same default, or forgotten ones."""
+    keywords = {}
+    for parameters, supplied in ((signature, ENGINE_KEYWORDS), (preparation, PREPARE_KEYWORDS)):
+        keywords.update(
+            (key, p.default) for key, p in parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and key not in supplied
+        )
     declared = {p.name: p.default for p in params}
-    problems = [f"{key!r} is not a keyword-only argument of the fill function" for key in declared.keys() - keywords]
-    problems += [f"keyword {key!r} of the fill function has no Param" for key in keywords.keys() - declared]
+    problems = [f"{key!r} is not a keyword-only argument of the fill or preparation function" for key in declared.keys() - keywords]
+    problems += [f"keyword {key!r} of the fill or preparation function has no Param" for key in keywords.keys() - declared]
     problems += [
         f"{key!r} defaults to {declared[key]!r} in its Param but to {keywords[key]!r} in the function"
         for key in declared.keys() & keywords.keys() if declared[key] != keywords[key]

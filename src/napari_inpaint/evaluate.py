@@ -52,16 +52,12 @@ import numpy as np
 from napari_inpaint import masks as mask_generators
 from napari_inpaint import metrics
 from napari_inpaint._engine import InpaintCancelled, inpaint
+from napari_inpaint._layout import resolve_channel_axis
 from napari_inpaint.methods import get_method, list_methods
 
 DEFAULT_MASKS = ("strokes", "rectangles")
 DEFAULT_RATIOS = (0.05, 0.15, 0.25)
 BUCKET_WIDTH = 0.1
-# The classical methods: no network, seconds per image.  Learned ones are slow
-# on a CPU or need downloads, so they are compared only when asked for.
-CLASSICAL_METHODS = ("harmonic", "biharmonic", "telea", "navier-stokes", "tv", "exemplar")
-# Made for dropped lines only: compared by default only when scan lines are hidden.
-LINE_METHODS = ("interpolate",)
 _MIN_SIDE = 16  # SSIM's 7-pixel window needs room around the holes
 
 # Column key -> (text header, format of a value in the text table).
@@ -95,6 +91,29 @@ def bucket_of(ratio: float) -> str:
     return f"{k * width}-{(k + 1) * width}%"
 
 
+@dataclass(frozen=True)
+class Example:
+    """One scored hole and the fills that were scored on it, to show next to the table.
+
+    Attributes
+    ----------
+    kind : str
+        The hole's mask kind.
+    ratio : float
+        The target hole ratio it was drawn at.
+    hole : ndarray of bool
+        The hidden pixels, of the image's spatial shape.
+    fills : dict of str to ndarray
+        Each method's fill, of the image's shape and layout; methods that
+        failed on this hole are absent.
+    """
+
+    kind: str
+    ratio: float
+    hole: np.ndarray
+    fills: dict[str, np.ndarray]
+
+
 @dataclass
 class EvaluationTable:
     """Scores of an :func:`evaluate` run: one row per method and hole-ratio bucket.
@@ -111,6 +130,10 @@ class EvaluationTable:
         Remarks printed under the table (e.g. why LPIPS is missing).
     per_mask : bool
         Group the rows also by mask kind.
+    example : Example or None
+        With ``evaluate(..., keep_example=True)``: the first hole kind at the
+        middle ratio (first repeat) and its fills; None otherwise, or when
+        that hole did not fit.
 
     Examples
     --------
@@ -125,6 +148,7 @@ class EvaluationTable:
     trials: list[dict]
     notes: list[str] = field(default_factory=list)
     per_mask: bool = False
+    example: Example | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -212,19 +236,24 @@ def _bucket_start(label: str) -> int:
 
 
 def default_methods(mask_kinds: Sequence[str] = DEFAULT_MASKS) -> list[str]:
-    """The methods :func:`evaluate` compares by default.
+    """The methods :func:`evaluate`, the Compare widget and the demo compare by default.
 
-    The :data:`CLASSICAL_METHODS`; the :data:`LINE_METHODS` (``interpolate``,
-    made for dropped lines) join when ``scan-lines`` are among ``mask_kinds``.
+    The methods of family ``classical`` (no network, seconds per image; the
+    others are slow on a CPU or download weights, so they are compared only
+    when asked for) that fill without reference data.  A method made for its
+    damage only (``any_hole`` False, as ``interpolate`` for dropped lines)
+    joins when that damage is among ``mask_kinds``.
 
     Examples
     --------
-    >>> "interpolate" in default_methods(["strokes"]), "interpolate" in default_methods(["scan-lines"])
+    >>> "interpolate" in default_methods(["strokes"]), "interpolate" in default_methods(["dropped-lines"])
     (False, True)
     """
-    lines = any(kind.replace("_", "-") == "scan-lines" for kind in mask_kinds)
-    wanted = CLASSICAL_METHODS + (LINE_METHODS if lines else ())
-    return [m.name for m in list_methods() if m.name in wanted]
+    hidden = {mask_generators.resolve_kind(kind) for kind in mask_kinds}
+    return [
+        m.name for m in list_methods()
+        if m.family == "classical" and not m.needs_reference and (m.any_hole or hidden & set(m.artifacts))
+    ]
 
 
 def evaluate(
@@ -239,6 +268,7 @@ def evaluate(
     channel_axis: int | None = None,
     lpips: bool | str = "auto",
     per_mask: bool = False,
+    keep_example: bool = False,
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
     **method_params,
@@ -277,6 +307,9 @@ def evaluate(
         note.
     per_mask : bool
         Rows per method, mask kind and bucket instead of method and bucket.
+    keep_example : bool
+        Keep one scored hole and its fills as ``table.example`` (see
+        :class:`EvaluationTable`), to show them; without it no fill is kept.
     progress : callable, optional
         ``progress(done, total)`` after each fill.
     cancel : threading.Event, optional
@@ -308,14 +341,18 @@ def evaluate(
     >>> row = table.rows[0]
     >>> row["bucket"], row["mae_hole"] < 1.0
     ('10-20%', True)
+    >>> example = evaluate(ramp, ["harmonic"], masks=["rectangles"], keep_example=True).example
+    >>> example.kind, example.ratio, example.hole.shape, list(example.fills)
+    ('rectangles', 0.15, (48, 48), ['harmonic'])
     """
-    methods = _resolve_methods(methods, masks, method_params)
-    kinds = [_resolve_kind(kind) for kind in masks]
+    kinds = [mask_generators.resolve_kind(kind) for kind in masks]
+    methods = _resolve_methods(methods, kinds, method_params)
     if not all(0 < ratio < 1 for ratio in ratios) or not ratios:
         raise ValueError(f"ratios must lie in (0, 1), got {list(ratios)}")
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats!r}")
-    reference, channels = _channels_last(np.asarray(image), channel_axis)
+    image = np.asarray(image)
+    reference, channels, channel_axis = _channels_last(image, channel_axis)
     spatial = reference.shape[:2]
     region = _check_region(region, spatial)
     data_range = metrics.data_range_of(reference)
@@ -323,21 +360,25 @@ def evaluate(
     use_lpips = _lpips_usable(lpips, spatial, notes)
 
     holes = []
+    shown = (0, len(ratios) // 2, 0) if keep_example else None  # the hole kept as the example
+    example = None
     for k, kind in enumerate(kinds):
         for r, ratio in enumerate(ratios):
             for repeat in range(repeats):
-                hole = hide_holes(kind, region, ratio, hole_rng(seed, k, r, repeat))
+                hole = _hide_hole(kind, region, ratio, np.random.default_rng([seed, k, r, repeat]))
                 if hole is None:
                     notes.append(f"no {kind} hole of ratio {ratio} fits in the region; skipped")
-                else:
-                    holes.append((kind, hole))
+                    continue
+                if (k, r, repeat) == shown:
+                    example = Example(kind, ratio, hole, {})
+                holes.append((kind, hole, (k, r, repeat) == shown))
 
     for name, params in methods.items():
         _warm_up(reference, channels, name, params)
     trials = []
     total, done = len(holes) * len(methods), 0
     area = np.count_nonzero(region)
-    for kind, hole in holes:
+    for kind, hole, is_example in holes:
         damaged = reference.copy()
         damaged[hole] = 0  # no method may see the truth
         # Pixels outside the clean region may be damaged: they are filled too, never used as known.
@@ -355,11 +396,13 @@ def evaluate(
             else:
                 trial["seconds"] = time.perf_counter() - start
                 trial.update(_scores(reference, filled, hole, data_range, channels, use_lpips))
+                if is_example:  # in the image's own layout
+                    example.fills[name] = filled if channel_axis is None else np.moveaxis(filled, -1, channel_axis)
             trials.append(trial)
             done += 1
             if progress is not None:
                 progress(done, total)
-    return EvaluationTable(trials, notes, per_mask)
+    return EvaluationTable(trials, notes, per_mask, example)
 
 
 def _resolve_methods(methods, kinds, shared: dict) -> dict[str, dict]:
@@ -389,17 +432,12 @@ def _resolve_methods(methods, kinds, shared: dict) -> dict[str, dict]:
     return given
 
 
-def _resolve_kind(kind: str) -> str:
-    name = kind.replace("_", "-")
-    if name not in mask_generators.KINDS:
-        raise ValueError(f"unknown mask kind {kind!r}; choose from {', '.join(mask_generators.KINDS)}")
-    return name
+def _channels_last(image: np.ndarray, channel_axis: int | None) -> tuple[np.ndarray, int | None, int | None]:
+    """The image with channels last, the channel axis to pass to the engine (-1 or None), and the image's own.
 
-
-def _channels_last(image: np.ndarray, channel_axis: int | None) -> tuple[np.ndarray, int | None]:
-    """The image with channels last, and the channel axis to pass to the engine (-1 or None)."""
-    if channel_axis is None and image.ndim == 3 and image.shape[-1] in (3, 4):
-        channel_axis = -1  # RGB(A), as the engine reads it
+    The channel axis follows the engine's rule for a mask of the first two axes (holes are 2D).
+    """
+    channel_axis = resolve_channel_axis(image.shape, image.shape[:2], channel_axis)
     if channel_axis is not None:
         image = np.moveaxis(image, channel_axis, -1)
     spatial = image.shape if channel_axis is None else image.shape[:-1]
@@ -410,7 +448,7 @@ def _channels_last(image: np.ndarray, channel_axis: int | None) -> tuple[np.ndar
         )
     if min(spatial) < _MIN_SIDE:
         raise ValueError(f"the image must be at least {_MIN_SIDE} pixels a side, got {spatial}")
-    return image, None if channel_axis is None else -1
+    return image, None if channel_axis is None else -1, channel_axis
 
 
 def _check_region(region, spatial: tuple[int, int]) -> np.ndarray:
@@ -424,12 +462,7 @@ def _check_region(region, spatial: tuple[int, int]) -> np.ndarray:
     return region
 
 
-def hole_rng(seed: int, kind_index: int, ratio_index: int, repeat: int = 0) -> np.random.Generator:
-    """The generator :func:`evaluate` draws a hole with, so a front end can redraw exactly a scored hole."""
-    return np.random.default_rng([seed, kind_index, ratio_index, repeat])
-
-
-def hide_holes(kind: str, region: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray | None:
+def _hide_hole(kind: str, region: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray | None:
     """A hole of ``kind`` covering about ``ratio`` of ``region``, or None when none lands in it.
 
     The hole is drawn over the region's bounding box at the target ratio, so
@@ -462,25 +495,17 @@ def _lpips_usable(lpips, spatial: tuple[int, int], notes: list[str]) -> bool:
         return False
     if lpips not in (True, "auto"):
         raise ValueError(f"lpips must be 'auto', True or False, got {lpips!r}")
-    if min(spatial) < metrics._LPIPS_MIN_SIDE:
-        notes.append(f"LPIPS left out: it needs images of at least {metrics._LPIPS_MIN_SIDE} pixels a side")
+    if min(spatial) < metrics.LPIPS_MIN_SIDE:
+        notes.append(f"LPIPS left out: it needs images of at least {metrics.LPIPS_MIN_SIDE} pixels a side")
         return False
-    if lpips == "auto":
-        from napari_inpaint import models
-
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            notes.append("LPIPS left out: PyTorch is not installed")
-            return False
-        if not all(models.is_cached(name) for name in metrics._LPIPS_MODELS):
-            notes.append(
-                "LPIPS left out: its weights are not downloaded; pass lpips=True (command line: --lpips) "
-                "to fetch them once (about 245 MB)"
-            )
-            return False
+    if lpips == "auto" and not metrics.lpips_available():
+        notes.append(
+            "LPIPS left out: it needs PyTorch and its weights, which are not downloaded; pass lpips=True "
+            "(command line: --lpips) to fetch them once (about 245 MB)"
+        )
+        return False
     try:
-        metrics._lpips_weights()
+        metrics.fetch_lpips()
     except RuntimeError as exc:
         notes.append(f"LPIPS left out: {exc}")
         return False

@@ -1,22 +1,22 @@
 r"""Seeded generators of artifact masks, for demos, tests and benchmarks.
 
-Each generator returns a boolean array (True marks a damaged pixel) and is
-deterministic for a given ``seed`` (an int or a :class:`numpy.random.Generator`).
-Each one also takes a target hole ratio ``ratio=`` (the fraction of pixels to
-mask), so that fills can be scored by how much of the image is missing, as in
-the inpainting literature; :func:`make` picks a generator by the name listed
-in :data:`KINDS`.
+Each generator returns a boolean array (True marks a damaged pixel) and is deterministic for a given
+``seed`` (an int or a :class:`numpy.random.Generator`).  Each one also takes a target hole ratio ``ratio=``
+(the fraction of pixels to mask), so that fills can be scored by how much of the image is missing, as in the
+inpainting literature.  :func:`make` picks a generator by its kind in :data:`KINDS`: a damage of the method
+records (:data:`napari_inpaint._registry.ARTIFACTS`), so that a comparison can offer the methods made for
+it, or a generic hole shape of the literature (:data:`HOLE_SHAPES`).
 
-==================  ==============  ============================================  ==========
-generator           kind            looks like                                    dimensions
-==================  ==============  ============================================  ==========
-:func:`strokes`     ``strokes``     free-form brush strokes (DeepFill v2)         2D
-:func:`rectangles`  ``rectangles``  axis-aligned boxes                            2D
-:func:`hot_pixels`  ``hot-pixels``  isolated hot, dead or stuck pixels            any
-:func:`scratch`     ``scratches``   thin curved lines across the image            2D
-:func:`debris`      ``debris``      compact irregular blobs (dust, a bubble)      2D
-:func:`scan_lines`  ``scan-lines``  dropped rows, columns, z-slices or frames     any
-==================  ==============  ============================================  ==========
+=====================  =================  ============================================  ==========
+generator              kind               looks like                                    dimensions
+=====================  =================  ============================================  ==========
+:func:`strokes`        ``strokes``        free-form brush strokes (DeepFill v2)         2D
+:func:`rectangles`     ``rectangles``     axis-aligned boxes                            2D
+:func:`hot_pixels`     ``hot-pixels``     isolated hot, dead or stuck pixels            any
+:func:`scratch`        ``scratches``      thin curved lines across the image            2D
+:func:`debris`         ``debris``         compact irregular blobs (dust, a bubble)      2D
+:func:`dropped_lines`  ``dropped-lines``  dropped rows, columns, z-slices or frames     any
+=====================  =================  ============================================  ==========
 
 :func:`dilate` grows any mask by a Euclidean radius, as one does to cover the
 halo around real debris.
@@ -134,11 +134,6 @@ def _trace(shape: tuple[int, ...], points: np.ndarray, radius: float) -> tuple[n
     return mask, order
 
 
-def _draw_path(shape: tuple[int, ...], points: np.ndarray, radius: float) -> np.ndarray:
-    """Pixels that a densely sampled path passes through or whose centres lie within ``radius`` of it."""
-    return _trace(shape, points, radius)[0]
-
-
 def _sample_segment(start: np.ndarray, stop: np.ndarray, step: float) -> np.ndarray:
     count = max(2, int(np.ceil(np.linalg.norm(stop - start) / step)) + 1)
     return start + np.linspace(0.0, 1.0, count)[:, None] * (stop - start)
@@ -239,7 +234,7 @@ def scratch(
         raise ValueError(f"width must be positive, got {width!r}")
     rng = np.random.default_rng(seed)
     if ratio is None:
-        return _draw_path(shape, _scratch_curve(shape, rng), width / 2)
+        return _trace(shape, _scratch_curve(shape, rng), width / 2)[0]
 
     def add_scratch(mask: np.ndarray, budget: int) -> int:
         line, order = _trace(shape, _scratch_curve(shape, rng), width / 2)
@@ -467,10 +462,10 @@ def rectangles(shape: tuple[int, int], ratio: float, seed: Seed = 0) -> np.ndarr
     return _grow(shape, ratio, add_box)
 
 
-def scan_lines(
+def dropped_lines(
     shape: tuple[int, ...], n: int | None = None, axis: int = 0, seed: Seed = 0, *, ratio: float | None = None
 ) -> np.ndarray:
-    """Dropped scan lines: ``n`` whole rows, columns or slices.
+    """Dropped lines: ``n`` whole rows, columns or slices (scan lines, detector rows, z-slices, frames).
 
     Parameters
     ----------
@@ -494,10 +489,10 @@ def scan_lines(
 
     Examples
     --------
-    >>> mask = scan_lines((6, 4), 2, axis=0, seed=0)
+    >>> mask = dropped_lines((6, 4), 2, axis=0, seed=0)
     >>> int(mask.all(axis=1).sum()), int(mask.sum())
     (2, 8)
-    >>> int(scan_lines((20, 4), ratio=0.1).all(axis=1).sum())
+    >>> int(dropped_lines((20, 4), ratio=0.1).all(axis=1).sum())
     2
     """
     shape = _shape(shape)
@@ -548,6 +543,10 @@ def dilate(mask: np.ndarray, pixels: float) -> np.ndarray:
 
 _SCRATCH_WIDTH = 3
 
+#: The generic hole shapes among the :data:`KINDS`, which inpainting is scored on: no damage.  Every
+#: other kind is a damage of :data:`napari_inpaint._registry.ARTIFACTS` (a test checks it).
+HOLE_SHAPES = ("strokes", "rectangles")
+
 #: Mask kinds of :func:`make`: name -> ``generator(shape, ratio, seed)``.
 KINDS: dict[str, Callable[[tuple[int, ...], float, Seed], np.ndarray]] = {
     "strokes": strokes,
@@ -555,8 +554,20 @@ KINDS: dict[str, Callable[[tuple[int, ...], float, Seed], np.ndarray]] = {
     "hot-pixels": lambda shape, ratio, seed: hot_pixels(shape, seed=seed, ratio=ratio),
     "scratches": lambda shape, ratio, seed: scratch(shape, _SCRATCH_WIDTH, seed, ratio=ratio),
     "debris": lambda shape, ratio, seed: debris(shape, seed=seed, ratio=ratio),
-    "scan-lines": lambda shape, ratio, seed: scan_lines(shape, axis=0, seed=seed, ratio=ratio),
+    "dropped-lines": lambda shape, ratio, seed: dropped_lines(shape, axis=0, seed=seed, ratio=ratio),
 }
+
+
+def resolve_kind(kind: str) -> str:
+    """The :data:`KINDS` name of ``kind`` (``hot_pixels`` is ``hot-pixels``), or a ValueError listing them.
+
+    >>> resolve_kind("hot_pixels")
+    'hot-pixels'
+    """
+    name = kind.replace("_", "-")
+    if name not in KINDS:
+        raise ValueError(f"unknown mask kind {kind!r}; choose from {', '.join(KINDS)}")
+    return name
 
 
 def make(kind: str, shape: tuple[int, ...], ratio: float, seed: Seed = 0) -> np.ndarray:
@@ -565,11 +576,10 @@ def make(kind: str, shape: tuple[int, ...], ratio: float, seed: Seed = 0) -> np.
     Parameters
     ----------
     kind : str
-        ``strokes``, ``rectangles``, ``hot-pixels``, ``scratches`` (3 pixels
-        wide), ``debris`` (blobs of radius ``min(shape) / 16``) or
-        ``scan-lines`` (dropped rows); underscores may replace hyphens.
+        A name of :data:`KINDS`, underscores may replace hyphens: ``scratches`` are 3 pixels wide,
+        ``debris`` blobs of radius ``min(shape) / 16``, ``dropped-lines`` rows.
     shape : tuple of int
-        Shape of the mask (2D for all but hot pixels and scan lines).
+        Shape of the mask (2D for all but hot pixels and dropped lines).
     ratio : float
         Target fraction of masked pixels, in [0, 1).
     seed : int or Generator, optional
@@ -581,11 +591,8 @@ def make(kind: str, shape: tuple[int, ...], ratio: float, seed: Seed = 0) -> np.
 
     Examples
     --------
-    >>> mask = make("scan-lines", (50, 40), 0.1, seed=3)
+    >>> mask = make("dropped-lines", (50, 40), 0.1, seed=3)
     >>> int(mask.all(axis=1).sum())
     5
     """
-    generator = KINDS.get(kind.replace("_", "-"))
-    if generator is None:
-        raise ValueError(f"unknown mask kind {kind!r}; choose from {', '.join(KINDS)}")
-    return generator(shape, ratio, seed)
+    return KINDS[resolve_kind(kind)](shape, ratio, seed)

@@ -40,6 +40,7 @@ Examples
 26.02
 """
 
+import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
@@ -60,8 +61,9 @@ _ALEXNET = (
     (10, (256, 256), 3, 1, 1),
 )
 _POOL_BEFORE = (1, 2)
-_LPIPS_MODELS = ("alexnet", "lpips-alex")
-_LPIPS_MIN_SIDE = 32  # AlexNet's strided layers leave no pixel of smaller images
+LPIPS_MODELS = ("alexnet", "lpips-alex")
+#: The smallest side :func:`lpips` takes: AlexNet's strided layers leave no pixel of smaller images.
+LPIPS_MIN_SIDE = 32
 
 
 def data_range_of(reference: np.ndarray) -> float:
@@ -312,8 +314,8 @@ def lpips(
     spatial = reference.shape if channel_axis is None else np.delete(reference.shape, channel_axis)
     if len(spatial) != 2:
         raise ValueError(f"LPIPS compares 2D images (with an optional channel axis); got shape {reference.shape}")
-    if min(spatial) < _LPIPS_MIN_SIDE:
-        raise ValueError(f"LPIPS needs images of at least {_LPIPS_MIN_SIDE} pixels a side; got {tuple(spatial)}")
+    if min(spatial) < LPIPS_MIN_SIDE:
+        raise ValueError(f"LPIPS needs images of at least {LPIPS_MIN_SIDE} pixels a side; got {tuple(spatial)}")
     import torch
     from torch.nn import functional
 
@@ -346,6 +348,39 @@ def lpips(
     return float(distance.mean())
 
 
+def lpips_available() -> bool:
+    """Whether :func:`lpips` can score now, without a download: PyTorch is installed and the weights cached.
+
+    Examples
+    --------
+    >>> from napari_inpaint.metrics import lpips_available
+    >>> lpips_available() in (True, False)
+    True
+    """
+    if importlib.util.find_spec("torch") is None:
+        return False
+    from napari_inpaint import models
+
+    return all(models.is_cached(name) for name in LPIPS_MODELS)
+
+
+def fetch_lpips() -> None:
+    """Make :func:`lpips` ready: download its weights when missing (once, about 245 MB) and load them.
+
+    Raises
+    ------
+    RuntimeError
+        When PyTorch is missing or the weights cannot be fetched (offline)
+        or loaded; the message says what to install or download.
+
+    Examples
+    --------
+    >>> from napari_inpaint.metrics import fetch_lpips
+    >>> fetch_lpips()  # doctest: +SKIP
+    """
+    _lpips_weights()
+
+
 def _lpips_weights() -> tuple[list, list]:
     """The AlexNet convolutions and LPIPS linear layers, fetched once and cached."""
     try:
@@ -355,12 +390,12 @@ def _lpips_weights() -> tuple[list, list]:
     from napari_inpaint import models
 
     paths = []
-    for name in _LPIPS_MODELS:
+    for name in LPIPS_MODELS:
         try:
             paths.append(Path(models.fetch(name)))
         except Exception as exc:  # offline, a mirror without the file, a failed hash check
             raise RuntimeError(
-                f"LPIPS needs the weight files of models {' and '.join(map(repr, _LPIPS_MODELS))} "
+                f"LPIPS needs the weight files of models {' and '.join(map(repr, LPIPS_MODELS))} "
                 f"(napari_inpaint.models.fetch downloads them once, about 245 MB); {name!r} is not "
                 f"available: {exc}"
             ) from exc

@@ -2,32 +2,37 @@
 
 They turn a Labels, Shapes or Points layer into a mask for an image layer,
 and add (or replace) the result layers with the source's spatial calibration
-and display settings.  napari itself is only imported inside functions, so
-importing this module is cheap.
+and display settings.  Each layer they add records how it was made as a
+:class:`Provenance` under ``layer.metadata["napari_inpaint"]``.  napari itself
+is only imported inside functions, so importing this module is cheap.
 
 Examples
 --------
 In napari's console (``viewer`` is defined there)::
 
     from napari_inpaint import inpaint
-    from napari_inpaint._layers import add_result, layer_mask, make_provenance
+    from napari_inpaint.layers import INPAINT, Provenance, add_result, layer_mask
 
     image = viewer.layers["cell"]
     mask = layer_mask(viewer.layers["damage"], image, radius=2)
     filled = inpaint(image.data, mask, method="biharmonic")
-    add_result(viewer, image, filled, make_provenance(image, "biharmonic", {}, mask_layer="damage"))
+    made = Provenance(image.name, INPAINT, method="biharmonic", mask_layer="damage")
+    add_result(viewer, image, filled, made)
 """
 
+import dataclasses
 import datetime
 from typing import Any
 
 import numpy as np
 
-# Keys under which results are recognised (and replaced on a rerun).
+# The metadata key of a layer's Provenance; layers holding one are replaced on a rerun.
 PROVENANCE_KEY = "napari_inpaint"
 RESULT_SUFFIX = " inpainted"
 OVERLAY_SUFFIX = " inpainted pixels"
 MASK_SUFFIX = " mask"
+# What made a layer (Provenance.made_by).
+INPAINT, DETECT, COMPARE = "inpaint", "detect", "compare"
 
 
 def grid_shape(image_layer) -> tuple[int, ...]:
@@ -96,7 +101,7 @@ def layer_mask(mask_layer, image_layer, *, label: int | None = None, radius: flo
         rasteriser = Shapes(moved, shape_type=mask_layer.shape_type, ndim=ndim)
         return rasteriser.to_labels(labels_shape=shape[-ndim:]) != 0
     if isinstance(mask_layer, Points):
-        from napari_inpaint._detect import dilate_mask
+        from napari_inpaint.detect import dilate_mask
 
         ndim = min(mask_layer.ndim, len(shape))
         target = shape[-ndim:]
@@ -111,61 +116,161 @@ def layer_mask(mask_layer, image_layer, *, label: int | None = None, radius: flo
     )
 
 
-def make_provenance(
-    source_layer, method: str, params: dict, *, mask_layer: str | None = None, **details
-) -> dict:
-    """Describe how a result was made, for ``layer.metadata["napari_inpaint"]``.
+def mask_details(mask_layer, *, label: int | None, radius: float) -> dict[str, Any]:
+    """What :func:`layer_mask` took from ``mask_layer``, for :attr:`Provenance.details`.
+
+    The label of a Labels layer (``"all"``: every nonzero label) or the
+    point radius of a Points layer; nothing for Shapes.
+    """
+    from napari.layers import Labels, Points
+
+    if isinstance(mask_layer, Labels):
+        return {"label": label or "all"}
+    if isinstance(mask_layer, Points):
+        return {"point_radius": radius}
+    return {}
+
+
+def _version() -> str:
+    from napari_inpaint import __version__
+
+    return __version__
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclasses.dataclass(frozen=True)
+class Provenance:
+    """How napari-inpaint made a layer: kept as ``layer.metadata["napari_inpaint"]``.
+
+    Every layer the widgets and :func:`inpaint_layer` add holds one (set by
+    :func:`add_result` and :func:`add_mask`, read by :func:`provenance_of`);
+    a rerun replaces the layers that hold one.
 
     Parameters
     ----------
-    source_layer : napari.layers.Image
-        The inpainted layer.
-    method : str
-        Method name.
-    params : dict
-        The method's parameters as used.
+    source : str
+        Name of the layer it was made from.
+    made_by : {"inpaint", "detect", "compare"}, optional
+        What made it: an inpainting (the fill, or its overlay of filled
+        pixels), a detection of bad pixels, or a comparison of methods (an
+        example fill or hole); None when not recorded.
+    method : str, optional
+        The inpainting method.
+    parameters : dict
+        The method's parameters as used, or the detection's options.
     mask_layer : str, optional
         Name of the layer the mask came from.
-    **details
-        Anything else worth recording (scope, plane, dilation, label...).
+    details : dict
+        How the run was set: scope, plane, dilation, label, noise... of an
+        inpainting; hole kind, ratio, seed, plane and region of a comparison.
+    version : str
+        napari-inpaint's version (default: the running one).
+    time : str
+        When, in ISO 8601 (UTC, to the second; default: now).
+
+    Examples
+    --------
+    >>> made = Provenance("cell", INPAINT, method="harmonic", mask_layer="damage", details={"dilate": 1})
+    >>> record = made.to_dict()
+    >>> record["method"], record["details"], "T" in record["time"]
+    ('harmonic', {'dilate': 1}, True)
     """
-    from napari_inpaint import __version__
 
+    source: str
+    made_by: str | None = None
+    method: str | None = None
+    parameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    mask_layer: str | None = None
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    version: str = dataclasses.field(default_factory=_version)
+    time: str = dataclasses.field(default_factory=_now)
+
+    def __post_init__(self) -> None:
+        if self.made_by not in (None, INPAINT, DETECT, COMPARE):
+            raise ValueError(
+                f"made_by must be {INPAINT!r}, {DETECT!r}, {COMPARE!r} or None; got {self.made_by!r}"
+            )
+        # Copies: the caller's dictionaries may change later, the record must not.
+        object.__setattr__(self, "parameters", dict(self.parameters))
+        object.__setattr__(self, "details", dict(self.details))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain data (for saving with the layer, or as JSON)."""
+        return dataclasses.asdict(self)
+
+
+def provenance_of(layer) -> Provenance | None:
+    """The :class:`Provenance` of a layer napari-inpaint made, or None for any other layer."""
+    made = layer.metadata.get(PROVENANCE_KEY)
+    return made if isinstance(made, Provenance) else None
+
+
+def _placement(layer, ndim: int | None = None) -> dict[str, Any]:
+    """The properties that place a layer in the world, for its trailing ``ndim`` axes (default: all).
+
+    A layer over the trailing axes only (a plane of a stack) is shown on every
+    plane of the stack, where the stack's plane is.
+    """
+    if ndim is None or ndim == layer.ndim:
+        return {
+            "scale": layer.scale,
+            "translate": layer.translate,
+            "rotate": layer.rotate,
+            "shear": layer.shear,
+            "affine": layer.affine,
+            "units": layer.units,
+            "axis_labels": layer.axis_labels,
+        }
+    from napari.utils.transforms import CompositeAffine
+
+    axes = list(range(layer.ndim - ndim, layer.ndim))
+    physical = CompositeAffine(
+        scale=layer.scale, translate=layer.translate, rotate=layer.rotate, shear=layer.shear, ndim=layer.ndim
+    ).set_slice(axes)
     return {
-        "method": method,
-        "parameters": dict(params),
-        "source": source_layer.name,
-        "mask_layer": mask_layer,
-        **details,
-        "version": __version__,
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "scale": physical.scale,
+        "translate": physical.translate,
+        "rotate": physical.rotate,
+        "shear": physical.shear,
+        "affine": layer.affine.set_slice(axes),
+        "units": layer.units[-ndim:],
+        "axis_labels": layer.axis_labels[-ndim:],
     }
 
 
-def _spatial(layer) -> dict[str, Any]:
-    """The properties that place a layer in the world."""
-    return {
-        "scale": layer.scale,
-        "translate": layer.translate,
-        "rotate": layer.rotate,
-        "shear": layer.shear,
-        "affine": layer.affine,
-        "units": layer.units,
-        "axis_labels": layer.axis_labels,
-    }
+def _covered_ndim(source_layer, shape: tuple[int, ...], *, channels: bool) -> int:
+    """The trailing grid axes of ``source_layer`` that data of ``shape`` covers: all of them, or a plane's.
+
+    ``channels``: whether the data has the source's RGB(A) axis (an image) or not (a mask).
+    """
+    full = tuple(source_layer.data.shape) if channels else grid_shape(source_layer)
+    ndim = len(shape) - int(channels and source_layer.rgb)
+    if not 2 <= ndim <= source_layer.ndim or tuple(shape) != full[len(full) - len(shape) :]:
+        raise ValueError(
+            f"shape {tuple(shape)} fits neither the shape {full} of layer {source_layer.name!r} "
+            "nor that of its trailing planes"
+        )
+    return ndim
 
 
-def _add_or_replace(viewer, kind: str, name: str, data, metadata: dict, **properties):
-    """Replace the data of the layer ``name`` made by this plugin, or add a new layer."""
+def _add_or_replace(viewer, kind: str, name: str, data, provenance: Provenance, metadata: dict, **properties):
+    """Replace the data of the layer ``name`` made by this plugin, or add a new layer.
+
+    The one place that records ``provenance`` in a layer's metadata.
+    """
+    metadata = {**metadata, PROVENANCE_KEY: provenance}
     for layer in viewer.layers:
-        if layer.name == name and type(layer).__name__ == kind and PROVENANCE_KEY in layer.metadata:
+        if layer.name == name and type(layer).__name__ == kind and provenance_of(layer) is not None:
             layer.data = data
             layer.metadata = metadata
             return layer
     return getattr(viewer, f"add_{kind.lower()}")(data, name=name, metadata=metadata, **properties)
 
 
-def add_result(viewer, source_layer, data: np.ndarray, provenance: dict, *, name: str | None = None):
+def add_result(viewer, source_layer, data, provenance: Provenance, *, name: str | None = None):
     """Add the inpainted image as ``"<source> inpainted"`` (or ``name``), or replace that layer's data.
 
     The new layer keeps the source's calibration (scale, translate, rotate,
@@ -176,10 +281,12 @@ def add_result(viewer, source_layer, data: np.ndarray, provenance: dict, *, name
     ----------
     viewer : napari.Viewer or napari.components.ViewerModel
     source_layer : napari.layers.Image
-    data : ndarray
-        The result, of the source's shape.
-    provenance : dict
-        Stored as ``metadata["napari_inpaint"]`` (see :func:`make_provenance`).
+    data : ndarray or dask array
+        The result, of the source's shape; or of the shape of its trailing
+        planes (e.g. one plane of a stack), then placed over those axes and
+        shown on every plane.
+    provenance : Provenance
+        How the result was made.
     name : str, optional
         Layer name; default ``"<source> inpainted"``.
 
@@ -187,8 +294,7 @@ def add_result(viewer, source_layer, data: np.ndarray, provenance: dict, *, name
     -------
     napari.layers.Image
     """
-    if tuple(data.shape) != tuple(source_layer.data.shape):
-        raise ValueError(f"result shape {data.shape} differs from the source's {source_layer.data.shape}")
+    ndim = _covered_ndim(source_layer, data.shape, channels=True)
     display = {"blending": source_layer.blending, "rgb": source_layer.rgb, "gamma": source_layer.gamma}
     if not source_layer.rgb:
         display["colormap"] = source_layer.colormap
@@ -197,10 +303,11 @@ def add_result(viewer, source_layer, data: np.ndarray, provenance: dict, *, name
         "Image",
         name or source_layer.name + RESULT_SUFFIX,
         data,
-        {**source_layer.metadata, PROVENANCE_KEY: provenance},
+        provenance,
+        source_layer.metadata,
         contrast_limits=source_layer.contrast_limits,
         **display,
-        **_spatial(source_layer),
+        **_placement(source_layer, ndim),
     )
     # Assigning new data may rescale the contrast; keep the source's so both compare at a glance.
     layer.contrast_limits = source_layer.contrast_limits
@@ -208,7 +315,7 @@ def add_result(viewer, source_layer, data: np.ndarray, provenance: dict, *, name
 
 
 def add_mask(
-    viewer, source_layer, mask: np.ndarray, *, name: str | None = None, provenance: dict | None = None
+    viewer, source_layer, mask: np.ndarray, *, name: str | None = None, provenance: Provenance | None = None
 ):
     """Add a mask as an editable Labels layer aligned with ``source_layer`` (or replace its data).
 
@@ -218,29 +325,30 @@ def add_mask(
     source_layer : napari.layers.Image
         Image whose calibration the labels take.
     mask : ndarray of bool
-        Bad pixels (label 1).
+        Bad pixels (label 1), of the image's pixel grid (see
+        :func:`grid_shape`) or of its trailing planes: such a mask is one
+        layer over those axes, shown on (and, as a mask, applied to) every
+        plane.
     name : str, optional
         Layer name; default ``"<source> mask"``.
-    provenance : dict, optional
-        Stored as ``metadata["napari_inpaint"]``.
+    provenance : Provenance, optional
+        How the mask was made; default: a record naming only the source.
 
     Returns
     -------
     napari.layers.Labels
     """
     mask = np.asarray(mask)
-    spatial = _spatial(source_layer)
-    if mask.ndim < len(spatial["scale"]):
-        # A plane mask shared by a whole stack is shown on every plane.
-        mask = np.broadcast_to(mask, grid_shape(source_layer))
+    ndim = _covered_ndim(source_layer, mask.shape, channels=False)
     return _add_or_replace(
         viewer,
         "Labels",
         name or source_layer.name + MASK_SUFFIX,
         mask.astype(np.uint8),
-        {PROVENANCE_KEY: provenance or {"source": source_layer.name}},
+        provenance or Provenance(source_layer.name),
+        {},
         opacity=0.6,
-        **spatial,
+        **_placement(source_layer, ndim),
     )
 
 
@@ -281,12 +389,18 @@ def inpaint_layer(
         from napari_inpaint import inpaint_layer
         inpaint_layer(viewer, "damaged cell", "damage", "biharmonic")
     """
-    from napari_inpaint import inpaint
+    from napari_inpaint import get_method, inpaint
 
     image_layer = viewer.layers[image_layer] if isinstance(image_layer, str) else image_layer
     mask_layer = viewer.layers[mask_layer] if isinstance(mask_layer, str) else mask_layer
     mask = layer_mask(mask_layer, image_layer, label=label, radius=radius)
     channel_axis = image_layer.data.ndim - 1 if image_layer.rgb else None
     filled = inpaint(np.asarray(image_layer.data), mask, method, channel_axis=channel_axis, **kwargs)
-    params = {k: v for k, v in kwargs.items() if k not in ("progress", "cancel")}
-    return add_result(viewer, image_layer, filled, make_provenance(image_layer, method, params, mask_layer=mask_layer.name))
+    spec = get_method(method)
+    own = {p.name for p in spec.params}
+    details = {k: v for k, v in kwargs.items() if k not in own and k not in ("progress", "cancel")}
+    details.update(mask_details(mask_layer, label=label, radius=radius))
+    parameters = spec.resolve({k: kwargs[k] for k in own & set(kwargs)})
+    made = Provenance(image_layer.name, INPAINT, method=method, parameters=parameters,
+                      mask_layer=mask_layer.name, details=details)
+    return add_result(viewer, image_layer, filled, made)

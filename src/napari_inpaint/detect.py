@@ -33,7 +33,7 @@ References
 Examples
 --------
 >>> import numpy as np
->>> from napari_inpaint._detect import mask_from_image
+>>> from napari_inpaint.detect import mask_from_image
 >>> image = np.full((16, 16), 100, np.uint16)
 >>> image[4, 5] = 65535
 >>> mask = mask_from_image(image, saturated=True, dilate=1)

@@ -1,0 +1,220 @@
+"""The ``napari-inpaint`` command line: fill image files, list methods, run the demo, compare methods.
+
+Examples
+--------
+.. code-block:: console
+
+    $ napari-inpaint methods
+    $ napari-inpaint fill stack.tif --mask bad.tif --method biharmonic -o filled.tif
+    $ napari-inpaint fill photo.png --mask dust.png --method exemplar --param patch_size=11 -o clean.png
+    $ napari-inpaint demo -o demo-output
+    $ napari-inpaint compare cells.tif --masks strokes,scratches --ratios 0.05,0.15 --csv scores.csv
+    $ napari-inpaint models
+    $ napari-inpaint models fetch lama migan
+
+Every user error (a missing or unreadable file, an unknown method, a bad
+parameter, an output that would overwrite data or does not fit on its device)
+prints one ``error: ...`` line on stderr and exits with status 2.  Ctrl-C prints
+``interrupted`` and exits with status 130.  An output file is either written
+completely or not at all.
+
+The lists the help shows (methods, their dimensions, hole kinds, models) are
+read from the registries, so they never disagree with what the commands accept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from napari_inpaint import __version__
+from napari_inpaint.cli import _commands
+from napari_inpaint.cli._files import Refused
+
+# Heavy modules (numpy, scipy through the engine, image codecs) are imported inside the functions that
+# use them, so that they load within main's handling of errors and Ctrl-C.
+
+_EXIT_USAGE = 2
+_EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``) and return the exit status.
+
+    Examples
+    --------
+    >>> main(["methods", "--json"])  # doctest: +SKIP
+    0
+    """
+    try:
+        # Parsing is inside too: building the parser imports the engine, which takes a moment.
+        args = _parser().parse_args(argv)
+        return args.command(args)
+    except BrokenPipeError:
+        # The reader of stdout left (as `| head` does): stop quietly, as the Python docs advise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (ValueError, TypeError, OSError, Refused) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return _EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return _EXIT_INTERRUPTED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="napari-inpaint", description="Fill bad or missing pixels of scientific images."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    _add_fill(commands)
+    methods = commands.add_parser("methods", help="list the inpainting methods and their parameters")
+    methods.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    methods.set_defaults(command=_commands.methods)
+    _add_demo(commands)
+    _add_compare(commands)
+    _add_models(commands)
+    return parser
+
+
+def _add_fill(commands) -> None:
+    from napari_inpaint._engine import NOISE_MODELS
+    from napari_inpaint.methods import list_methods
+
+    records = list_methods()
+    fill = commands.add_parser(
+        "fill",
+        help="fill the masked pixels of an image file",
+        description="Fill the pixels of IMAGE that are nonzero in MASK and write the result to OUT. "
+        "TIFF files keep their dtype; PNG/JPEG are read and written as 8 or 16-bit images.",
+    )
+    fill.add_argument("image", type=Path, metavar="IMAGE", help="input image (TIFF, PNG or JPEG)")
+    fill.add_argument(
+        "--mask", type=Path, required=True,
+        help="mask image: nonzero marks a bad pixel (in a colour PNG/JPEG, any nonzero R, G or B)",
+    )
+    fill.add_argument(
+        "--method", required=True,
+        help=f"inpainting method: {', '.join(m.name for m in records)} (see 'napari-inpaint methods')",
+    )
+    fill.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="method parameter, repeatable (see 'napari-inpaint methods')",
+    )
+    dimensions = sorted({n for m in records for n in m.ndims})
+    fill.add_argument(
+        "--spatial-ndim", type=int, choices=dimensions, default=2,
+        help="2: fill each 2D plane of a stack; 3: fill 3D volumes, with a method that can (default 2)",
+    )
+    fill.add_argument(
+        "--channel-axis", type=int, metavar="N", help="axis holding channels (default: RGB(A) last)"
+    )
+    users = ", ".join(m.name for m in records if m.uses_reference)
+    fill.add_argument(
+        "--reference", metavar="adjacent|FILE",
+        help="data showing what the holes hide, for methods that use it "
+        f"({users}): 'adjacent' (a stack's neighbouring planes) or an image file of the same field",
+    )
+    fill.add_argument(
+        "--no-align", dest="align", action="store_false",
+        help="the reference is already registered: do not shift it onto each plane",
+    )
+    fill.add_argument("--noise", choices=NOISE_MODELS, help="add noise matching the surroundings to the fill")
+    fill.add_argument("--seed", type=int, default=0, help="seed for noise and stochastic methods (default 0)")
+    fill.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="output image")
+    fill.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    fill.set_defaults(command=_commands.fill)
+
+
+def _add_demo(commands) -> None:
+    from napari_inpaint._demo import SAMPLE_DAMAGE
+    from napari_inpaint.evaluate import default_methods
+
+    demo = commands.add_parser(
+        "demo",
+        help="damage a bundled microscopy image, fill it with several methods and score them (offline)",
+    )
+    demo.add_argument(
+        "-o", "--output", type=Path, default=Path("demo-output"), metavar="DIR",
+        help="folder for the PNG files (default: demo-output)",
+    )
+    demo.add_argument(
+        "--methods", nargs="+", metavar="METHOD",
+        help=f"methods to compare (default: {', '.join(default_methods(SAMPLE_DAMAGE))})",
+    )
+    demo.set_defaults(command=_commands.demo)
+
+
+def _add_compare(commands) -> None:
+    from napari_inpaint import masks
+    from napari_inpaint.evaluate import DEFAULT_MASKS, DEFAULT_RATIOS, default_methods
+
+    compare = commands.add_parser(
+        "compare",
+        help="score methods on holes hidden in a clean image: which method suits my data (offline)",
+        description="Hide synthetic holes of several kinds and sizes in the known pixels of IMAGE (or only "
+        "in REGION), fill them with each method and print PSNR, SSIM and MAE on the holes per method and "
+        "bucket of hole-to-image ratio (0-10%, 10-20%, ...).  Lists take commas or spaces.",
+    )
+    compare.add_argument("image", type=Path, metavar="IMAGE", help="a clean 2D image (TIFF, PNG or JPEG)")
+    compare.add_argument(
+        "--methods", nargs="+", metavar="METHOD",
+        help=f"methods to compare (default: the classical methods, {', '.join(default_methods(DEFAULT_MASKS))}, "
+        "and those made only for a damage among the KINDs hidden)",
+    )
+    compare.add_argument(
+        "--masks", nargs="+", metavar="KIND",
+        help=f"kinds of hole: {', '.join(masks.KINDS)} (default: {','.join(DEFAULT_MASKS)})",
+    )
+    compare.add_argument(
+        "--ratios", nargs="+", metavar="RATIO",
+        help=f"target hole ratios in (0, 1) (default: {','.join(map(str, DEFAULT_RATIOS))})",
+    )
+    compare.add_argument(
+        "--region", type=Path, metavar="MASK",
+        help="image whose nonzero pixels are known to be clean: holes are hidden only there",
+    )
+    compare.add_argument("--repeats", type=int, default=1, help="masks per kind and ratio (default 1)")
+    compare.add_argument("--per-mask", action="store_true", help="one row per mask kind as well")
+    compare.add_argument(
+        "--lpips", action="store_true",
+        help="also score LPIPS, downloading its weights once (about 245 MB); by default LPIPS is scored "
+        "only when they are already downloaded",
+    )
+    compare.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="parameter given to every compared method that has it, repeatable",
+    )
+    compare.add_argument(
+        "--channel-axis", type=int, metavar="N", help="axis holding channels (default: RGB(A) last)"
+    )
+    compare.add_argument("--seed", type=int, default=0, help="seed of the hidden holes (default 0)")
+    compare.add_argument("--csv", type=Path, metavar="OUT", help="also write the table as CSV to OUT")
+    compare.add_argument("--overwrite", action="store_true", help="replace the CSV file if it exists")
+    compare.set_defaults(command=_commands.compare)
+
+
+def _add_models(commands) -> None:
+    from napari_inpaint import models as weights
+
+    models = commands.add_parser(
+        "models",
+        help="list the pretrained model weights (licence, size, cached), or download them",
+        description="List the downloadable weights of the deep methods. 'models fetch NAME' downloads "
+        f"one ahead of use, e.g. before going offline; {weights.CACHE_ENV} sets the folder and "
+        f"{weights.MIRROR_ENV} a server or folder to download from instead of the internet.",
+    )
+    models.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    models.set_defaults(command=_commands.models)
+    model_actions = models.add_subparsers(metavar="ACTION")
+    fetch = model_actions.add_parser("fetch", help="download model weights into the cache")
+    fetch.add_argument(
+        "names", nargs="*", metavar="NAME",
+        help=f"models to download: {', '.join(spec.name for spec in weights.list_models())}",
+    )
+    fetch.add_argument("--all", action="store_true", help="download every model")
+    fetch.set_defaults(command=_commands.models_fetch)

@@ -1,0 +1,193 @@
+"""Layer helpers (masks from layers, result layers, provenance), sample data, console helpers, manifest."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+
+from napari.components import ViewerModel  # noqa: E402
+
+import napari_inpaint  # noqa: E402
+from napari_inpaint import ARTIFACTS, inpaint, list_methods  # noqa: E402
+from napari_inpaint.layers import (  # noqa: E402
+    COMPARE,
+    DETECT,
+    INPAINT,
+    Provenance,
+    add_mask,
+    add_result,
+    layer_mask,
+    provenance_of,
+)
+from napari_inpaint._sample_data import LABELS, damaged_cell, make_sample_data  # noqa: E402
+from napari_inpaint.detect import mask_from_image  # noqa: E402
+
+# -- masks from layers ---------------------------------------------------------------
+
+
+def test_layer_mask_from_labels_shapes_points():
+    viewer = ViewerModel()
+    image = viewer.add_image(np.zeros((3, 40, 50), np.float32), scale=(1, 2, 2), translate=(0, 10, 10))
+    labels = np.zeros((3, 40, 50), np.uint8)
+    labels[1, 5:8, 5:9] = 2
+    labels[2, 0, 0] = 1
+    layer = viewer.add_labels(labels, scale=(1, 2, 2), translate=(0, 10, 10))
+    assert (layer_mask(layer, image) == (labels > 0)).all()
+    assert (layer_mask(layer, image, label=2) == (labels == 2)).all()
+
+    # Shapes in world units (scale 1): a rectangle from world 20..40 is image pixels 5..15 on plane 0.
+    corners = np.array([[0, 20, 20], [0, 40, 20], [0, 40, 40], [0, 20, 40]])
+    shapes = viewer.add_shapes([corners], shape_type="rectangle")
+    mask = layer_mask(shapes, image)
+    expected = np.zeros(mask.shape, bool)
+    expected[0, 5:16, 5:16] = True
+    assert (mask == expected).all()
+    # A 2D shapes layer gives one plane mask for every plane.
+    flat = viewer.add_shapes([corners[:, 1:]], shape_type="polygon")
+    assert (layer_mask(flat, image) == expected[0]).all()
+
+    points = viewer.add_points([[1, 30, 40]], scale=(1, 2, 2), translate=(0, 10, 10))
+    disk = layer_mask(points, image, radius=2)
+    assert disk.shape == (3, 40, 50) and disk.sum() == 13 and disk[1, 30, 40]
+    assert not disk[[0, 2]].any()
+
+    wrong = viewer.add_labels(np.zeros((7, 7), np.uint8))
+    with pytest.raises(ValueError, match="same grid"):
+        layer_mask(wrong, image)
+    with pytest.raises(TypeError, match="Labels, Shapes or Points"):
+        layer_mask(image, image)
+
+
+# -- provenance and result layers ---------------------------------------------------------
+
+
+def test_provenance_is_a_frozen_record_with_plain_data():
+    made = Provenance("cells", INPAINT, method="tv", parameters={"iterations": 5}, mask_layer="bad",
+                      details={"plane": [2], "scope": "plane"})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.method = "harmonic"
+    record = made.to_dict()
+    assert json.loads(json.dumps(record)) == record  # plain data, ready for JSON
+    assert (record["source"], record["made_by"]) == ("cells", INPAINT)
+    assert record["parameters"] == {"iterations": 5} and record["details"]["plane"] == [2]
+    assert record["version"] == napari_inpaint.__version__ and "T" in record["time"]
+    given = {"k": 5.0}
+    detected = Provenance("cells", DETECT, parameters=given)
+    given["k"] = 1.0  # the record keeps what was used
+    assert detected.parameters == {"k": 5.0}
+    with pytest.raises(ValueError, match="made_by"):
+        Provenance("cells", "guess")
+
+
+def test_result_layers_of_a_plane_sit_over_the_stack():
+    viewer = ViewerModel()
+    stack = np.zeros((4, 20, 30), np.float32)
+    source = viewer.add_image(stack, name="s", scale=(3, 0.5, 0.25), translate=(7, 1, 2), rotate=30,
+                              units=("um", "nm", "nm"), axis_labels=("z", "y", "x"))
+    made = Provenance("s", COMPARE, details={"plane": [1]})
+    plane = add_result(viewer, source, np.ones((20, 30), np.float32), made, name="plane")
+    hole = add_mask(viewer, source, np.ones((20, 30), bool), name="hole", provenance=made)
+    for layer in (plane, hole):
+        assert layer.ndim == 2 and provenance_of(layer) is made
+        np.testing.assert_allclose(layer.scale, source.scale[1:])
+        np.testing.assert_allclose(layer.translate, source.translate[1:])
+        np.testing.assert_allclose(layer.rotate, source.rotate[1:, 1:])
+        assert layer.units == source.units[1:] and layer.axis_labels == source.axis_labels[1:]
+    assert provenance_of(source) is None
+    with pytest.raises(ValueError, match="fits neither"):
+        add_result(viewer, source, np.ones((20, 31), np.float32), made)
+    with pytest.raises(ValueError, match="fits neither"):
+        add_mask(viewer, source, np.ones(30, bool), provenance=made)
+    # A layer of the same name that napari-inpaint did not make is never replaced.
+    user = viewer.add_image(np.zeros((20, 30)), name="s inpainted")
+    add_result(viewer, source, stack, Provenance("s", INPAINT, method="harmonic"))
+    assert (user.data == 0).all() and provenance_of(user) is None and len(viewer.layers) == 5
+
+
+# -- sample data, console helpers and manifest ---------------------------------------------
+
+
+def test_sample_data_marks_every_artifact():
+    clean, damaged, labels = damaged_cell()
+    assert damaged.dtype == np.uint8 and labels.shape == damaged.shape
+    assert set(np.unique(labels)) == {0, *LABELS.values()}
+    assert (damaged[labels == 0] == clean[labels == 0]).all()
+    hot = labels == LABELS["hot pixels"]
+    assert (damaged[hot] == 255).all()
+    (image, image_meta, image_kind), (mask, _, mask_kind) = make_sample_data()
+    assert (image_kind, mask_kind) == ("image", "labels")
+    assert (image == damaged).all() and (mask == labels).all()
+    assert image_meta["name"] == "damaged cell"
+
+
+def test_console_helpers_reproduce_the_widget():
+    viewer = ViewerModel()
+    (image, image_meta, _), (labels, labels_meta, _) = make_sample_data()
+    layer = viewer.add_image(image, **image_meta)
+    mask = layer_mask(viewer.add_labels(labels, **labels_meta), layer, label=LABELS["hot pixels"])
+    filled = inpaint(layer.data, mask, method="harmonic")
+    made = Provenance(layer.name, INPAINT, method="harmonic", mask_layer="damage")
+    out = add_result(viewer, layer, filled, made)
+    clean, _, _ = damaged_cell()
+    hot = labels == LABELS["hot pixels"]
+    assert out.name == "damaged cell inpainted" and provenance_of(out).mask_layer == "damage"
+    assert (out.data[~hot] == image[~hot]).all()
+    # Filled hot pixels are far closer to the clean image than the saturated values were.
+    error = np.abs(out.data[hot].astype(int) - clean[hot]).mean()
+    assert error < 0.2 * np.abs(image[hot].astype(int) - clean[hot]).mean()
+    detected = add_mask(viewer, layer, mask_from_image(layer.data, saturated=True))
+    assert detected.name == "damaged cell mask" and (detected.data.astype(bool) == (image == 255)).all()
+    assert provenance_of(detected).source == "damaged cell"
+
+
+def test_console_helper_adds_the_result_like_the_widget():
+    from napari_inpaint import inpaint_layer
+
+    viewer = ViewerModel()
+    image = np.tile(np.arange(32, dtype=np.uint16), (32, 1))
+    labels = np.zeros(image.shape, np.uint8)
+    labels[10:14, 8:20] = 1
+    source = viewer.add_image(image, name="img", scale=(2, 0.5), translate=(3, 4))
+    viewer.add_labels(labels, name="bad")
+    result = inpaint_layer(viewer, "img", "bad", "harmonic")
+    assert result.name == "img inpainted" and result.data.dtype == np.uint16
+    np.testing.assert_array_equal(result.data, image)  # a ramp is filled exactly
+    np.testing.assert_array_equal(result.scale, source.scale)
+    np.testing.assert_array_equal(result.translate, source.translate)
+    made = provenance_of(result)
+    assert (made.made_by, made.method, made.mask_layer, made.source) == (INPAINT, "harmonic", "bad", "img")
+    assert made.details == {"label": "all"}
+    inpaint_layer(viewer, "img", "bad", "tv", iterations=50, noise="gaussian", seed=1)  # a rerun replaces
+    assert [layer.name for layer in viewer.layers] == ["img", "bad", "img inpainted"]
+    made = provenance_of(viewer.layers["img inpainted"])
+    assert made.method == "tv" and made.parameters["iterations"] == 50 and set(made.parameters) == {
+        p.name for p in napari_inpaint.get_method("tv").params
+    }
+    assert made.details == {"noise": "gaussian", "seed": 1, "label": "all"}
+
+
+def test_manifest_is_valid():
+    npe2 = pytest.importorskip("npe2")
+    manifest = npe2.PluginManifest.from_distribution("napari-inpaint")
+    manifest.validate_imports()
+    contributions = manifest.contributions
+    names = {w.display_name for w in contributions.widgets}
+    assert names == {"Inpaint", "Mask from image", "Compare methods"}
+    assert [s.key for s in contributions.sample_data] == ["damaged_cell"]
+    filter_menu = [item.command for item in contributions.menus["napari/layers/filter"]]
+    assert filter_menu == [w.command for w in contributions.widgets]
+
+
+def test_user_guide_artifact_table_is_current():
+    """The guide's method table must match the method records; on failure, paste the printed table."""
+    rows = ["| Artifact | Methods that suit it |", "| --- | --- |"]
+    for key, text in ARTIFACTS.items():
+        names = [m.name for m in list_methods() if key in m.artifacts]
+        rows.append(f"| {text} (`{key}`) | {', '.join(f'`{n}`' for n in names) or '-'} |")
+    table = "\n".join(rows)
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "user-guide.md").read_text()
+    assert table in guide, "docs/user-guide.md needs this table:\n" + table
