@@ -101,6 +101,32 @@ def run(cases: dict, methods: dict, radii) -> list[dict]:
     return rows
 
 
+def figure(path: Path, stack: np.ndarray, radius: int) -> None:
+    """Before/after panels of the target plane: damaged, biharmonic, guided (adjacent), the truth."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hole = np.zeros(stack.shape, bool)
+    hole[TARGET] = masks.debris((SIDE, SIDE), radius, seed=radius)
+    damaged = np.where(hole[TARGET], 0, stack[TARGET])
+    panels = [("damaged plane", damaged), ("biharmonic", inpaint(stack, hole, "biharmonic")[TARGET]),
+              ("guided, adjacent planes", inpaint(stack, hole, "guided", reference="adjacent")[TARGET]),
+              ("recorded plane", stack[TARGET])]
+    rows, cols = np.nonzero(hole[TARGET])
+    box = (slice(max(0, rows.min() - 24), rows.max() + 24), slice(max(0, cols.min() - 24), cols.max() + 24))
+    limits = np.percentile(stack[TARGET], [0.5, 99.5])
+    fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.2))
+    for axis, (title, plane) in zip(axes, panels, strict=True):
+        axis.imshow(plane[box], cmap="gray", vmin=limits[0], vmax=limits[1])
+        axis.contour(hole[TARGET][box], levels=[0.5], colors="red", linewidths=0.6)
+        axis.set_title(title, fontsize=10)
+        axis.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| stack | hole radius (px) | method | hole PSNR dB | hole SSIM | seconds |",
              "| --- | --- | --- | --- | --- | --- |"]
@@ -124,6 +150,7 @@ def main() -> None:
     parser.add_argument("--learned-seconds", type=float, default=0.0,
                         help="also run 'learned' with and without reference, with this time budget per call")
     parser.add_argument("--out", type=Path, help="write a Markdown table here")
+    parser.add_argument("--figure", type=Path, help="write before/after panels (PNG) of the first stack here")
     args = parser.parse_args()
 
     gravel, brick, cell = (image.astype(float) for image in (data.gravel(), data.brick(), data.cell()))
@@ -140,6 +167,8 @@ def main() -> None:
     rows = run(cases, methods, HOLE_RADII[1:2] if args.quick else HOLE_RADII)
     text = table(rows)
     print(text)
+    if args.figure:
+        figure(args.figure, next(iter(cases.values()))[0], HOLE_RADII[-1])
     if args.out:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         header = (f"Run {datetime.date.today()} on {platform.processor() or platform.machine()}, "

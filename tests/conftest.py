@@ -7,6 +7,7 @@ run; tests that need a real napari window skip themselves in that case.
 
 import hashlib
 import os
+import shutil
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -73,9 +74,28 @@ def stand_in_networks() -> dict:
     return _stand_in_networks()
 
 
+#: A folder of real weight files under their registry file names, for the tests that run real networks
+#: (CI fills it with deepCR's, from its source distribution on PyPI: see .ci/run).
+REAL_WEIGHTS_ENV = "NAPARI_INPAINT_TEST_WEIGHTS"
+
+
 @pytest.fixture(scope="session")
-def _stand_in_mirror(tmp_path_factory, stand_in_networks) -> Path:
-    """A mirror folder holding the stand-in networks under the real weights' file names, written once."""
+def real_weight_files() -> dict:
+    """``{model name: path}`` of the files in ``$NAPARI_INPAINT_TEST_WEIGHTS`` with the registry's hash."""
+    from napari_inpaint import _download, models
+
+    folder = Path(os.environ.get(REAL_WEIGHTS_ENV) or "/nonexistent")
+    return {
+        name: folder / spec.filename
+        for name, spec in models.MODELS.items()
+        if _download.matches_known_hash(folder / spec.filename, spec.known_hash)
+    }
+
+
+@pytest.fixture(scope="session")
+def _stand_in_mirror(tmp_path_factory, stand_in_networks, real_weight_files) -> Path:
+    """A mirror folder holding the stand-in networks under the real weights' file names, written once,
+    and the real weights there are (``real_weight_files``)."""
     import torch
 
     from napari_inpaint import models
@@ -86,6 +106,8 @@ def _stand_in_mirror(tmp_path_factory, stand_in_networks) -> Path:
         warnings.simplefilter("ignore", DeprecationWarning)
         for name, module in stand_in_networks.items():
             torch.jit.script(module).save(str(mirror / models.MODELS[name].filename))
+    for path in real_weight_files.values():
+        shutil.copyfile(path, mirror / path.name)
     return mirror
 
 

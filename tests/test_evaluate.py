@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from skimage import data
 from skimage import io as skio
+from test_reference import _drifting_stack
 
+import napari_inpaint
 from napari_inpaint import evaluate as evaluate_module
 from napari_inpaint import inpaint, metrics
 from napari_inpaint.cli import main
@@ -149,6 +151,84 @@ def test_bad_requests_raise_before_any_fill(kwargs, error, message):
 def test_images_that_are_not_2d_are_refused():
     with pytest.raises(ValueError, match="one plane"):
         evaluate(np.zeros((5, 32, 32), np.uint8), ["harmonic"])
+    with pytest.raises(ValueError, match="a stack of 2D planes, plane axis first.*leave plane out"):
+        evaluate(np.zeros((32, 32), np.uint8), ["harmonic"], plane=0)
+
+
+# ----------------------------------------------------------------------------- reference data
+
+
+def _hole_psnr(table) -> dict[str, float]:
+    return {row["method"]: row["psnr_hole"] for row in table.rows}
+
+
+def test_adjacent_planes_score_guided_far_above_biharmonic_on_a_drifting_stack(recorder):
+    stack = _drifting_stack()
+    table = evaluate(stack, masks=["rectangles", "strokes"], ratios=[0.15], plane=2, reference="adjacent",
+                     keep_example=True)  # fmt: skip
+    scores = _hole_psnr(table)
+    assert "guided" in scores and set(default_methods()) <= set(scores)  # those needing a reference join
+    assert scores["guided"] > scores["biharmonic"] + 10
+    # Each method got the whole stack, with the holes hidden in the scored plane only ...
+    timed = [c for c in recorder if c["image"].shape == stack.shape]
+    assert len(timed) == 2 * len(scores)
+    for call in timed:
+        assert call["mask"][2].any() and not call["mask"][[0, 1, 3, 4]].any()
+        np.testing.assert_array_equal(call["image"][[0, 1, 3, 4]], stack[[0, 1, 3, 4]])
+        assert (call["image"][2][call["mask"][2]] == 0).all()
+        # ... and the methods that use reference data got it.
+        uses = napari_inpaint.get_method(call["method"]).uses_reference
+        assert (call.get("reference"), call.get("align")) == (("adjacent", True) if uses else (None, None))
+    # Only the plane is scored: the example holds that plane.
+    example = table.example
+    assert example.hole.shape == stack.shape[1:] and example.fills["guided"].shape == stack.shape[1:]
+    scored = next(t for t in table.trials if t["method"] == "guided" and t["mask"] == "rectangles")
+    fill = example.fills["guided"]
+    assert metrics.psnr(stack[2], fill, mask=example.hole) == pytest.approx(scored["psnr_hole"])
+    unaligned = _hole_psnr(evaluate(stack, ["guided"], masks=["rectangles"], ratios=[0.15], plane=2,
+                                    reference="adjacent", align=False))  # fmt: skip
+    assert unaligned["guided"] < scores["guided"]  # align is passed on
+
+
+def test_a_plane_without_reference_scores_as_the_plane_alone(recorder):
+    stack = _drifting_stack(planes=3)
+    options = {"methods": ["harmonic", "telea"], "masks": ["strokes"], "ratios": [0.1], "keep_example": True}
+    on_stack, alone = evaluate(stack, plane=-1, **options), evaluate(stack[2], **options)
+    assert _hole_psnr(on_stack) == _hole_psnr(alone)
+    assert all(c["image"].ndim == 2 for c in recorder)  # the plane is all the methods need
+    np.testing.assert_array_equal(on_stack.example.fills["telea"], alone.example.fills["telea"])
+
+
+def test_a_reference_array_is_passed_on_in_the_images_layout(recorder):
+    stack = _drifting_stack(planes=3)
+    rgb = np.stack([stack, 0.5 * stack, stack + 20], axis=1)  # (T, C, Y, X)
+    table = evaluate(rgb, ["guided", "harmonic"], masks=["rectangles"], ratios=[0.15], plane=1,
+                     channel_axis=1, reference=rgb[0], keep_example=True)  # fmt: skip
+    scores = _hole_psnr(table)
+    assert scores["guided"] > scores["harmonic"] + 6
+    guided = [c for c in recorder if c["method"] == "guided" and c["image"].shape == (160, 160, 3)]
+    assert guided and all(c["channel_axis"] == -1 for c in guided)
+    np.testing.assert_array_equal(guided[0]["reference"], np.moveaxis(rgb[0], 0, -1))
+    assert all("reference" not in c for c in recorder if c["method"] == "harmonic")
+    assert table.example.fills["guided"].shape == (3, 160, 160)  # the plane's own layout
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"methods": ["guided"]}, ValueError, "fills from reference data: pass reference='adjacent'"),
+        ({"reference": "adjacent"}, ValueError, "single plane"),
+        ({"reference": "nearby", "plane": 0}, ValueError, "reference must be None, 'adjacent' or an array"),
+        ({"reference": np.zeros((3, 3)), "plane": 0}, ValueError, r"reference of shape \(3, 3\) does not"),
+        ({"reference": "adjacent", "plane": 5}, ValueError, "plane must be an index into the stack's 3"),
+        ({"reference": "adjacent", "plane": 0, "align": "yes"}, TypeError, "align must be True or False"),
+    ],
+)
+def test_bad_reference_requests_raise_before_any_fill(kwargs, error, message):
+    stack = np.stack([_ramp()] * 3)
+    image = stack if "plane" in kwargs else stack[0]
+    with pytest.raises(error, match=message):
+        evaluate(image, **{"methods": ["harmonic", "guided"], "masks": ["strokes"], **kwargs})
 
 
 def test_default_methods_are_the_classical_ones_and_those_made_for_the_hidden_damage(register_method):
@@ -164,6 +244,8 @@ def test_default_methods_are_the_classical_ones_and_those_made_for_the_hidden_da
     classical = [m.name for m in list_methods() if m.family == "classical" and m.any_hole and not m.needs_reference]
     assert default_methods() == classical
     assert not {"toy-network", "toy-from-a-reference"} & set(default_methods(["debris"]))
+    # With reference data, the methods that need it join.
+    assert {"toy-from-a-reference", "guided"} <= set(default_methods(reference=True))
     assert default_methods(["debris", "strokes"]) == [*classical, "toy-debris-only"]
     assert "interpolate" in default_methods(["dropped_lines"]) and "interpolate" not in default_methods()
 
@@ -316,6 +398,42 @@ def test_compare_with_a_region(photo_file, tmp_path, capsys):
 )
 def test_compare_user_errors(photo_file, capsys, args, message):
     assert main(["compare", str(photo_file), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_compare_a_stack_plane_with_adjacent_planes(tmp_path, capsys):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "stack.tif", _drifting_stack().astype(np.float32), photometric="minisblack")
+    arguments = ["compare", str(tmp_path / "stack.tif"), "--masks", "rectangles", "--ratios", "0.15", "--csv"]
+    assert main([*arguments, str(tmp_path / "scores.csv"), "--plane", "2", "--reference", "adjacent"]) == 0
+    rows = {r["method"]: float(r["psnr_hole"]) for r in csv.DictReader((tmp_path / "scores.csv").open())}
+    assert set(default_methods()) < set(rows) and rows["guided"] > rows["biharmonic"] + 10
+    assert "guided" in capsys.readouterr().out
+    # The same plane without a reference: the methods that need one are left out.
+    assert main([*arguments, str(tmp_path / "plain.csv"), "--plane", "2", "--methods", "biharmonic"]) == 0
+    plain = list(csv.DictReader((tmp_path / "plain.csv").open()))
+    assert [row["method"] for row in plain] == ["biharmonic"]
+    assert float(plain[0]["psnr_hole"]) == pytest.approx(rows["biharmonic"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--reference", "adjacent"], "give --plane N"),
+        (["--methods", "guided"], "'guided' fills from reference data: give --plane N --reference adjacent"),
+        (["--plane", "7", "--reference", "adjacent"], "plane must be an index into the stack's 3 planes"),
+        (["--plane", "0"], "leave plane out"),
+    ],
+)
+def test_compare_reference_errors(tmp_path, capsys, args, message):
+    import tifffile
+
+    stack = np.stack([_ramp()] * 3)
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "plane.tif", stack[0])
+    image = tmp_path / ("plane.tif" if args == ["--plane", "0"] else "stack.tif")
+    assert main(["compare", str(image), *args]) == 2
     assert message in capsys.readouterr().err
 
 

@@ -22,9 +22,11 @@ from napari_inpaint.layers import (  # noqa: E402
     add_result,
     layer_mask,
     provenance_of,
+    reference_data,
 )
 from napari_inpaint._sample_data import LABELS, damaged_cell, make_sample_data  # noqa: E402
 from napari_inpaint.detect import mask_from_image  # noqa: E402
+from test_reference import _drifting_stack  # noqa: E402
 
 # -- masks from layers ---------------------------------------------------------------
 
@@ -54,6 +56,14 @@ def test_layer_mask_from_labels_shapes_points():
     disk = layer_mask(points, image, radius=2)
     assert disk.shape == (3, 40, 50) and disk.sum() == 13 and disk[1, 30, 40]
     assert not disk[[0, 2]].any()
+
+    # A label the layer does not hold: the message names those it holds (by name where it has names).
+    with pytest.raises(ValueError, match=r"no pixel of label 5; it holds labels 1, 2: choose one of them"):
+        layer_mask(layer, image, label=5)
+    (_, _, _), (sample, sample_meta, _) = make_sample_data()
+    named = viewer.add_labels(np.where(sample == 2, 2, 0).astype(np.uint8), **sample_meta)
+    with pytest.raises(ValueError, match=r"no pixel of label 3; it holds label 2 \(scratch\)"):
+        layer_mask(named, viewer.add_image(sample), label=3)
 
     wrong = viewer.add_labels(np.zeros((7, 7), np.uint8))
     with pytest.raises(ValueError, match="same grid"):
@@ -102,10 +112,24 @@ def test_result_layers_of_a_plane_sit_over_the_stack():
         add_result(viewer, source, np.ones((20, 31), np.float32), made)
     with pytest.raises(ValueError, match="fits neither"):
         add_mask(viewer, source, np.ones(30, bool), provenance=made)
+    # A replaced layer takes the source's current calibration; one of other axes takes its place in the list.
+    source.scale, source.translate = (1, 4, 8), (0, -1, -2)
+    again = add_mask(viewer, source, np.zeros((20, 30), bool), name="hole", provenance=made)
+    assert again is hole and tuple(hole.scale) == (4, 8) and tuple(hole.translate) == (-1, -2)
+    index = viewer.layers.index(plane)
+    whole = add_result(viewer, source, stack, made, name="plane")
+    assert whole.ndim == 3 and viewer.layers.index(whole) == index and "plane" not in [
+        layer.name for layer in viewer.layers if layer is not whole
+    ]
+    np.testing.assert_allclose(whole.scale, source.scale)
     # A layer of the same name that napari-inpaint did not make is never replaced.
     user = viewer.add_image(np.zeros((20, 30)), name="s inpainted")
     add_result(viewer, source, stack, Provenance("s", INPAINT, method="harmonic"))
     assert (user.data == 0).all() and provenance_of(user) is None and len(viewer.layers) == 5
+    # Nor one made from another source.
+    other = viewer.add_image(stack, name="t")
+    add_result(viewer, other, stack, Provenance("t", INPAINT), name="s inpainted [1]")
+    assert provenance_of(viewer.layers["s inpainted [1]"]).source == "s" and len(viewer.layers) == 7
 
 
 # -- sample data, console helpers and manifest ---------------------------------------------
@@ -160,14 +184,101 @@ def test_console_helper_adds_the_result_like_the_widget():
     np.testing.assert_array_equal(result.translate, source.translate)
     made = provenance_of(result)
     assert (made.made_by, made.method, made.mask_layer, made.source) == (INPAINT, "harmonic", "bad", "img")
-    assert made.details == {"label": "all"}
+    assert made.details == {"scope": "stack", "dilate": 0, "noise": "none", "seed": 0, "label": "all"}
     inpaint_layer(viewer, "img", "bad", "tv", iterations=50, noise="gaussian", seed=1)  # a rerun replaces
     assert [layer.name for layer in viewer.layers] == ["img", "bad", "img inpainted"]
     made = provenance_of(viewer.layers["img inpainted"])
     assert made.method == "tv" and made.parameters["iterations"] == 50 and set(made.parameters) == {
         p.name for p in napari_inpaint.get_method("tv").params
     }
-    assert made.details == {"noise": "gaussian", "seed": 1, "label": "all"}
+    assert made.details == {"scope": "stack", "dilate": 0, "noise": "gaussian", "seed": 1, "label": "all"}
+
+
+def test_console_helper_does_what_the_widget_does(qtbot, monkeypatch, tmp_path):
+    """One call with the widget's settings: the same pixels, the same record (issue 13)."""
+    from napari_inpaint import inpaint_layer
+    from napari_inpaint.widgets import InpaintWidget
+    from napari_inpaint.widgets._common import SETTINGS_ENV
+
+    monkeypatch.setenv(SETTINGS_ENV, str(tmp_path))
+    viewer = ViewerModel()
+    (image, image_meta, _), (labels, labels_meta, _) = make_sample_data()
+    source = viewer.add_image(np.stack([image, image[::-1]]), **image_meta)
+    viewer.add_labels(labels, **labels_meta)
+    viewer.dims.set_current_step(0, 1)
+    settings = {"label": LABELS["debris"], "dilate": 2, "scope": "plane", "noise": "gaussian"}
+    console = inpaint_layer(
+        viewer, "damaged cell", "damage", "exemplar", patch_size=7, new_layer=True, overlay=True, **settings
+    )
+    assert console.name == "damaged cell inpainted (exemplar)"
+
+    widget = InpaintWidget(viewer)
+    qtbot.addWidget(widget.native)
+    widget.image.value, widget.mask.value, widget.method.value = source, viewer.layers["damage"], "exemplar"
+    widget.mask_label.value, widget.dilate.value, widget.scope.value = LABELS["debris"], 2, "plane"
+    widget.noise.value, widget.overlay.value, widget.params["patch_size"].value = "gaussian", True, 7
+    widget.run_button.native.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    made = viewer.layers["damaged cell inpainted"]
+    np.testing.assert_array_equal(made.data, console.data)
+    mine, theirs = provenance_of(console).to_dict(), provenance_of(made).to_dict()
+    assert {k: v for k, v in mine.items() if k != "time"} == {k: v for k, v in theirs.items() if k != "time"}
+    assert mine["details"] == {"scope": "plane", "dilate": 2, "noise": "gaussian", "seed": 0, "plane": [1],
+                               "label": LABELS["debris"]}
+    assert (made.data[0] == source.data[0]).all() and (made.data[1] != source.data[1]).any()
+    np.testing.assert_array_equal(viewer.layers["damaged cell inpainted pixels (exemplar)"].data,
+                                  viewer.layers["damaged cell inpainted pixels"].data)
+    with pytest.raises(ValueError, match="scope must be one of"):
+        inpaint_layer(viewer, "damaged cell", "damage", scope="all")
+
+
+def test_reference_data_of_a_layer_fits_the_image():
+    viewer = ViewerModel()
+    stack = viewer.add_image(np.zeros((3, 20, 30), np.float32), name="stack")
+    plane = viewer.add_image(np.ones((20, 30), np.float32), name="plane")
+    colour = viewer.add_image(np.zeros((20, 30, 3), np.uint8), name="colour", rgb=True)
+    assert reference_data(plane, stack) is plane.data  # one plane serves every plane
+    assert reference_data(stack, stack) is stack.data
+    assert reference_data(plane, colour).shape == (20, 30, 1)  # and every channel
+    assert reference_data(colour, colour) is colour.data
+    with pytest.raises(ValueError, match=r"pixel grid \(3, 20, 30\) but image 'plane' has \(20, 30\)"):
+        reference_data(stack, plane)
+    with pytest.raises(ValueError, match="is RGB but image 'plane' is not"):
+        reference_data(colour, plane)
+    with pytest.raises(TypeError, match="use an Image layer as the reference"):
+        reference_data(viewer.add_labels(np.zeros((20, 30), np.uint8)), plane)
+
+
+def test_console_helper_fills_from_a_reference():
+    from napari_inpaint import inpaint_layer
+
+    truth = _drifting_stack(planes=3)
+    hole = np.zeros(truth.shape[1:], np.uint8)
+    hole[40:80, 60:120] = 1
+    labels = np.zeros(truth.shape, np.uint8)
+    labels[1] = hole
+    viewer = ViewerModel()
+    viewer.add_image(np.where(labels > 0, 0, truth), name="drift")
+    viewer.add_labels(labels, name="bad")
+
+    def hole_error(layer) -> float:
+        return float(np.abs(layer.data[1][hole > 0] - truth[1][hole > 0]).mean())
+
+    smooth = hole_error(inpaint_layer(viewer, "drift", "bad", "biharmonic"))
+    result = inpaint_layer(viewer, "drift", "bad", "guided", reference="adjacent")
+    assert hole_error(result) < smooth / 5
+    assert provenance_of(result).details.items() >= {"reference": "adjacent", "align": True}.items()
+    # A layer (or its name) of one plane serves every plane; an array is passed on.
+    viewer.add_image(truth[0], name="earlier")
+    result = inpaint_layer(viewer, "drift", "bad", "guided", reference="earlier")
+    assert hole_error(result) < smooth / 5
+    assert provenance_of(result).details.items() >= {
+        "reference": "layer", "reference_layer": "earlier", "align": True
+    }.items()
+    result = inpaint_layer(viewer, "drift", "bad", "guided", reference=truth[2], align=False)
+    assert provenance_of(result).details.items() >= {"reference": "array", "align": False}.items()
+    with pytest.raises(ValueError, match="fills from reference data"):
+        inpaint_layer(viewer, "drift", "bad", "guided")
 
 
 def test_manifest_is_valid():

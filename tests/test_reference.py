@@ -185,9 +185,9 @@ def test_a_preparation_runs_once_per_call_and_once_for_a_lazy_result(register_me
     reports = []
     out = inpaint(stack, mask, "prepared-once", gain=2.0, clip=False, progress=lambda d, t: reports.append((d, t)))
     assert calls == [((4, 16, 16, 1), (4, 16, 16))]
-    # The preparation has the fills' share of the bar: half of it, then one unit per fill.
+    # The preparation has 80 % of the bar, then one unit per fill.
     total = reports[-1][1]
-    assert reports[:2] == [(total / 4, total), (total / 2, total)] and reports[-1] == (total, total)
+    assert reports[:2] == [(total * 0.4, total), (total * 0.8, total)] and reports[-1] == (total, total)
     once = inpaint(stack, mask, "prepared-once", gain=1.0, clip=False)
     np.testing.assert_allclose(out[mask], 2.0 * once[mask])  # every fill received the preparation
 

@@ -14,6 +14,7 @@ from test_contract import check_cancel, check_fills, check_progress, check_threa
 
 from napari_inpaint import Param, get_method, inpaint, list_methods, metrics, models
 from napari_inpaint._registry import FILL_DOCS
+from napari_inpaint.detect import COSMIC_RAY_DETECTORS
 from napari_inpaint.devices import DEVICE, device_choices
 
 
@@ -150,8 +151,9 @@ def test_every_method_weights_name_a_registered_model():
         assert method.needs_download == bool(method.weights) == (method.family == "pretrained")
 
 
-def test_every_registered_model_is_used_by_a_method_or_a_metric():
+def test_every_registered_model_is_used_by_a_method_a_detector_or_a_metric():
     used = {name for method in list_methods() for name in method.weights} | set(metrics.LPIPS_MODELS)
+    used |= {name for detector in COSMIC_RAY_DETECTORS.values() for name in detector.weights}
     assert set(models.MODELS) == used  # no registered stubs
 
 

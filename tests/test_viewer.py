@@ -5,6 +5,7 @@ one they are skipped.  With ``NAPARI_INPAINT_SCREENSHOTS=1`` the screenshots are
 ``docs/images/`` (for the user guide) instead of the test's temporary folder.
 """
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -22,12 +23,28 @@ pytestmark = pytest.mark.skipif(
 from napari.utils.io import imsave  # noqa: E402
 from napari.utils.notifications import notification_manager  # noqa: E402
 
-from napari_inpaint.layers import INPAINT, provenance_of  # noqa: E402
 from napari_inpaint._sample_data import LABELS, damaged_cell  # noqa: E402
+from napari_inpaint.layers import INPAINT, provenance_of  # noqa: E402
+from napari_inpaint.widgets import _common as widget_common  # noqa: E402
 
 PLUGIN = "napari-inpaint"
 WAIT_MS = 60_000
 DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+
+
+@pytest.fixture(autouse=True)
+def settings_folder(monkeypatch, tmp_path) -> Path:
+    """Default settings for each test, remembered in a folder of its own."""
+    monkeypatch.setenv(widget_common.SETTINGS_ENV, str(tmp_path / "settings"))
+    return tmp_path / "settings"
+
+
+@pytest.fixture(autouse=True)
+def questions(monkeypatch) -> list:
+    """No dialog blocks a test: each question is recorded and declined."""
+    asked = []
+    monkeypatch.setattr(widget_common, "ask", lambda parent, title, text: asked.append(text) and False)
+    return asked
 
 
 @pytest.fixture
@@ -90,10 +107,14 @@ def test_inpaint_the_sample(make_napari_viewer_proxy, qtbot, shots):
     assert out.colormap.name == source.colormap.name
     assert tuple(out.contrast_limits) == tuple(source.contrast_limits)
     assert "damaged cell inpainted pixels" in viewer.layers
+    assert widget.status.value.startswith("Filled ")
+    assert widget.status.value.endswith("layer 'damaged cell inpainted'.")
+    assert widget.progress.native.isHidden()  # no bar while idle
 
-    # The whole window with the docked widget, then a zoomed before/after of the debris.
+    # The whole window with the docked widget (its status line under Run), then a zoomed before/after.
     damage.visible = False
     viewer.layers["damaged cell inpainted pixels"].visible = False
+    qtbot.wait(200)  # let the dock lay out the status line
     _save(viewer.screenshot(canvas_only=False, flash=False), shots / "inpaint-widget.png")
     debris = np.argwhere(labels == LABELS["debris"]).mean(axis=0)
     viewer.scene.camera.center = tuple(debris)
@@ -104,6 +125,23 @@ def test_inpaint_the_sample(make_napari_viewer_proxy, qtbot, shots):
     after = viewer.screenshot(canvas_only=True, flash=False)
     gap = np.full((before.shape[0], 8, before.shape[2]), 255, before.dtype)
     _save(np.concatenate([before, gap, after], axis=1), shots / "before-after.png")
+
+    # A method with many parameters: the essentials, the others folded under "Advanced" (opened here).
+    widget.method.value = "learned"
+    widget.mask_label.value = LABELS["debris"]
+    widget.advanced_section.expand(animate=False)
+    widget.update_preview()
+    qtbot.wait(300)
+    assert [c.name for c in widget.params] == ["steps", "seconds"] and len(widget.advanced) == 6
+    assert widget.status.value.startswith(f"Will fill {int((labels == LABELS['debris']).sum()):,} px")
+    _save(_grab(widget), shots / "inpaint-advanced.png")
+
+
+def _grab(widget) -> np.ndarray:
+    """A picture of a widget alone, as an RGBA array."""
+    from napari._qt.utils import QImg2array
+
+    return QImg2array(widget.native.grab().toImage())
 
 
 def test_mask_from_image_then_inpaint(make_napari_viewer_proxy, qtbot, shots):
@@ -121,7 +159,7 @@ def test_mask_from_image_then_inpaint(make_napari_viewer_proxy, qtbot, shots):
     hot = labels == LABELS["hot pixels"]
     assert mask[hot].all() and mask[labels == LABELS["scratch"]].mean() > 0.1
     assert (mask & (labels == 0)).mean() < 1e-3
-    assert "pixels flagged" in mask_widget.result.value
+    assert "pixels flagged" in mask_widget.status.value
     scratch = np.argwhere(labels == LABELS["scratch"])
     viewer.scene.camera.center = tuple(scratch[len(scratch) // 2])
     viewer.scene.camera.zoom = 3 * viewer.scene.camera.zoom
@@ -130,7 +168,11 @@ def test_mask_from_image_then_inpaint(make_napari_viewer_proxy, qtbot, shots):
 
     # The Inpaint widget picks the new Labels layer up and fills with it.
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Inpaint")
-    widget.mask.value = viewer.layers["damaged cell mask"]
+    assert widget.mask.value.name == "damaged cell mask"  # (the viewer's layers are proxies: compare names)
+    viewer.layers.remove("damaged cell mask")
+    assert widget.mask.value is None
+    _click_and_wait(qtbot, mask_widget)  # a mask detected while the Inpaint widget is open becomes its mask
+    assert widget.mask.value.name == "damaged cell mask"
     widget.method.value = "harmonic"
     _click_and_wait(qtbot, widget)
     out = viewer.layers["damaged cell inpainted"].data
@@ -142,20 +184,21 @@ def test_mask_from_image_then_inpaint(make_napari_viewer_proxy, qtbot, shots):
     _, compare = viewer.window.add_plugin_dock_widget(PLUGIN, "Compare methods")
     compare.region.value = viewer.layers["damaged cell mask"]
     compare.region_marks.value = "damaged pixels"
-    compare.methods.value, compare.kinds.value, compare.ratios.value = ["harmonic", "telea"], ["strokes"], "0.05"
+    compare.methods.value, compare.kinds.value = ["harmonic", "telea"], ["strokes"]
+    compare.ratios.value = "0.05 0.15"
+    compare.repeats.value = 2  # error bars in the plot
     _click_and_wait(qtbot, compare)
-    assert [row["method"] for row in compare.table.rows] == ["harmonic", "telea"]
-    holes = viewer.layers["damaged cell holes (compare)"].data > 0
+    assert [row["method"] for row in compare.table.rows] == ["harmonic", "harmonic", "telea", "telea"]
+    holes = viewer.layers["holes (compare)"].data > 0
     assert holes.any() and not (holes & mask).any()
     for method in ("harmonic", "telea"):
-        fill = viewer.layers[f"damaged cell {method} (compare)"].data
+        fill = viewer.layers[f"{method} (compare)"].data
         known = ~(holes | mask)  # the detected damage is never used as known: it is filled too
         assert (fill[known] == damaged[known]).all()
-    for layer in viewer.layers:
-        layer.visible = layer.name in ("damaged cell telea (compare)", "damaged cell holes (compare)")
-    viewer.layers["damaged cell holes (compare)"].contour = 1  # outline the hidden holes
-    viewer.reset_view()
-    qtbot.wait(200)
+    assert compare.score_table.rowCount() == 4 and not compare.scores.native.isHidden()
+    compare.grid_button.native.click()  # side by side: the image and each fill, each tile named
+    assert viewer.canvas.grid.enabled and viewer.layers["telea (compare)"].visible
+    qtbot.wait(300)
     _save(viewer.screenshot(canvas_only=False, flash=False), shots / "compare-widget.png")
 
 
@@ -185,8 +228,95 @@ def test_cancel_a_long_run(make_napari_viewer_proxy, qtbot):
     qtbot.waitUntil(lambda: bool(fired), timeout=5000)
     assert widget.worker is not None, "the long run ended before it could be cancelled"
 
+    # The run is in napari's activity dock, labelled by its stage.
+    from napari.utils import progress
+
+    running = [bar for bar in progress._all_instances if bar.desc.startswith("Inpainting: ")]
+    assert [bar.desc.rstrip(": ") for bar in running] == ["Inpainting: filling"]  # tqdm appends ": "
+    assert widget.progress.native.format().startswith("filling")
+
     widget.cancel_button.native.click()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
     assert [layer.name for layer in viewer.layers] == ["stack", "holes"]
     assert "cancelled" in notification_manager.records[-1].message
     assert widget.run_button.enabled and not widget.cancel_button.enabled
+    assert running[0] not in progress._all_instances and widget.progress.native.isHidden()
+
+    # Closing the dock during a run cancels it: no layer is added afterwards.
+    dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Inpaint")
+    widget.run_button.native.click()
+    qtbot.wait(300)
+    viewer.window.remove_dock_widget(dock)  # what the dock's close button does
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
+    qtbot.wait(200)
+    assert [layer.name for layer in viewer.layers] == ["stack", "holes"]
+
+
+def test_reruns_follow_the_source_and_the_console_takes_the_widgets_options(make_napari_viewer_proxy, qtbot):
+    from napari_inpaint import inpaint_layer
+
+    viewer = _viewer(make_napari_viewer_proxy)
+    source = viewer.layers["damaged cell"]
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Inpaint")
+    widget.method.value = "harmonic"
+    _click_and_wait(qtbot, widget)
+    out = viewer.layers["damaged cell inpainted"]
+    # The user calibrates the image and its mask, and restyles the image: the rerun overlays it again.
+    for layer in (source, viewer.layers["damage"]):
+        layer.scale, layer.translate = (0.5, 0.25), (10.0, -4.0)
+    source.colormap, source.contrast_limits = "viridis", (10.0, 200.0)
+    _click_and_wait(qtbot, widget)
+    assert [layer.name for layer in viewer.layers] == ["damaged cell", "damage", "damaged cell inpainted"]
+    np.testing.assert_allclose(out.scale, (0.5, 0.25))
+    np.testing.assert_allclose(out.translate, (10.0, -4.0))
+    assert out.colormap.name == "viridis" and tuple(out.contrast_limits) == (10.0, 200.0)
+
+    # One console call with the widget's mask options (label, dilation, scope, noise) fills like the widget.
+    _, _, labels = damaged_cell()
+    debris = labels == LABELS["debris"]
+    made = inpaint_layer(viewer, "damaged cell", "damage", "biharmonic", label=LABELS["debris"], dilate=2,
+                         noise="gaussian", new_layer=True)
+    from scipy import ndimage as ndi
+
+    grown = ndi.binary_dilation(debris, iterations=2)
+    assert made.name == "damaged cell inpainted (biharmonic)"
+    assert (made.data[~grown] == source.data[~grown]).all()
+    assert (made.data[debris] != source.data[debris]).any()
+    assert provenance_of(made).details["dilate"] == 2 and provenance_of(made).details["label"] == 3
+    # A label the layer does not hold: the message names those it holds, by name.
+    with pytest.raises(ValueError, match=r"no pixel of label 5; it holds labels 1 \(hot pixels\), 2 \(scr"):
+        inpaint_layer(viewer, "damaged cell", "damage", label=5)
+
+
+def test_settings_survive_closing_the_dock_and_restarting(make_napari_viewer_proxy, qtbot, questions):
+    viewer = _viewer(make_napari_viewer_proxy)
+    dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Inpaint")
+    widget.method.value, widget.dilate.value, widget.noise.value = "exemplar", 1, "gaussian"
+    widget.params["patch_size"].value = 11
+    compare_dock, compare = viewer.window.add_plugin_dock_widget(PLUGIN, "Compare methods")
+    compare.repeats.value, compare.ratios.value = 2, "0.1"
+    viewer.window.remove_dock_widget(dock)
+    viewer.window.remove_dock_widget(compare_dock)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Inpaint")
+    assert (widget.method.value, widget.dilate.value, widget.noise.value) == ("exemplar", 1, "gaussian")
+    assert widget.params["patch_size"].value == 11
+    viewer.close()
+
+    # Another viewer (as after a restart): the same settings, until "Restore defaults".
+    viewer = _viewer(make_napari_viewer_proxy)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Inpaint")
+    _, compare = viewer.window.add_plugin_dock_widget(PLUGIN, "Compare methods")
+    assert (widget.method.value, widget.params["patch_size"].value) == ("exemplar", 11)
+    assert (compare.repeats.value, compare.ratios.value) == (2, "0.1")
+    widget.restore_defaults()
+    assert (widget.method.value, widget.dilate.value, widget.noise.value) == ("biharmonic", 0, "none")
+
+    # LPIPS is a control of the widget: its weights (size, licence, folder) are downloaded only if confirmed.
+    compare.methods.value, compare.lpips.value = ["harmonic"], True
+    from napari_inpaint import metrics
+
+    if metrics.lpips_available() or importlib.util.find_spec("torch") is None:
+        pytest.skip("LPIPS weights cached already, or no PyTorch: nothing to confirm")
+    assert compare.run() is None and "MiB" in questions[-1] and "licence" in questions[-1]
+    assert "LPIPS needs its weights" in compare.status.value
+

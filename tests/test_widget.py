@@ -9,19 +9,22 @@ import pytest
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, SpinBox  # noqa: E402
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox  # noqa: E402
 from napari.components import ViewerModel  # noqa: E402
 from napari.utils import notifications  # noqa: E402
 
 import napari_inpaint  # noqa: E402
 from napari_inpaint import Param, list_methods  # noqa: E402
+from napari_inpaint._reference import ADJACENT  # noqa: E402
 from napari_inpaint.layers import COMPARE, DETECT, INPAINT, provenance_of  # noqa: E402
 from napari_inpaint.detect import dilate_mask  # noqa: E402
 from napari_inpaint.devices import DEVICE, device_choices  # noqa: E402
 from napari_inpaint.widgets import CompareMethodsWidget, InpaintWidget, MaskFromImageWidget  # noqa: E402
-from napari_inpaint.widgets._common import param_widget  # noqa: E402
+from napari_inpaint.widgets import _common as widget_common  # noqa: E402
+from napari_inpaint.widgets._common import SETTINGS_ENV, param_widget  # noqa: E402
 from napari_inpaint.widgets.compare import DAMAGED  # noqa: E402
-from napari_inpaint.widgets.inpaint import PLANE, STACK, VOLUME  # noqa: E402
+from napari_inpaint.widgets.inpaint import NO_REFERENCE, PLANE, STACK, VOLUME  # noqa: E402
+from test_reference import _drifting_stack  # noqa: E402
 
 WAIT_MS = 30_000
 
@@ -37,6 +40,32 @@ def _hole(shape=(48, 64)) -> np.ndarray:
     mask = np.zeros(shape, np.uint8)
     mask[..., 10:20, 20:30] = 1
     return mask
+
+
+@pytest.fixture(autouse=True)
+def settings_folder(monkeypatch, tmp_path):
+    """Each test starts from the default settings, remembered in a folder of its own."""
+    folder = tmp_path / "settings"
+    monkeypatch.setenv(SETTINGS_ENV, str(folder))
+    return folder
+
+
+class Questions(list):
+    """The questions the widgets asked (their texts), all answered with ``answer``."""
+
+    answer = True
+
+    def __call__(self, parent, title: str, text: str) -> bool:
+        self.append(text)
+        return self.answer
+
+
+@pytest.fixture(autouse=True)
+def questions(monkeypatch) -> Questions:
+    """No dialog blocks a test: the widgets' questions are recorded and answered."""
+    asked = Questions()
+    monkeypatch.setattr(widget_common, "ask", asked)
+    return asked
 
 
 @pytest.fixture
@@ -126,20 +155,22 @@ def test_a_registered_method_gets_its_controls_and_fills(qtbot, register_method)
     viewer, image, mask = _damaged_ramp()
     widget = _inpaint_widget(qtbot, viewer, image, mask, method="toy")
     assert widget.method.choices == tuple(m.name for m in list_methods()) and "toy" in widget.method.choices
-    assert [(w.name, type(w)) for w in widget.params] == [
-        ("iterations", SpinBox), ("weight", FloatSpinBox), ("exact", CheckBox), ("flavour", ComboBox),
-        ("place", ComboBox), ("device", ComboBox),
+    # Six parameters: the first two shown, the others folded under "Advanced".
+    assert [(w.name, type(w)) for w in widget.params] == [("iterations", SpinBox), ("weight", FloatSpinBox)]
+    assert [(w.name, type(w)) for w in widget.advanced] == [
+        ("exact", CheckBox), ("flavour", ComboBox), ("place", ComboBox), ("device", ComboBox),
     ]
+    assert not widget._advanced_box.native.isHidden() and not widget.advanced_section.isExpanded()
     assert widget.parameter_values() == {p.name: p.default for p in TOY_PARAMS}
     assert (widget.params["iterations"].min, widget.params["iterations"].max) == (1, 1000)
-    assert widget.params["flavour"].choices == ("a", "b", "c")
-    assert widget.params["place"].choices == ("there", "here")
+    assert widget.param_control("flavour").choices == ("a", "b", "c")
+    assert widget.param_control("place").choices == ("there", "here")
     # Only devices that exist are offered (this machine may or may not have a GPU).
-    assert list(widget.params["device"].choices) == device_choices()
+    assert list(widget.param_control("device").choices) == device_choices()
     assert "A test method" in widget.summary.value and "texture" in widget.summary.value
 
     widget.params["iterations"].value, widget.params["weight"].value = 3, 0.25
-    widget.params["flavour"].value, widget.params["place"].value = "c", "there"
+    widget.param_control("flavour").value, widget.param_control("place").value = "c", "there"
     _run(qtbot, widget)
     out, hole = viewer.layers["ramp inpainted"].data, _hole() > 0
     # One value, the mean of the known pixels around the hole, fills every masked pixel; the rest is kept.
@@ -157,7 +188,8 @@ def test_parameter_controls_follow_the_method(qtbot):
     qtbot.addWidget(widget.native)
     for method in list_methods():
         widget.method.value = method.name
-        assert [w.name for w in widget.params] == [p.name for p in method.params]
+        assert [w.name for w in [*widget.params, *widget.advanced]] == [p.name for p in method.params]
+        assert widget._advanced_box.native.isHidden() == (len(method.params) <= 3)
         assert widget.parameter_values() == {p.name: p.default for p in method.params}
         assert (VOLUME in widget.scope.choices) == (3 in method.ndims)
         assert {PLANE, STACK} <= set(widget.scope.choices)
@@ -165,7 +197,7 @@ def test_parameter_controls_follow_the_method(qtbot):
             assert f"{name} ({napari_inpaint.models.get_model(name).licence}, " in widget.summary.value
 
 
-def test_weights_are_the_methods_records(qtbot, register_method, monkeypatch):
+def test_weights_are_the_methods_records(qtbot, register_method, monkeypatch, questions):
     """A method's downloads are its ``weights``, whatever their names: noted, fetched, needed by Compare."""
 
     register_method("toy-net", family="pretrained", weights=("lama", "migan"))(_known_mean)
@@ -176,6 +208,14 @@ def test_weights_are_the_methods_records(qtbot, register_method, monkeypatch):
     widget = _inpaint_widget(qtbot, viewer, image, mask, method="toy-net")
     summary = widget.summary.value
     assert "lama (" in summary and ", cached)" in summary and "migan (" in summary and "first run" in summary
+    # A large download is confirmed first (size, licence, cache folder); declined, nothing runs.
+    questions.answer = False
+    assert widget.run() is None and fetched == [] and "ramp inpainted" not in viewer.layers
+    size = napari_inpaint.models.get_model("migan").size
+    assert f"migan: {size / 2**20:.0f} MiB, licence MIT" in questions[-1]
+    assert str(napari_inpaint.models.cache_dir()) in questions[-1] and "lama" not in questions[-1]
+    assert "not downloaded" in widget.status.value
+    questions.answer = True
     _run(qtbot, widget)
     assert fetched == ["lama", "migan"]
     assert (viewer.layers["ramp inpainted"].data[_hole() > 0] > 0).all()  # filled from the known pixels
@@ -275,9 +315,9 @@ def test_output_layer_properties_metadata_and_rerun(qtbot):
     assert made.method == "harmonic" and made.parameters == {} and made.mask_layer == "hole"
     assert made.details["dilate"] == 1 and made.details["scope"] == STACK and made.source == "cells"
     assert made.version == napari_inpaint.__version__ and "T" in made.time
-    overlay = viewer.layers["cells inpainted pixels"]
-    assert (overlay.data.astype(bool) == np.broadcast_to(dilated, stack.shape)).all()
-    np.testing.assert_allclose(overlay.scale, image.scale)
+    overlay = viewer.layers["cells inpainted pixels"]  # the 2D mask, shown on every plane
+    assert (overlay.data.astype(bool) == dilated).all()
+    np.testing.assert_allclose(overlay.scale, image.scale[1:])
     assert provenance_of(overlay) is made
 
     # A rerun replaces the output layer's data and provenance; the source never changes.
@@ -325,7 +365,7 @@ def test_current_plane_scope_fills_only_the_plane_on_screen(qtbot, lazy):
     read.clear()
     compare = _compare_widget(qtbot, viewer, image, methods=["harmonic"])
     _run(qtbot, compare)
-    assert set(read) <= {7} and viewer.layers["s harmonic (compare)"].data.shape == (64, 64)
+    assert set(read) <= {7} and viewer.layers["harmonic (compare)"].data.shape == (64, 64)
 
     # The whole stack of a dask layer gives a lazy result, filled as napari shows each plane.
     widget.scope.value = STACK
@@ -361,6 +401,107 @@ def test_volume_scope_and_rgb(qtbot):
     assert not (out.data[_hole() > 0] == 255).all()
 
 
+# -- reference data ------------------------------------------------------------------------
+
+
+def _lazy_stack(planes: np.ndarray, read: list):
+    """A dask stack of ``planes``, one chunk per plane, that records in ``read`` the planes computed."""
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    def plane(i: int) -> np.ndarray:
+        read.append(i)
+        return planes[i]
+
+    shape = planes.shape[1:]
+    lazy = [da.from_delayed(dask.delayed(plane)(i), shape, planes.dtype) for i in range(len(planes))]
+    return da.stack(lazy)
+
+
+def _hole_error(filled: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> float:
+    return float(np.abs(filled[hole].astype(float) - truth[hole]).mean())
+
+
+def test_reference_control_fills_the_current_plane_from_its_neighbours(qtbot, notes):
+    truth = _drifting_stack(planes=7).astype(np.float32)
+    hole = np.zeros(truth.shape[1:], bool)
+    hole[50:90, 40:100] = True
+    labels = np.zeros(truth.shape, np.uint8)
+    labels[3][hole] = 1
+    damaged = truth.copy()
+    damaged[3][hole] = 0
+    read = []
+    viewer = ViewerModel()
+    image = viewer.add_image(_lazy_stack(damaged, read), name="drift")
+    mask = viewer.add_labels(labels, name="debris")
+    widget = _inpaint_widget(qtbot, viewer, image, mask, method="biharmonic")
+    assert widget.reference.native.isHidden()  # biharmonic takes no reference
+    widget.method.value = "guided"
+    # Shown for a method that uses a reference; a stack's adjacent planes are chosen for one that needs it.
+    assert not widget.reference.native.isHidden() and not widget.align.native.isHidden()
+    assert widget.reference.value == ADJACENT and widget.reference.choices == (NO_REFERENCE, ADJACENT)
+    viewer.dims.set_current_step(0, 3)
+    widget.scope.value = PLANE
+    read.clear()
+    _run(qtbot, widget)
+    assert not notes["error"]
+    assert set(read) == {2, 3, 4}  # the plane and the neighbours that know its hole
+    result = viewer.layers["drift inpainted"]
+    guided = _hole_error(np.asarray(result.data[3]), truth[3], hole)
+    made = provenance_of(result)
+    assert (made.method, made.details["reference"], made.details["align"]) == ("guided", ADJACENT, True)
+    assert made.details["plane"] == [3]
+
+    widget.method.value = "biharmonic"
+    _run(qtbot, widget)
+    assert guided < _hole_error(np.asarray(result.data[3]), truth[3], hole) / 5
+    assert "reference" not in provenance_of(result).details
+
+    # The engine searches no lazy stack: every plane of it is refused, in the widget's terms.
+    widget.method.value, widget.scope.value = "guided", STACK
+    assert widget.run() is None and "with the scope 'current plane'" in notes["error"][-1]
+    # A method that needs a reference and none chosen: said before running.
+    widget.scope.value, widget.reference.value = PLANE, NO_REFERENCE
+    assert widget.align.native.isHidden()
+    assert widget.run() is None
+    assert "guided fills from reference data: choose the reference 'adjacent planes'" in notes["error"][-1]
+    # Adjacent planes are offered only for a stack filled plane by plane.
+    widget.scope.value = VOLUME
+    assert ADJACENT not in widget.reference.choices
+
+
+def test_reference_layers_that_fit_the_image_are_offered(qtbot, notes):
+    stack = _drifting_stack(planes=3)
+    hole = np.zeros(stack.shape[1:], np.uint8)
+    hole[40:80, 60:120] = 1
+    damaged = stack[2].copy()
+    damaged[hole > 0] = 0
+    viewer = ViewerModel()
+    image = viewer.add_image(damaged, name="frame")
+    earlier = viewer.add_image(stack[1], name="earlier")
+    viewer.add_image(np.zeros((8, 8)), name="other size")
+    viewer.add_image(np.zeros((2, *stack.shape[1:], 3), np.uint8), name="rgb", rgb=True)
+    widget = _inpaint_widget(qtbot, viewer, image, viewer.add_labels(hole), method="guided")
+    # A plane is no stack: no adjacent planes; the image itself and layers that do not fit are not offered.
+    assert widget.reference.choices == (NO_REFERENCE, earlier)
+    assert widget.reference.value == NO_REFERENCE
+    widget.reference.value = earlier
+    _run(qtbot, widget)
+    result = viewer.layers["frame inpainted"]
+    assert _hole_error(result.data, stack[2], hole > 0) < 5
+    made = provenance_of(result)
+    assert (made.details["reference"], made.details["reference_layer"]) == ("layer", "earlier")
+
+    # A grey layer serves every channel of an RGB image.
+    rgb = np.stack([stack[2], stack[2] / 2, stack[2] / 4], axis=-1).astype(np.uint8)
+    source = viewer.add_image(np.where(hole[..., None] > 0, 0, rgb).astype(np.uint8), name="colour", rgb=True)
+    widget.image.value = source
+    assert set(widget.reference.choices) == {NO_REFERENCE, image, earlier, viewer.layers["frame inpainted"]}
+    widget.reference.value = earlier
+    _run(qtbot, widget)
+    assert _hole_error(viewer.layers["colour inpainted"].data, rgb, hole > 0) < 5
+
+
 # -- errors and cancellation ---------------------------------------------------------------
 
 
@@ -368,7 +509,8 @@ def test_errors_are_notified(qtbot, notes):
     viewer = ViewerModel()
     widget = InpaintWidget(viewer)
     qtbot.addWidget(widget.native)
-    assert widget.run() is None and "needs an image layer" in notes["error"][-1]
+    assert widget.run() is None and "choose an image layer and a mask layer" in notes["error"][-1]
+    assert widget.status.value.startswith("Not run: choose an image layer")
 
     image = viewer.add_image(_ramp(), name="img")
     empty = viewer.add_labels(np.zeros((48, 64), np.uint8), name="empty")
@@ -427,7 +569,7 @@ def test_mask_from_image_widget(qtbot, notes):
     expected[1, 40:44, 40:44] = True
     assert (labels.data.astype(bool) == expected).all()
     np.testing.assert_allclose(labels.scale, image.scale)
-    assert viewer.layers.selection.active is labels and "18 pixels" in widget.result.value
+    assert viewer.layers.selection.active is labels and "18 pixels" in widget.status.value
     made = provenance_of(labels)
     assert (made.made_by, made.source) == (DETECT, "raw") and made.parameters == widget.detection_options()
     assert made.parameters["above"] == 5000.0 and made.parameters["outliers"] is True
@@ -473,22 +615,29 @@ def test_compare_widget_scores_plots_and_adds_layers(qtbot, notes, tmp_path):
     table = widget.table
     assert [row["method"] for row in table.rows] == ["harmonic", "biharmonic"]
     assert all(row["n"] == 1 and row["psnr_hole"] > 10 for row in table.rows)
-    assert widget.scores.value.startswith("method") and "biharmonic" in widget.scores.value
+    shown = widget.score_table
+    header = [shown.horizontalHeaderItem(c).text() for c in range(shown.columnCount())]
+    assert header == ["method", "holes", "PSNR", "SSIM", "MAE %", "s"]
+    assert [shown.item(r, 0).text() for r in range(shown.rowCount())] == ["harmonic", "biharmonic"]
     if importlib.util.find_spec("matplotlib") is not None:
-        lines = widget.canvas.figure.axes[0].lines
+        figure = widget.canvas.figure
+        lines = figure.axes[0].containers  # a line with error bars per method
         assert [line.get_label() for line in lines] == ["harmonic", "biharmonic"]
-        assert [line.get_ydata()[0] for line in lines] == [row["psnr_hole"] for row in table.rows]
+        assert [line.lines[0].get_ydata()[0] for line in lines] == [row["psnr_hole"] for row in table.rows]
+        # The legend is the figure's, under the axes: it covers no point; each bucket tells its holes.
+        assert figure.axes[0].get_legend() is None and len(figure.legends) == 1
+        assert [tick.get_text() for tick in figure.axes[0].get_xticklabels()] == ["10-20%\n1 hole"]
         assert not widget.plot.native.isHidden() and widget.plot_note.native.isHidden()
 
-    names = ["img", "img harmonic (compare)", "img biharmonic (compare)", "img holes (compare)"]
+    names = ["img", "harmonic (compare)", "biharmonic (compare)", "holes (compare)"]
     assert [layer.name for layer in viewer.layers] == names
-    hole = viewer.layers["img holes (compare)"].data.astype(bool)
+    hole = viewer.layers["holes (compare)"].data.astype(bool)
     assert 0.1 < hole.mean() < 0.2
     for layer in viewer.layers[1:]:
         np.testing.assert_array_equal(layer.scale, source.scale)
         np.testing.assert_array_equal(layer.translate, source.translate)
     for name, trial in zip(("harmonic", "biharmonic"), table.trials):
-        fill = viewer.layers[f"img {name} (compare)"]
+        fill = viewer.layers[f"{name} (compare)"]
         made = provenance_of(fill)
         assert (made.made_by, made.method, made.source) == (COMPARE, name, "img")
         assert (made.details["mask"], made.details["ratio"], made.details["seed"]) == ("strokes", 0.15, 0)
@@ -498,11 +647,11 @@ def test_compare_widget_scores_plots_and_adds_layers(qtbot, notes, tmp_path):
         assert score == pytest.approx(trial["psnr_hole"])
 
     # A rerun replaces the layers and drops those of methods no longer compared.
-    kept = viewer.layers["img harmonic (compare)"]
+    kept = viewer.layers["harmonic (compare)"]
     widget.methods.value = ["harmonic"]
     _run(qtbot, widget)
     assert [layer.name for layer in viewer.layers] == [names[0], names[1], names[3]]
-    assert viewer.layers["img harmonic (compare)"] is kept and len(widget.table.rows) == 1
+    assert viewer.layers["harmonic (compare)"] is kept and len(widget.table.rows) == 1
 
     # CSV: never replaces a file unless asked (by the save dialog, or overwrite=True).
     path = tmp_path / "scores.csv"
@@ -530,21 +679,54 @@ def test_compare_widget_on_a_stack_plane_and_region(qtbot, notes):
     _run(qtbot, widget)
     assert not notes["error"]
     # The example layers hold the compared plane only, placed over the stack.
-    holes = viewer.layers["stack holes (compare)"].data.astype(bool)
-    fill = viewer.layers["stack harmonic (compare)"]
+    holes = viewer.layers["holes (compare)"].data.astype(bool)
+    fill = viewer.layers["harmonic (compare)"]
     assert holes.shape == fill.data.shape == stack.shape[1:]
     assert holes.any() and not (holes & (region == 0)).any()
     known = ~holes & (region == 1)  # pixels outside the clean region are filled too
     assert (fill.data[known] == stack[1][known]).all() and (fill.data[holes] != stack[1][holes]).any()
     assert provenance_of(fill).details["plane"] == [1]
-    for name in ("stack holes (compare)", "stack harmonic (compare)"):
+    for name in ("holes (compare)", "harmonic (compare)"):
         np.testing.assert_array_equal(viewer.layers[name].scale, source.scale[1:])
         np.testing.assert_array_equal(viewer.layers[name].translate, source.translate[1:])
 
     widget.region_marks.value = DAMAGED  # the region is avoided instead
     _run(qtbot, widget)
-    holes = viewer.layers["stack holes (compare)"].data.astype(bool)
+    holes = viewer.layers["holes (compare)"].data.astype(bool)
     assert holes.any() and not (holes & (region == 1)).any()
+
+
+def test_compare_widget_with_adjacent_planes_scores_the_plane_on_screen(qtbot, notes):
+    truth = _drifting_stack(planes=7).astype(np.float32)
+    read = []
+    viewer = ViewerModel()
+    image = viewer.add_image(_lazy_stack(truth, read), name="drift", scale=(3, 1, 1))
+    flat = viewer.add_image(truth[0], name="flat")
+    viewer.dims.set_current_step(0, 3)
+    widget = _compare_widget(qtbot, viewer, flat, methods=["biharmonic"])
+    assert widget.adjacent.native.isHidden()  # a plane has no neighbours
+    widget.image.value = image
+    assert not widget.adjacent.native.isHidden() and widget.align.native.isHidden()
+    assert "guided" not in widget.methods.choices and "guided" in widget.methods.tooltip
+    widget.adjacent.value = True  # the methods that need a reference are offered, and selected
+    assert "guided" in widget.methods.choices and widget.methods.value == ["biharmonic", "guided"]
+    read.clear()
+    _run(qtbot, widget)
+    assert not notes["error"] and set(read) == {2, 3, 4}
+    scores = {row["method"]: row["psnr_hole"] for row in widget.table.rows}
+    assert scores["guided"] > scores["biharmonic"] + 10
+    fill = viewer.layers["guided (compare)"]
+    assert fill.data.shape == truth.shape[1:]  # the plane on screen
+    hole = viewer.layers["holes (compare)"].data.astype(bool)
+    assert (fill.data[~hole] == truth[3][~hole]).all()
+    assert _hole_error(fill.data, truth[3], hole) < _hole_error(
+        viewer.layers["biharmonic (compare)"].data, truth[3], hole
+    ) / 5
+    made = provenance_of(fill)
+    assert (made.details["plane"], made.details["reference"], made.details["align"]) == ([3], ADJACENT, True)
+
+    widget.adjacent.value = False  # back to the methods that fill without a reference
+    assert "guided" not in widget.methods.choices and widget.methods.value == ["biharmonic"]
 
 
 def test_compare_widget_cancel(qtbot, notes):
@@ -596,3 +778,313 @@ def test_compare_widget_without_matplotlib_or_weights(qtbot, monkeypatch):
     assert widget.methods.value == default_methods()
     monkeypatch.setattr(napari_inpaint.models, "is_cached", lambda name: True)
     assert set(downloads) <= set(widget._method_choices())
+
+
+# -- issue 13: what the user sees and keeps ---------------------------------------------
+
+
+def _controls(container):
+    """Every control of a magicgui container, the nested containers' too."""
+    for widget in container:
+        if isinstance(widget, Container):
+            yield from _controls(widget)
+        else:
+            yield widget
+
+
+def test_every_control_has_a_tooltip(qtbot):
+    viewer, _, _ = _damaged_ramp()
+    widgets = [InpaintWidget(viewer), MaskFromImageWidget(viewer), CompareMethodsWidget(viewer)]
+    for widget in widgets:
+        qtbot.addWidget(widget.native)
+    for method in list_methods():  # the generated parameter controls too
+        widgets[0].method.value = method.name
+        missing = [c.name or c.label for w in widgets for c in _controls(w) if not c.tooltip]
+        assert not missing, (method.name, missing)
+
+
+def test_rerun_takes_the_sources_current_calibration_and_display(qtbot, notes):
+    viewer = ViewerModel()
+    stack = np.stack([_ramp() + k for k in range(3)])
+    image = viewer.add_image(stack, name="cells", colormap="gray")
+    widget = _inpaint_widget(qtbot, viewer, image, viewer.add_labels(_hole(), name="hole"))
+    widget.overlay.value = True
+    _run(qtbot, widget)
+    out, overlay = viewer.layers["cells inpainted"], viewer.layers["cells inpainted pixels"]
+    mask_widget = MaskFromImageWidget(viewer)
+    qtbot.addWidget(mask_widget.native)
+    mask_widget.above.value = "200"
+    _run(qtbot, mask_widget)
+    assert widget.mask.value is viewer.layers["cells mask"]  # the new mask was chosen: back to the hole
+    widget.mask.value = viewer.layers["hole"]
+    compare = _compare_widget(qtbot, viewer, image, methods=["harmonic"])
+    _run(qtbot, compare)
+
+    # The user recalibrates and restyles the image; every rerun follows it, replacing its layers.
+    image.scale, image.translate = (4.0, 0.5, 0.25), (2.0, 10.0, -5.0)
+    image.colormap, image.contrast_limits, image.gamma = "magma", (20.0, 120.0), 0.7
+    for each in (widget, mask_widget, compare):
+        _run(qtbot, each)
+    assert not notes["error"]
+    assert viewer.layers["cells inpainted"] is out and viewer.layers["cells inpainted pixels"] is overlay
+    for layer in (out, viewer.layers["cells mask"]):
+        np.testing.assert_allclose(layer.scale, image.scale)
+        np.testing.assert_allclose(layer.translate, image.translate)
+    for layer in (overlay, viewer.layers["harmonic (compare)"], viewer.layers["holes (compare)"]):
+        np.testing.assert_allclose(layer.scale, image.scale[1:])  # 2D layers over the stack
+        np.testing.assert_allclose(layer.translate, image.translate[1:])
+    for layer in (out, viewer.layers["harmonic (compare)"]):
+        assert layer.colormap.name == "magma" and tuple(layer.contrast_limits) == (20.0, 120.0)
+        assert layer.gamma == pytest.approx(0.7)
+    assert [layer.name for layer in viewer.layers].count("cells inpainted") == 1
+
+
+def test_new_layer_per_run_names_results_by_method(qtbot):
+    viewer, image, mask = _damaged_ramp()
+    widget = _inpaint_widget(qtbot, viewer, image, mask)
+    widget.results.value = "new"
+    widget.overlay.value = True
+    for method in ("harmonic", "biharmonic", "harmonic"):
+        widget.method.value = method
+        _run(qtbot, widget)
+    names = [layer.name for layer in viewer.layers]
+    assert names[2:] == [
+        "ramp inpainted (harmonic)", "ramp inpainted pixels (harmonic)", "ramp inpainted (biharmonic)",
+        "ramp inpainted pixels (biharmonic)", "ramp inpainted (harmonic) [1]",
+        "ramp inpainted pixels (harmonic) [1]",
+    ]
+    assert provenance_of(viewer.layers["ramp inpainted (biharmonic)"]).method == "biharmonic"
+    widget.results.value = "replace"
+    _run(qtbot, widget)
+    _run(qtbot, widget)
+    assert [layer.name for layer in viewer.layers].count("ramp inpainted") == 1
+
+
+def test_labels_are_offered_by_name_and_a_missing_label_is_explained(qtbot, notes):
+    from napari_inpaint._sample_data import LABELS, make_sample_data
+
+    viewer = ViewerModel()
+    (image, image_meta, _), (labels, labels_meta, _) = make_sample_data()
+    widget = _inpaint_widget(qtbot, viewer, viewer.add_image(image, **image_meta),
+                             viewer.add_labels(labels, **labels_meta))
+    offered = [widget.mask_label.native.itemText(i) for i in range(widget.mask_label.native.count())]
+    assert offered == ["every label", "1: hot pixels", "2: scratch", "3: debris"]
+    widget.mask_label.value = LABELS["scratch"]
+    widget.update_preview()
+    assert widget.status.value.startswith(f"Will fill {int((labels == 2).sum()):,} px")
+
+    # A layer holding label 2 only offers it; erasing the chosen label says which labels are left.
+    only = np.where(labels == 2, 2, 0).astype(np.uint8)
+    widget.mask.value = viewer.add_labels(only, name="scratch only")
+    assert widget.mask_label.choices == (0, 2)
+    widget.mask_label.value = 2
+    widget.mask.value.data = np.where(labels == 3, 3, 0).astype(np.uint8)
+    widget.mask_label.value = 2  # still chosen: the drop-down is refreshed on the next preview
+    assert widget.run() is None
+    assert "has no pixel of label 2; it holds label 3" in notes["error"][-1]
+    widget.update_preview()
+    assert widget.mask_label.choices == (0, 3) and "Will fill" in widget.status.value
+
+
+def test_status_line_before_and_after_a_run_and_the_progress_bar(qtbot):
+    viewer = ViewerModel()
+    stack = np.stack([_ramp() + k for k in range(20)])
+    image = viewer.add_image(stack, name="stack")
+    widget = _inpaint_widget(qtbot, viewer, image, viewer.add_labels(_hole(), name="hole"))
+    qtbot.waitUntil(lambda: widget.status.value.startswith("Will fill"), timeout=WAIT_MS)
+    assert widget.status.value == "Will fill 100 px on each of 20 planes: a 2D mask applies to every plane."
+    widget.scope.value = PLANE
+    viewer.dims.set_current_step(0, 4)
+    widget.update_preview()
+    assert widget.status.value == "Will fill 100 px on plane 4 (the plane on screen)."
+    widget.scope.value = STACK
+    assert widget.progress.native.isHidden()  # no bar while idle
+    stages = []
+    widget.progress.native.valueChanged.connect(lambda _v: stages.append(widget.progress.native.format()))
+    widget.run_button.native.click()
+    assert not widget.progress.native.isHidden()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
+    assert stages and all(stage.startswith("filling") for stage in stages)
+    assert widget.progress.native.isHidden() and widget.progress.value == 0
+    assert widget.status.value.startswith("Filled 100 px on each of 20 planes")
+    assert widget.status.value.endswith(": layer 'stack inpainted'.") and " s: " in widget.status.value
+
+
+def test_engine_errors_are_said_in_widget_terms(qtbot, notes):
+    viewer, image, mask = _damaged_ramp()
+    image.data = image.data - 1000  # negative values: no photon counts
+    widget = _inpaint_widget(qtbot, viewer, image, mask)
+    widget.noise.value = "poisson"
+    _run(qtbot, widget)
+    assert "noise: poisson needs non-negative data" in notes["error"][-1]
+    assert "choose noise: gaussian" in notes["error"][-1] and "=" not in notes["error"][-1]
+
+
+def test_a_new_mask_becomes_the_inpaint_widgets_mask(qtbot):
+    viewer, image, _ = _damaged_ramp()
+    other = viewer.add_image(_ramp(), name="other")
+    widget = _inpaint_widget(qtbot, viewer, other, viewer.layers["Labels"])
+    detect = MaskFromImageWidget(viewer)
+    qtbot.addWidget(detect.native)
+    detect.image.value, detect.below.value = image, "-500"
+    _run(qtbot, detect)
+    assert widget.mask.value is viewer.layers["ramp mask"] and widget.image.value is image
+
+
+def test_closing_the_widget_cancels_its_run(qtbot, notes):
+    viewer = ViewerModel()
+    stack = np.random.default_rng(0).random((4, 128, 128)).astype(np.float32)
+    labels = np.zeros(stack.shape, np.uint8)
+    labels[:, 40:80, 40:80] = 1
+    widget = _inpaint_widget(qtbot, viewer, viewer.add_image(stack, name="stack"),
+                             viewer.add_labels(labels, name="Labels"), method="tv")
+    widget.params["iterations"].value, widget.params["tol"].value = widget.params["iterations"].max, 0.0
+    widget.run_button.native.click()
+    qtbot.wait(300)
+    widget.native.close()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
+    assert [layer.name for layer in viewer.layers] == ["stack", "Labels"] and not notes["error"]
+    viewer.add_image(stack, name="later")  # a closed widget no longer follows the viewer
+    assert "later" not in [layer.name for layer in widget.image.choices]
+
+
+def test_file_parameters_get_a_file_picker(qtbot, tmp_path):
+    from magicgui.widgets import FileEdit
+
+    viewer, image, mask = _damaged_ramp()
+    widget = _inpaint_widget(qtbot, viewer, image, mask, method="learned")
+    assert isinstance(widget.param_control("model"), FileEdit) and widget.parameter_values()["model"] == ""
+    widget.param_control("model").value = tmp_path / "net.pt"
+    assert widget.parameter_values()["model"] == str(tmp_path / "net.pt")
+    assert [w.name for w in widget.params] == ["steps", "seconds"] and "device" in widget.parameter_values()
+
+
+def test_settings_are_remembered_and_restored_to_defaults(qtbot, settings_folder):
+    viewer, image, mask = _damaged_ramp()
+    widget = _inpaint_widget(qtbot, viewer, image, mask, method="tv")
+    widget.dilate.value, widget.noise.value, widget.results.value = 2, "gaussian", "new"
+    widget.params["iterations"].value = 77
+    widget.method.value = "exemplar"
+    widget.params["patch_size"].value = 13
+    compare = CompareMethodsWidget(viewer)
+    qtbot.addWidget(compare.native)
+    compare.methods.value, compare.repeats.value, compare.ratios.value = ["telea"], 3, "0.2"
+    detect = MaskFromImageWidget(viewer)
+    qtbot.addWidget(detect.native)
+    detect.outliers.value, detect.k.value = True, 7.5
+    assert {path.name for path in settings_folder.iterdir()} == {"inpaint.json", "compare.json", "mask.json"}
+
+    # Made again (a dock closed and opened, or napari restarted): as the user left them.
+    again = InpaintWidget(viewer)
+    qtbot.addWidget(again.native)
+    assert (again.method.value, again.dilate.value, again.noise.value, again.results.value) == (
+        "exemplar", 2, "gaussian", "new"
+    )
+    assert again.params["patch_size"].value == 13
+    again.method.value = "tv"  # each method keeps its own parameters
+    assert again.params["iterations"].value == 77 and again.params["tol"].value == pytest.approx(1e-4)
+    compare_again, detect_again = CompareMethodsWidget(viewer), MaskFromImageWidget(viewer)
+    qtbot.addWidget(compare_again.native)
+    qtbot.addWidget(detect_again.native)
+    assert (compare_again.methods.value, compare_again.repeats.value, compare_again.ratios.value) == (
+        ["telea"], 3, "0.2"
+    )
+    assert detect_again.outliers.value and detect_again.k.value == 7.5
+
+    # Restore defaults: every control, and the methods' parameters, as on first use; remembered so.
+    again.restore_defaults()
+    assert (again.dilate.value, again.noise.value, again.results.value) == (0, "none", "replace")
+    assert again.method.value == "biharmonic"
+    again.method.value = "tv"
+    assert again.params["iterations"].value == 500
+    last = InpaintWidget(viewer)
+    qtbot.addWidget(last.native)
+    assert last.dilate.value == 0 and last.method.value == "tv"
+
+    # A remembered value that no longer fits (a device gone, a method removed) falls back to the default.
+    (settings_folder / "inpaint.json").write_text(
+        '{"controls": {"method": "gone", "dilate": 3}, '
+        '"params": {"tv": {"device": "cuda:9", "iterations": 90}}}'
+    )
+    fallback = InpaintWidget(viewer)
+    qtbot.addWidget(fallback.native)
+    assert fallback.method.value == "biharmonic" and fallback.dilate.value == 3
+    fallback.method.value = "tv"
+    assert fallback.param_control("device").value == "auto" and fallback.params["iterations"].value == 90
+    (settings_folder / "inpaint.json").write_text("not json")
+    assert InpaintWidget(viewer).dilate.value == 0
+
+
+def test_compare_table_is_sortable_marks_the_best_and_fits_the_dock(qtbot, notes):
+    from qtpy.QtCore import Qt
+
+    viewer = ViewerModel()
+    image = viewer.add_image(_texture(), name="img")
+    widget = _compare_widget(qtbot, viewer, image, methods=["harmonic", "biharmonic", "telea"],
+                             ratios="0.05 0.15")
+    widget.repeats.value = 2
+    widget.update_preview()
+    assert widget.status.value.startswith("Will make 12 fills (3 methods × 4 hidden masks)")
+    assert "not timed yet: harmonic, biharmonic, telea" in widget.status.value
+    _run(qtbot, widget)
+    assert not notes["error"] and widget.status.value.startswith("Scored 12 fills in")
+    table = widget.score_table
+    assert table.rowCount() == 6 and table.columnCount() == 6
+    for column, key, best in ((2, "psnr_hole", max), (4, "mae_hole", min)):
+        for bucket in ("0-10%", "10-20%"):
+            rows = [row for row in widget.table.rows if row["bucket"] == bucket]
+            winner = best(rows, key=lambda row: row[key])["method"]
+            marked = [table.item(r, 0).text() for r in range(6)
+                      if table.item(r, 1).text() == bucket and table.item(r, column).font().bold()]
+            assert marked == [winner], (key, bucket)
+    table.sortItems(2, Qt.SortOrder.DescendingOrder)  # by PSNR, as numbers
+    psnrs = [float(table.item(r, 2).text()) for r in range(6)]
+    assert psnrs == sorted(psnrs, reverse=True)
+    # In a dock 360 pixels wide every column is visible: no horizontal scrolling.
+    widget.native.resize(360, 900)
+    widget.native.show()
+    qtbot.wait(50)
+    assert table.horizontalHeader().length() <= table.viewport().width()
+    if importlib.util.find_spec("matplotlib") is not None:  # error bars: two holes per point
+        bars = widget.canvas.figure.axes[0].containers[0].lines[2][0].get_segments()
+        assert len(bars) == 2 and all(top[1] > bottom[1] for bottom, top in bars)
+        window = widget.open_plot()
+        qtbot.addWidget(window)
+        assert window.width() > widget.canvas.width() and window.canvas.figure.axes
+    # The outcome stays until a setting changes; the next estimate comes from this run's timings.
+    widget.update_preview()
+    assert widget.status.value.startswith("Scored")
+    widget.repeats.value = 4
+    widget.update_preview()
+    assert ", about " in widget.status.value and "not timed" not in widget.status.value
+
+
+def test_compare_lpips_is_a_control_whose_download_is_confirmed(qtbot, notes, questions, monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.setattr(napari_inpaint.models, "is_cached", lambda name: False)
+    viewer = ViewerModel()
+    widget = _compare_widget(qtbot, viewer, viewer.add_image(_texture(), name="img"), methods=["harmonic"])
+    assert "MiB" in widget.lpips.tooltip and "BSD" in widget.lpips.tooltip
+    widget.lpips.value = True
+    questions.answer = False
+    assert widget.run() is None and "LPIPS needs its weights" in notes["error"][-1]
+    assert "alexnet" in questions[-1] and "licence BSD-3-Clause" in questions[-1]
+    widget.lpips.value = False  # without LPIPS no note sends the user to keywords of the library
+    _run(qtbot, widget)
+    assert "lpips" not in widget.table.columns and not any("lpips=" in note for note in widget.table.notes)
+    assert widget.notes.native.isHidden()
+
+
+def test_compare_example_layers_have_short_names_and_a_side_by_side_view(qtbot):
+    viewer = ViewerModel()
+    image = viewer.add_image(_texture(), name="damaged cell with a long name")
+    viewer.add_labels(np.zeros((64, 64), np.uint8), name="other")
+    widget = _compare_widget(qtbot, viewer, image)
+    assert not widget.grid_button.enabled
+    _run(qtbot, widget)
+    widget.grid_button.native.click()
+    assert viewer.canvas.grid.enabled
+    shown = [layer.name for layer in viewer.layers if layer.visible]
+    assert shown == ["damaged cell with a long name", "harmonic (compare)", "biharmonic (compare)",
+                     "holes (compare)"]
+    assert all(viewer.layers[name].name_overlay.visible for name in shown)

@@ -16,13 +16,15 @@ from collections.abc import Callable
 import numpy as np
 
 from napari_inpaint._cancel import InpaintCancelled, checker, run_abandonable
-from napari_inpaint._layout import as_bool_mask, layout
-from napari_inpaint._lazy import inpaint_dask
+from napari_inpaint._layout import as_bool_mask, layout, resolve_channel_axis
+from napari_inpaint._lazy import inpaint_lazy
 from napari_inpaint._planning import Crop, Group, known_range, plan
 from napari_inpaint._reference import References, check_reference
 from napari_inpaint._registry import Method, Stack
 from napari_inpaint.methods import get_method, list_methods
 
+# A preparation's share of the progress bar, in units of the fills' share (4: 80 % of the bar).
+_PREPARATION_UNITS = 4
 # Noise statistics need a ring of known pixels wider than most methods' margin.
 _NOISE_MARGIN = 8
 __all__ = ["NOISE_MODELS", "InpaintCancelled", "inpaint"]
@@ -47,6 +49,7 @@ def inpaint(
     clip: bool = True,
     reference=None,
     align: bool = True,
+    status: Callable[[str], None] | None = None,
     **params,
 ) -> np.ndarray:
     """Fill the masked pixels of an image; every other pixel is returned unchanged.
@@ -55,10 +58,12 @@ def inpaint(
     ----------
     image : array_like
         2D image, 3D volume or an nD stack of them, with an optional channel
-        axis; any integer or floating dtype.  A NumPy array, or an array-like
-        read plane by plane (zarr); a dask array returns a lazy dask array.
+        axis; any integer or floating dtype.  A NumPy array; a dask or zarr
+        array gives a lazy dask array with the image's chunks, filled crop by
+        crop as its chunks are computed (see ``docs/large-data.md``).
     mask : array_like of bool
-        True (nonzero) where pixels are bad.  Either the image's shape without
+        True (nonzero) where pixels are bad; NumPy, dask or zarr (read one
+        block at a time).  Either the image's shape without
         its channel axis, or the shape of its trailing spatial axes (one mask
         for every plane of a stack), or anything that broadcasts to it.
     method : str
@@ -105,14 +110,19 @@ def inpaint(
         Shift each reference onto its plane first (sub-pixel translation by
         phase correlation of the known pixels); False when they are already
         registered.
+    status : callable, optional
+        ``status(text)`` is called with a short description of the stage
+        when it changes (a method's preparation, e.g. "training the network",
+        then "filling 3/12"), for a status line next to the progress bar.
     **params
         Parameters of the method (see ``get_method(method).params``).
 
     Returns
     -------
-    ndarray
-        A new array with the shape and dtype of ``image``.  Integer results are
-        rounded and clipped to the dtype's range.
+    ndarray or dask array
+        A new array with the shape and dtype of ``image`` (lazy for a dask or
+        zarr image).  Integer results are rounded and clipped to the dtype's
+        range.
 
     Raises
     ------
@@ -127,8 +137,12 @@ def inpaint(
     Notes
     -----
     Each connected hole is filled in a crop extending ``margin`` pixels
-    beyond it (the margin is declared by the method), so the cost follows the
-    holes, not the image.  Holes whose crops touch are filled together.
+    beyond it (the margin is declared by the method), so the cost, in time and
+    memory, follows the holes, not the image.  Holes whose crops touch are
+    filled together; a long thin hole of a method whose fill is local
+    (``get_method(name).local_fill``) is filled in overlapping pieces.  The
+    holes of a lazy result are found when ``inpaint`` is called (the mask is
+    read block by block); the image is read only as its chunks are computed.
 
     Examples
     --------
@@ -167,39 +181,36 @@ def inpaint(
         raise TypeError(f"align must be True or False, got {align!r}")
     seed = _resolve_seed(seed)
     check = checker(cancel)
-    if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be a callable progress(done, total) or None, got {progress!r}")
+    for name, callback in (("progress", progress), ("status", status)):
+        if callback is not None and not callable(callback):
+            raise TypeError(f"{name} must be a callable or None, got {callback!r}")
     check()
 
-    if _is_dask(image):
+    if _is_dask(image) or _is_zarr(image):
         if isinstance(reference, str):
             raise ValueError(
                 "reference='adjacent' is not available for a dask array (its blocks do not see their "
                 "neighbours); compute the stack first (np.asarray), or give a reference array"
             )
-        preparation = _Once(lambda: _prepare_lazy(image, mask, spec, params, channel_axis, spatial_ndim, seed, check))
-
-        def fill_block(block, block_mask, block_channel_axis, block_seed, block_progress, location):
-            block_reference = None if reference is None else _broadcast(reference, image.shape)[location]
-            return _inpaint_array(
-                block, block_mask, spec, params, block_channel_axis, spatial_ndim, block_progress, cancel,
-                noise, block_seed, clip, block_reference, align, preparation.get if spec.prepare else None,
-            )
-
-        return inpaint_dask(
-            image, mask, fill_block, channel_axis=channel_axis, spatial_ndim=spatial_ndim, seed=seed,
-            progress=progress,
+        stored = image if _is_zarr(image) else None
+        image = _as_dask(image)
+        _check_dtype(image.dtype)
+        return inpaint_lazy(
+            image, mask, spec=spec, params=params, margin=_margin(spec, params, noise),
+            channel_axis=channel_axis, spatial_ndim=spatial_ndim, seed=seed, noise=noise, clip=clip,
+            reference=reference, align=align, progress=progress, cancel=cancel, status=status, stored=stored,
         )
     return _inpaint_array(
-        image, mask, spec, params, channel_axis, spatial_ndim, progress, cancel, noise, seed, clip, reference, align
+        image, mask, spec, params, channel_axis, spatial_ndim, progress, cancel, noise, seed, clip, reference, align,
+        status,
     )
 
 
 def _inpaint_array(
     image, mask, spec: Method, params: dict, channel_axis, spatial_ndim: int, progress, cancel, noise, seed: int,
-    clip: bool, reference, align: bool, prepared: Callable[[], object] | None = None,
+    clip: bool, reference, align: bool, status: Callable[[str], None] | None = None,
 ) -> np.ndarray:
-    """:func:`inpaint` of an in-memory image, its arguments validated; ``prepared()`` gives a preparation made."""
+    """:func:`inpaint` of an in-memory image, its arguments validated."""
     check = checker(cancel)
     image = np.asarray(image)
     _check_dtype(image.dtype)
@@ -213,45 +224,77 @@ def _inpaint_array(
     if not mask.any():
         return output
     _check_known_finite(channels_last, mask)
-    references = None
-    if reference is not None:
-        source = reference
-        if not isinstance(reference, str):
-            source = _broadcast(reference, image.shape)
-            source = source[..., np.newaxis] if channel_axis is None else np.moveaxis(source, channel_axis, -1)
-            if np.issubdtype(source.dtype, np.inexact) and not np.isfinite(source).all():
-                raise ValueError("the reference has NaN or infinite pixels; replace them (e.g. fill it first)")
-        references = References(source, channels_last, mask, len(batch_shape), align, check)
+    references = _references(reference, image, channels_last, mask, channel_axis, batch_shape, align, check)
 
-    margin = spec.margin(params) + (_NOISE_MARGIN if noise else 0)
-    crops_by_mask = plan(mask, batch_shape, grid_shape[len(batch_shape) :], spec, margin, channels_last.shape[-1])
-    total = sum(len(crops) * len(groups) for crops, groups in crops_by_mask)
-    # A preparation counts as much as all the fills on the progress bar.
-    before = total if spec.prepare else 0
+    margin = _margin(spec, params, noise)
+    spatial_shape = grid_shape[len(batch_shape) :]
+    windows_by_mask = plan(mask, batch_shape, spatial_shape, spec, margin, channels_last.shape[-1])
+    total = sum(len(windows) * len(groups) for windows, groups in windows_by_mask)
+    # A preparation (training a network) usually takes most of the time: it gets most of the bar.
+    before = _PREPARATION_UNITS * total if spec.prepare else 0
     report = None if progress is None else (lambda done: progress(done, total + before))
     abandonable = cancel is not None
     extra = {"check": check, "prepared": None}
     if spec.prepare:
-        if prepared is not None:
-            extra["prepared"] = prepared()
-        else:
-            stack = _stack(channels_last, mask, batch_shape, references)
-            extra["prepared"] = _run_preparation(spec, params, stack, seed, check, report, before, abandonable)
+        stack = _stack(channels_last, mask, batch_shape, references)
+        extra["prepared"] = _run_preparation(
+            spec, params, stack, seed, check, report, before, abandonable, status
+        )
 
     # A parameter of the preparation only (e.g. a training budget) is not the fill's.
     taken = inspect.signature(spec.fill).parameters
     fill_params = {name: value for name, value in params.items() if name in taken}
-    units = itertools.chain.from_iterable(itertools.product(groups, crops) for crops, groups in crops_by_mask)
-    for done, (group, crop) in enumerate(units, start=1):
+    units = itertools.chain.from_iterable(itertools.product(g, w) for w, g in windows_by_mask)
+    for done, (group, window) in enumerate(units, start=1):
         check()
         extra["rng"] = np.random.default_rng([seed, done])
         extra["progress"] = None
         if report is not None:
             extra["progress"] = lambda step, steps, start=before + done - 1: report(start + step / max(steps, 1))
+        if status is not None:
+            where = f" (plane {', '.join(map(str, group.planes[0]))})" if batch_shape and len(group.planes) == 1 else ""
+            status(f"filling {done}/{total}{where}")
+        crop = window.crop(group.mask)
         _fill_crop(channels_last, group, crop, spec, fill_params, noise, clip, extra, references, abandonable)
         if report is not None:
             report(before + done)
     return output
+
+
+def training_stack(
+    image, mask=None, *, channel_axis=None, reference=None, align: bool = True, check=None
+) -> Stack:
+    """The :class:`~napari_inpaint._registry.Stack` of 2D planes a preparation would see for ``image``.
+
+    For training outside a call (``learned.train_model``): the same layout
+    rules and reference data as :func:`inpaint`, with ``mask`` None meaning
+    every pixel known.
+    """
+    image = np.asarray(image)
+    if mask is None:
+        # No mask: every pixel known; an RGB(A) last axis is read as for a mask without it.
+        channel_axis = resolve_channel_axis(image.shape, image.shape[:-1], channel_axis)
+        mask = np.zeros([n for axis, n in enumerate(image.shape) if axis != channel_axis][-2:], bool)
+    channel_axis, grid_shape = layout(image.shape, as_bool_mask(mask).shape, channel_axis, 2)
+    mask = as_bool_mask(mask)
+    channels_last = image[..., np.newaxis] if channel_axis is None else np.moveaxis(image, channel_axis, -1)
+    batch_shape = grid_shape[:-2]
+    check_reference(reference, image.shape, len(batch_shape))
+    references = _references(reference, image, channels_last, mask, channel_axis, batch_shape, align, checker(None))
+    return _stack(channels_last, mask, batch_shape, references)
+
+
+def _references(reference, image, channels_last, mask, channel_axis, batch_shape, align: bool, check):
+    """The call's :class:`~napari_inpaint._reference.References`, or None without reference data."""
+    if reference is None:
+        return None
+    source = reference
+    if not isinstance(reference, str):
+        source = _broadcast(reference, image.shape)
+        source = source[..., np.newaxis] if channel_axis is None else np.moveaxis(source, channel_axis, -1)
+        if np.issubdtype(source.dtype, np.inexact) and not np.isfinite(source).all():
+            raise ValueError("the reference has NaN or infinite pixels; replace them (e.g. fill it first)")
+    return References(source, channels_last, mask, len(batch_shape), align, check)
 
 
 def _stack(channels_last: np.ndarray, mask: np.ndarray, batch_shape: tuple, references) -> Stack:
@@ -263,50 +306,31 @@ def _stack(channels_last: np.ndarray, mask: np.ndarray, batch_shape: tuple, refe
     masks = np.broadcast_to(mask, (*batch_shape, *spatial)).reshape((-1, *spatial))
     reference = None
     if references is not None:
-        reference = lambda index: references.of(np.unravel_index(index, batch_shape))  # noqa: E731
+        whole = tuple(slice(0, n) for n in spatial)
+
+        def reference(index: int) -> np.ndarray:
+            return references.of(tuple(int(i) for i in np.unravel_index(index, batch_shape)), whole)
+
     return Stack(planes, masks, reference)
 
 
-def _run_preparation(spec: Method, params, stack: Stack, seed: int, check, report, share: int, abandonable: bool):
+def _run_preparation(
+    spec: Method, params, stack: Stack, seed: int, check, report, share: int, abandonable: bool, status=None
+):
     """Call the method's preparation once, with its parameters and the engine's keywords it takes."""
     taken = inspect.signature(spec.prepare).parameters
     keywords = {name: value for name, value in params.items() if name in taken}
+    if status is not None and "status" not in taken:
+        status(f"preparing {spec.name}")
 
     def prepare(check: Callable[[], None], progress: Callable | None) -> object:
-        supplied = {"rng": np.random.default_rng([seed, 0]), "check": check, "progress": progress}
+        supplied = {"rng": np.random.default_rng([seed, 0]), "check": check, "progress": progress, "status": status}
         return spec.prepare(stack, **keywords, **{k: v for k, v in supplied.items() if k in taken})
 
     progress = None if report is None else (lambda step, steps: report(share * step / max(steps, 1)))
     if abandonable:
         return run_abandonable(prepare, check, progress)
     return prepare(check, progress)
-
-
-def _prepare_lazy(image, mask, spec: Method, params, channel_axis, spatial_ndim: int, seed: int, check):
-    """The preparation of a dask image: its planes stay lazy, the method reads what it needs."""
-    mask = as_bool_mask(np.asarray(mask))
-    channel_axis, grid_shape = layout(image.shape, mask.shape, channel_axis, spatial_ndim)
-    channels_last = image[..., None] if channel_axis is None else image.transpose(
-        [a for a in range(image.ndim) if a != channel_axis] + [channel_axis]
-    )
-    batch_shape = grid_shape[: len(grid_shape) - spatial_ndim]
-    spatial = grid_shape[len(batch_shape) :]
-    planes = channels_last.reshape((-1, *spatial, channels_last.shape[-1]))
-    masks = np.broadcast_to(mask, grid_shape).reshape((-1, *spatial))
-    return _run_preparation(spec, params, Stack(planes, masks), seed, check, None, 0, False)
-
-
-class _Once:
-    """A value computed by the first caller that asks for it, shared by every thread (dask blocks)."""
-
-    def __init__(self, compute: Callable[[], object]):
-        self._compute, self._lock, self._done, self._value = compute, threading.Lock(), False, None
-
-    def get(self) -> object:
-        with self._lock:
-            if not self._done:
-                self._value, self._done = self._compute(), True
-            return self._value
 
 
 def _fill_crop(
@@ -327,7 +351,7 @@ def _fill_crop(
         reference = np.concatenate([references.of(plane, crop.box) for plane in group.planes], axis=-1) / scale
 
     def fill(check: Callable[[], None], progress: Callable | None) -> np.ndarray:
-        supplied = {**extra, "check": check, "progress": progress, "reference": reference}
+        supplied = {**extra, "check": check, "progress": progress, "reference": reference, "scale": scale}
         return spec.fill(work, crop_mask, **params, **{k: supplied[k] for k in spec.engine_keywords})
 
     if abandonable:
@@ -433,8 +457,24 @@ def _broadcast(reference, shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(np.asarray(reference), shape)
 
 
+def _margin(spec: Method, params: dict, noise) -> int:
+    """Known pixels around each hole that a fill (and its noise statistics) need."""
+    return spec.margin(params) + (_NOISE_MARGIN if noise else 0)
+
+
 def _is_dask(array) -> bool:
     return type(array).__module__.startswith("dask.")
+
+
+def _is_zarr(array) -> bool:
+    return type(array).__module__.startswith("zarr.")
+
+
+def _as_dask(array):
+    """A dask array of a dask or zarr array (read chunk by chunk, never whole)."""
+    import dask.array as da
+
+    return da.from_zarr(array) if _is_zarr(array) else array
 
 
 def _check_dtype(dtype: np.dtype) -> None:

@@ -18,28 +18,30 @@ a boolean array (2D or 3D, ``True`` marks unknown pixels) holding at least one
 known and one unknown pixel, and the result has the shape of ``image``; only
 its masked entries are used; the engine divides it by a power of two (an
 exact scaling) so that its values are of order one.  Keywords supplied by
-the engine when
-the function's signature names them: ``rng`` (a seeded
+the engine when the function's signature names them: ``rng`` (a seeded
 :class:`numpy.random.Generator`), ``check`` (a callable to call inside long
-loops: it raises when the user cancelled) and ``progress`` (``progress(step,
+loops: it raises when the user cancelled), ``progress`` (``progress(step,
 steps)`` for methods that iterate: the engine turns it into fractional
-progress of the whole run).  A fill that names ``reference`` receives the
-crop of the plane's aligned reference (same shape and scale as ``image``;
-None when the call has none; see :mod:`napari_inpaint._reference`).
+progress of the whole run), ``scale`` (the power of two the crop was divided
+by, for a method that needs the image's own units), ``reference`` (the crop
+of the plane's aligned reference, same shape and scale as ``image``; None
+when the call has none; see :mod:`napari_inpaint._reference`) and
+``prepared`` (below).
 
 A method may also register a preparation, called once per ``inpaint`` call
 before any fill (e.g. to train a network once on every plane of a stack)::
 
-    prepare(stack, *, <its parameters>, [rng], [check], [progress]) -> object
+    prepare(stack, *, <its parameters>, [rng], [check], [progress], [status]) -> object
 
 where ``stack`` is a :class:`Stack`; every fill of the call then receives the
 result as ``prepared``.  A parameter belongs to the fill, the preparation or
 both.  The preparation sees the image's own values, while fills see crops
 divided by a power of two (exact, see :func:`napari_inpaint.inpaint`): what
 it hands the fills must not depend on the units (normalise, as ``learned``
-does).  ``check`` and ``progress`` behave as for fills (``progress`` may be
-None).  Docstrings of fill functions may use the shared
-blocks of :data:`FILL_DOCS` as ``%(name)s``.
+does), or the fill multiplies by ``scale``.  ``check`` and ``progress``
+behave as for fills (``progress`` may be None); ``status(text)`` says what
+the preparation is doing, for a status line.  Docstrings of fill functions
+may use the shared blocks of :data:`FILL_DOCS` as ``%(name)s``.
 """
 
 import inspect
@@ -73,9 +75,9 @@ FAMILIES = {
 }
 
 # Keywords the engine supplies to a fill function that names them.
-ENGINE_KEYWORDS = frozenset({"rng", "check", "progress", "reference", "prepared"})
+ENGINE_KEYWORDS = frozenset({"rng", "check", "progress", "reference", "prepared", "scale"})
 # Keywords the engine supplies to a preparation function that names them.
-PREPARE_KEYWORDS = frozenset({"rng", "check", "progress"})
+PREPARE_KEYWORDS = frozenset({"rng", "check", "progress", "status"})
 
 #: Numpydoc blocks shared by the fill functions' docstrings (``%(name)s`` there).
 FILL_DOCS = {
@@ -269,6 +271,12 @@ class Method:
         ``reference``, ``prepared``) that the fill function takes.
     prepare : callable, optional
         The per-call preparation (see the module docstring).
+    local_fill : bool
+        Whether the fill of a pixel depends only on the data within a few
+        hole widths of it (plus the margin): a long thin hole (a stitching
+        seam, a dead column) may then be filled in overlapping pieces
+        instead of one crop as long as the hole.  False for a fill that
+        reaches as far as the hole is long (``interpolate`` along its axis).
     """
 
     name: str
@@ -286,6 +294,7 @@ class Method:
     needs_reference: bool
     engine_keywords: frozenset[str]
     prepare: Callable[..., Any] | None = None
+    local_fill: bool = False
 
     @property
     def uses_reference(self) -> bool:
@@ -329,6 +338,7 @@ class Method:
             "needs_download": self.needs_download,
             "weights": list(self.weights),
             "reference": "needed" if self.needs_reference else "optional" if self.uses_reference else "unused",
+            "local_fill": self.local_fill,
             "params": [p.describe() for p in self.params],
         }
 
@@ -351,6 +361,7 @@ def register(
     weights: Sequence[str] = (),
     needs_reference: bool = False,
     prepare: Callable | None = None,
+    local_fill: bool = False,
 ) -> Callable:
     """Decorator that registers a fill function as method ``name``.
 
@@ -395,6 +406,7 @@ def register(
             needs_reference=needs_reference,
             engine_keywords=ENGINE_KEYWORDS & set(signature),
             prepare=prepare,
+            local_fill=local_fill,
         )
         return fill
 

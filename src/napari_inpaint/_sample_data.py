@@ -66,9 +66,14 @@ def damaged_cell(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def make_sample_data() -> list[tuple]:
-    """The napari sample: the damaged cell image and its damage labels (layer data tuples)."""
+    """The napari sample: the damaged cell image and its damage labels (layer data tuples).
+
+    The labels are named in the layer's features table (napari shows the
+    name under the cursor; the Inpaint widget offers each label by name).
+    """
     _, damaged, labels = damaged_cell()
+    names = {"index": [0, *LABELS.values()], "damage": ["none", *LABELS]}
     return [
         (damaged, {"name": "damaged cell", "colormap": "gray"}, "image"),
-        (labels, {"name": "damage", "opacity": 0.5, "metadata": {"labels": dict(LABELS)}}, "labels"),
+        (labels, {"name": "damage", "opacity": 0.5, "features": names}, "labels"),
     ]

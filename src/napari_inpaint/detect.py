@@ -1,5 +1,10 @@
 r"""Find bad pixels in an image: the library side of the "Mask from image" widget.
 
+:func:`mask_from_image` combines the detectors of bad pixels (thresholds,
+saturation, non-finite values, outliers, persistent hot pixels of a stack);
+:func:`cosmic_rays` finds cosmic-ray hits with L.A.Cosmic or deepCR's
+networks, listed with their parameters in :data:`COSMIC_RAY_DETECTORS`.
+
 Every function takes an image (2D plane, 3D volume or an nD stack of planes)
 and returns a boolean mask, ``True`` where a pixel is bad.  Neighbourhood
 operations (median filters, dilation, connected components) act on the
@@ -41,10 +46,16 @@ Examples
 5
 """
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
 import numpy as np
 from scipy import ndimage as ndi
 
 from napari_inpaint import masks
+from napari_inpaint._registry import Param
+from napari_inpaint.devices import DEVICE
+from napari_inpaint.models import DEEPCR_MASKS
 
 # 1.4826 * MAD and 1.2533 * mean absolute deviation estimate the standard deviation of Gaussian data.
 _MAD_TO_SIGMA = 1.4826
@@ -128,7 +139,10 @@ def nonfinite_pixels(image: np.ndarray) -> np.ndarray:
     return ~np.isfinite(image)
 
 
-def outlier_pixels(image: np.ndarray, k: float = 5.0, *, size: int = 3, spatial_ndim: int = 2) -> np.ndarray:
+def outlier_pixels(
+    image: np.ndarray, k: float = 5.0, *, size: int = 3, spatial_ndim: int = 2, persistent: bool = False,
+    fraction: float = 0.9,
+) -> np.ndarray:
     """Hot, dead or stuck pixels: far from the median of their neighbourhood.
 
     Parameters
@@ -143,6 +157,15 @@ def outlier_pixels(image: np.ndarray, k: float = 5.0, *, size: int = 3, spatial_
         pixels, 5 catches clusters of up to about 2x2.
     spatial_ndim : {2, 3}
         Axes over which the neighbourhood and the statistics are taken.
+    persistent : bool
+        For a stack (a time series, or repeated frames): flag a position in
+        every plane when it is an outlier in at least ``fraction`` of the
+        planes in which it is finite, and nothing else.  Defects of the detector (hot, warm and
+        stuck pixels) sit at the same position in every frame; cosmic rays,
+        noise and moving features do not.
+    fraction : float
+        Share of the planes, in (0, 1], in which a persistent pixel must be
+        an outlier.
 
     Returns
     -------
@@ -150,7 +173,12 @@ def outlier_pixels(image: np.ndarray, k: float = 5.0, *, size: int = 3, spatial_
 
     Notes
     -----
-    See the module notes for the robust z-score.  Quantised or posterised
+    See the module notes for the robust z-score.  Persistence is the
+    stronger criterion: with a per-plane chance ``p`` that noise passes the
+    threshold, a position passes it in 90 % of ``N`` planes with a chance of
+    about :math:`\binom{N}{0.9N} p^{0.9N}`, so ``k = 3`` (``p`` = 0.27 %)
+    is safe from 10 planes on, and finds hot pixels too faint to tell from
+    the noise in one frame.  Quantised or posterised
     planes can have a MAD of zero (over half of the residuals tie); the
     scale is then 1.2533 times the mean absolute deviation, and for integer
     images never less than one grey level.  On almost noise-free images the
@@ -165,6 +193,11 @@ def outlier_pixels(image: np.ndarray, k: float = 5.0, *, size: int = 3, spatial_
     >>> image[10, 20] = 200
     >>> np.argwhere(outlier_pixels(image)).tolist()
     [[10, 20]]
+    >>> frames = rng.normal(100, 5, (12, 32, 32))
+    >>> frames[:, 3, 4] += 25  # a warm pixel, 5 standard deviations: in every frame
+    >>> frames[2, 20, 20] += 500  # a cosmic ray: in one frame
+    >>> np.argwhere(outlier_pixels(frames, 3, persistent=True)[7]).tolist()
+    [[3, 4]]
     """
     integer = np.issubdtype(np.asarray(image).dtype, np.integer)
     image = np.asarray(image, dtype=np.float64)
@@ -173,6 +206,13 @@ def outlier_pixels(image: np.ndarray, k: float = 5.0, *, size: int = 3, spatial_
         raise ValueError(f"k must be positive, got {k!r}")
     if size < 3 or size % 2 == 0:
         raise ValueError(f"size must be an odd integer >= 3, got {size!r}")
+    if persistent and image.ndim == spatial_ndim:
+        raise ValueError(
+            f"persistent=True finds pixels that stay bad across the planes of a stack; this image of shape "
+            f"{image.shape} is a single {spatial_ndim}D plane: give a stack, or persistent=False"
+        )
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction!r}")
     finite = np.isfinite(image)
     # Non-finite pixels would poison the median filter; the plane median is a neutral stand-in.
     work = np.where(finite, image, np.median(image[finite]) if finite.any() else 0.0)
@@ -190,7 +230,14 @@ def outlier_pixels(image: np.ndarray, k: float = 5.0, *, size: int = 3, spatial_
     sigma = np.where(sigma > 0, sigma, _MEAN_TO_SIGMA * np.mean(deviation, axis=axes, keepdims=True))
     if integer:
         sigma = np.maximum(sigma, 1.0)  # a difference of one grey level is quantisation, not evidence
-    return (deviation > k * sigma) & finite
+    flagged = (deviation > k * sigma) & finite
+    if not persistent:
+        return flagged
+    stack_axes = tuple(range(image.ndim - spatial_ndim))
+    # Out of the planes in which the pixel has a value: a NaN frame neither confirms nor refutes it.
+    valued = finite.sum(axis=stack_axes)
+    steady = (flagged.sum(axis=stack_axes) >= np.ceil(fraction * valued - 1e-9)) & (valued > 0)
+    return np.broadcast_to(steady, image.shape) & finite
 
 
 def dilate_mask(mask: np.ndarray, pixels: float, *, spatial_ndim: int = 2) -> np.ndarray:
@@ -253,6 +300,7 @@ def mask_from_image(
     outliers: bool = False,
     k: float = 5.0,
     size: int = 3,
+    persistent: bool = False,
     nonfinite: bool = True,
     min_size: int = 0,
     dilate: int = 0,
@@ -276,6 +324,10 @@ def mask_from_image(
     outliers : bool
         Flag hot/dead pixels (:func:`outlier_pixels`) with threshold ``k`` and
         median window ``size``.
+    persistent : bool
+        Flag as outliers only the positions that are outliers in at least 90 %
+        of the planes of a stack, in every plane (``outlier_pixels(...,
+        persistent=True)``).
     nonfinite : bool
         Flag NaN and infinite pixels.
     min_size : int
@@ -314,6 +366,232 @@ def mask_from_image(
         # Outliers are detected per channel, each against its own statistics.
         channels = image[..., np.newaxis] if channel_axis is None else image
         for c in range(channels.shape[-1]):
-            mask |= outlier_pixels(channels[..., c], k, size=size, spatial_ndim=spatial_ndim)
+            mask |= outlier_pixels(
+                channels[..., c], k, size=size, spatial_ndim=spatial_ndim, persistent=persistent
+            )
     mask = remove_small(mask, min_size, spatial_ndim=spatial_ndim)
     return dilate_mask(mask, dilate, spatial_ndim=spatial_ndim)
+
+
+# --------------------------------------------------------------------------- cosmic rays
+
+
+@dataclass(frozen=True)
+class Detector:
+    """One way :func:`cosmic_rays` finds cosmic rays: what front ends list and build their controls from.
+
+    Attributes
+    ----------
+    name : str
+        The ``method`` of :func:`cosmic_rays`.
+    summary : str
+        One line for listings.
+    params : tuple of Param
+        Its parameters (``cosmic_rays(image, method=name, **params)``).
+    model_weights : dict
+        For a detector that downloads weights: the registry name
+        (:mod:`napari_inpaint.models`) of the file each choice of its
+        ``model`` parameter downloads; see :meth:`weights_for`.
+    install : str
+        What to install when :meth:`available` is False.
+    module : str
+        The module it needs (imported on first use).
+    """
+
+    name: str
+    summary: str
+    params: tuple[Param, ...]
+    model_weights: Mapping[str, str] = field(default_factory=dict)
+    install: str = ""
+    module: str = "torch"
+
+    @property
+    def weights(self) -> tuple[str, ...]:
+        """Registry names of every file it may download."""
+        return tuple(self.model_weights.values())
+
+    def weights_for(self, params: dict) -> tuple[str, ...]:
+        """Registry names of the files a call with ``params`` downloads (to fetch them first, with progress).
+
+        Examples
+        --------
+        >>> COSMIC_RAY_DETECTORS["deepcr"].weights_for({"model": "decam"})
+        ('deepcr-mask-decam',)
+        >>> COSMIC_RAY_DETECTORS["lacosmic"].weights_for({})
+        ()
+        """
+        if not self.model_weights:
+            return ()
+        return (self.model_weights[self.resolve(params)["model"]],)
+
+    def available(self) -> bool:
+        """Whether its module is installed (without importing it)."""
+        import importlib.util
+
+        return importlib.util.find_spec(self.module) is not None
+
+    def resolve(self, given: dict) -> dict:
+        """Validate ``given`` keyword values and complete them with the defaults."""
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise TypeError(
+                f"cosmic-ray detector {self.name!r} has no parameter {', '.join(map(repr, unknown))}; "
+                f"its parameters are: {', '.join(known)}"
+            )
+        return {name: p.validate(given[name], self.name) if name in given else p.default
+                for name, p in known.items()}
+
+    def describe(self) -> dict:
+        """Plain-data description (for JSON, the command line and widget generation)."""
+        return {
+            "name": self.name, "summary": self.summary, "params": [p.describe() for p in self.params],
+            "weights": list(self.weights), "model_weights": dict(self.model_weights), "install": self.install,
+            "available": self.available(),
+        }
+
+
+#: The cosmic-ray detectors, by the ``method`` name of :func:`cosmic_rays`.
+COSMIC_RAY_DETECTORS = {
+    "lacosmic": Detector(
+        "lacosmic",
+        "L.A.Cosmic (astroscrappy): sharp Laplacian edges above the noise of a CCD's counts",
+        (
+            Param("gain", float, 1.0, "gain of the data, electrons per count", 1e-6, 1e6),
+            Param("read_noise", float, 6.5, "read noise, electrons", 0.0, 1e6),
+            Param("saturation", float, 65535.0, "counts at which pixels saturate (stars there are protected)",
+                  -1e300, 1e300),
+            Param("sigma_clip", float, 4.5, "detection limit in noise standard deviations; lower flags more",
+                  0.1, 100.0),
+            Param("object_limit", float, 5.0,
+                  "minimum contrast against fine structure; raise it if star cores are flagged", 0.1, 100.0),
+            Param("iterations", int, 4, "passes of detection and cleaning", 1, 32),
+        ),
+        install='pip install "napari-inpaint[astro]"',
+        module="astroscrappy",
+    ),
+    "deepcr": Detector(
+        "deepcr",
+        "deepCR's trained networks (Hubble ACS/WFC and WFC3/UVIS, DECam): probability of a hit, thresholded",
+        (
+            Param("model", str, "ACS-WFC", "the instrument the network was trained on: ACS-WFC (data in "
+                  "electrons), WFC3-UVIS (threshold 0.1-0.2), decam (ADU)", choices=tuple(DEEPCR_MASKS)),
+            Param("threshold", float, 0.5, "probability above which a pixel is flagged", 0.0, 1.0),
+            DEVICE,
+        ),
+        model_weights=DEEPCR_MASKS,
+    ),
+}
+
+
+def cosmic_rays(
+    image: np.ndarray,
+    *,
+    method: str = "lacosmic",
+    check: Callable[[], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    **params,
+) -> np.ndarray:
+    """Pixels hit by cosmic rays (and other sharp, unresolved hits) in a 2D image or a stack of them.
+
+    Parameters
+    ----------
+    image : ndarray
+        A 2D image ``(H, W)`` or a stack ``(..., H, W)``, processed plane by
+        plane; in the detector's units (counts for ``lacosmic``; see
+        ``model`` for ``deepcr``).  Non-finite pixels are never flagged (see
+        :func:`nonfinite_pixels`).
+    method : {'lacosmic', 'deepcr'}
+        A key of :data:`COSMIC_RAY_DETECTORS`.  ``lacosmic`` is L.A.Cosmic
+        [2]_ as implemented by astroscrappy (``pip install
+        "napari-inpaint[astro]"``); ``deepcr`` runs deepCR's mask networks
+        [3]_, downloaded on first use.
+    check : callable, optional
+        Called between planes (and tiles); raises to cancel.
+    progress : callable, optional
+        ``progress(done, total)`` after each plane.
+    **params
+        The method's parameters (``COSMIC_RAY_DETECTORS[method].params``).
+        ``lacosmic``: ``gain`` (electrons per count, 1), ``read_noise``
+        (electrons, 6.5), ``saturation`` (counts, 65535: saturated stars
+        are protected), ``sigma_clip`` (4.5), ``object_limit`` (5) and
+        ``iterations`` (4), astroscrappy's defaults.  ``deepcr``: ``model``
+        (``ACS-WFC`` for data in electrons, ``WFC3-UVIS``, ``decam`` for ADU),
+        ``threshold`` (0.5; deepCR advises 0.1-0.2 for ``WFC3-UVIS``) and
+        ``device``.
+
+    Returns
+    -------
+    ndarray of bool
+        The image's shape.
+
+    Raises
+    ------
+    ImportError
+        For ``lacosmic`` without astroscrappy (the message says what to install).
+    ValueError, TypeError
+        For an unknown method or parameter, or a bad value.
+
+    References
+    ----------
+    .. [2] P. G. van Dokkum, "Cosmic-ray rejection by Laplacian edge
+           detection", PASP 113 (2001) 1420; C. McCully et al.,
+           astroscrappy, doi:10.5281/zenodo.1482019.
+    .. [3] K. Zhang and J. S. Bloom, "deepCR: cosmic ray rejection with deep
+           learning", ApJ 889 (2020) 24.
+
+    Examples
+    --------
+    >>> sky = np.random.default_rng(0).poisson(100.0, (64, 64)).astype(np.float32)
+    >>> sky[20, 10:16] += 2000  # a short track
+    >>> hits = cosmic_rays(sky, method="lacosmic", gain=1.0, read_noise=5.0)
+    >>> np.argwhere(hits).tolist()
+    [[20, 10], [20, 11], [20, 12], [20, 13], [20, 14], [20, 15]]
+    """
+    if method not in COSMIC_RAY_DETECTORS:
+        raise ValueError(f"unknown cosmic-ray detector {method!r}; known: {', '.join(COSMIC_RAY_DETECTORS)}")
+    options = COSMIC_RAY_DETECTORS[method].resolve(params)
+    image = np.asarray(image)
+    _check_spatial(image, 2)
+    if np.issubdtype(image.dtype, np.complexfloating) or image.dtype == bool:
+        raise TypeError(f"cosmic_rays takes a real-valued image of counts; got dtype {image.dtype}")
+    detect_plane = _lacosmic_plane if method == "lacosmic" else _deepcr_plane
+    mask = np.zeros(image.shape, bool)
+    planes = list(np.ndindex(image.shape[:-2]))
+    for done, index in enumerate(planes, start=1):
+        if check is not None:
+            check()
+        plane = np.asarray(image[index], dtype=np.float64)
+        finite = np.isfinite(plane)
+        if finite.any():
+            mask[index] = detect_plane(plane, finite, check, **options) & finite
+        if progress is not None:
+            progress(done, len(planes))
+    return mask
+
+
+def _lacosmic_plane(
+    plane: np.ndarray, finite: np.ndarray, check, *, gain: float, read_noise: float, saturation: float,
+    sigma_clip: float, object_limit: float, iterations: int,
+) -> np.ndarray:
+    try:
+        import astroscrappy
+    except ImportError:
+        raise ImportError(
+            'cosmic_rays(method="lacosmic") needs astroscrappy: pip install "napari-inpaint[astro]" '
+            '(or pip install astroscrappy); method="deepcr" needs nothing more'
+        ) from None
+    values = np.where(finite, plane, np.median(plane[finite])).astype(np.float32)
+    # astroscrappy works in electrons: its saturation level is in electrons too.
+    hits, _ = astroscrappy.detect_cosmics(
+        values, inmask=~finite, sigclip=sigma_clip, objlim=object_limit, gain=gain, readnoise=read_noise,
+        satlevel=saturation * gain, niter=iterations,
+    )
+    return np.asarray(hits, dtype=bool)
+
+
+def _deepcr_plane(plane: np.ndarray, finite: np.ndarray, check, *, model: str, threshold: float, device: str):
+    from napari_inpaint.methods.deepcr import cosmic_ray_probability
+
+    probability = cosmic_ray_probability(np.where(finite, plane, np.nan), model, device=device, check=check)
+    return probability > threshold

@@ -7,6 +7,10 @@ fill against the truth.  The scores are grouped by method and by the share of
 the image that was missing, in buckets of 10 % (0-10 %, 10-20 %, ...) as in
 the inpainting literature, and returned as an :class:`EvaluationTable`.
 
+Methods that fill from reference data (``guided``) are scored on a plane of a
+stack with ``reference="adjacent"``: holes are hidden in that plane only, so
+its neighbours know what the holes hide, as when one slice or frame is damaged.
+
 Notes
 -----
 For a hole :math:`H` in an image with data range :math:`R` (see
@@ -53,6 +57,7 @@ from napari_inpaint import masks as mask_generators
 from napari_inpaint import metrics
 from napari_inpaint._engine import InpaintCancelled, inpaint
 from napari_inpaint._layout import resolve_channel_axis
+from napari_inpaint._reference import check_reference
 from napari_inpaint.methods import get_method, list_methods
 
 DEFAULT_MASKS = ("strokes", "rectangles")
@@ -102,10 +107,11 @@ class Example:
     ratio : float
         The target hole ratio it was drawn at.
     hole : ndarray of bool
-        The hidden pixels, of the image's spatial shape.
+        The hidden pixels, of the scored plane's spatial shape.
     fills : dict of str to ndarray
-        Each method's fill, of the image's shape and layout; methods that
-        failed on this hole are absent.
+        Each method's fill of the scored plane (the image, or the plane of a
+        stack), in its shape and layout; methods that failed on this hole
+        are absent.
     """
 
     kind: str
@@ -235,24 +241,28 @@ def _bucket_start(label: str) -> int:
     return int(label.split("-")[0])
 
 
-def default_methods(mask_kinds: Sequence[str] = DEFAULT_MASKS) -> list[str]:
+def default_methods(mask_kinds: Sequence[str] = DEFAULT_MASKS, *, reference: bool = False) -> list[str]:
     """The methods :func:`evaluate`, the Compare widget and the demo compare by default.
 
     The methods of family ``classical`` (no network, seconds per image; the
     others are slow on a CPU or download weights, so they are compared only
-    when asked for) that fill without reference data.  A method made for its
-    damage only (``any_hole`` False, as ``interpolate`` for dropped lines)
-    joins when that damage is among ``mask_kinds``.
+    when asked for); those that need reference data only when ``reference``
+    is True (the comparison has some).  A method made for its damage only
+    (``any_hole`` False, as ``interpolate`` for dropped lines) joins when
+    that damage is among ``mask_kinds``.
 
     Examples
     --------
     >>> "interpolate" in default_methods(["strokes"]), "interpolate" in default_methods(["dropped-lines"])
     (False, True)
+    >>> "guided" in default_methods(), "guided" in default_methods(reference=True)
+    (False, True)
     """
     hidden = {mask_generators.resolve_kind(kind) for kind in mask_kinds}
     return [
         m.name for m in list_methods()
-        if m.family == "classical" and not m.needs_reference and (m.any_hole or hidden & set(m.artifacts))
+        if m.family == "classical" and (reference or not m.needs_reference)
+        and (m.any_hole or hidden & set(m.artifacts))
     ]
 
 
@@ -264,6 +274,9 @@ def evaluate(
     ratios: Sequence[float] = DEFAULT_RATIOS,
     seed: int = 0,
     *,
+    plane: int | None = None,
+    reference: str | np.ndarray | None = None,
+    align: bool = True,
     repeats: int = 1,
     channel_axis: int | None = None,
     lpips: bool | str = "auto",
@@ -280,15 +293,17 @@ def evaluate(
     image : ndarray
         A clean 2D image (at least 16 pixels a side), with an optional
         channel axis (an RGB(A) last axis is recognised, as by
-        :func:`napari_inpaint.inpaint`); any dtype the engine takes.  For a
-        stack, pass one plane.
+        :func:`napari_inpaint.inpaint`); any dtype the engine takes.  Or,
+        with ``plane``, a stack of such planes, plane axis first (e.g.
+        (Z, Y, X) or (T, Y, X, 3)).
     methods : sequence of str, or mapping of str to dict, optional
         Methods to compare, or a mapping from method to its parameters.
-        Default: :func:`default_methods`.
+        Default: :func:`default_methods` (with those that need a reference
+        when ``reference`` is given).
     masks : sequence of str
         Kinds of hole to hide (see :data:`napari_inpaint.masks.KINDS`).
     region : ndarray of bool, optional
-        Where the image is clean (True), of the image's spatial shape: holes
+        Where the scored plane is clean (True), of its spatial shape: holes
         are placed only there and ratios count its pixels.  Default: all.
     ratios : sequence of float
         Target hole ratios, each in (0, 1); one mask per kind, ratio and
@@ -296,6 +311,18 @@ def evaluate(
         20-30 % buckets.
     seed : int
         Seed of the masks and of stochastic methods.
+    plane : int, optional
+        ``image`` is a stack: score its plane of this index.
+    reference : None, "adjacent" or ndarray
+        Reference data for the methods that use it (see
+        :func:`napari_inpaint.inpaint`); the others fill without it.
+        ``"adjacent"`` needs a stack and ``plane``: holes are hidden in that
+        plane only, the whole stack goes to each method and the plane's
+        neighbours serve as its reference.  An array (of the image's shape,
+        or of one plane's) is passed on.
+    align : bool
+        Shift the reference onto the plane first (see
+        :func:`napari_inpaint.inpaint`).
     repeats : int
         Masks per kind and ratio (with different seeds).
     channel_axis : int, optional
@@ -330,7 +357,9 @@ def evaluate(
     ------
     ValueError, TypeError
         For an unknown method or mask kind, a parameter no selected method
-        has, a bad parameter value, or an image that is not 2D.
+        has, a bad parameter value, an image that is not 2D (or, with
+        ``plane``, not a stack of 2D planes), or a method that needs a
+        reference without one.
 
     Examples
     --------
@@ -344,20 +373,43 @@ def evaluate(
     >>> example = evaluate(ramp, ["harmonic"], masks=["rectangles"], keep_example=True).example
     >>> example.kind, example.ratio, example.hole.shape, list(example.fills)
     ('rectangles', 0.15, (48, 48), ['harmonic'])
+
+    A plane of a stack, its neighbours as the reference of ``guided``:
+
+    >>> stack = np.stack([ramp + 5 * k for k in range(3)])
+    >>> table = evaluate(stack, masks=["rectangles"], ratios=[0.15], plane=1, reference="adjacent")
+    >>> guided = next(row for row in table.rows if row["method"] == "guided")  # joined the defaults
+    >>> guided["mae_hole"] < 1e-6  # the plane is its neighbours' mean: the reference knows the hole
+    True
     """
     kinds = [mask_generators.resolve_kind(kind) for kind in masks]
-    methods = _resolve_methods(methods, kinds, method_params)
+    methods = _resolve_methods(methods, kinds, method_params, reference)
     if not all(0 < ratio < 1 for ratio in ratios) or not ratios:
         raise ValueError(f"ratios must lie in (0, 1), got {list(ratios)}")
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats!r}")
+    if not isinstance(align, (bool, np.bool_)):
+        raise TypeError(f"align must be True or False, got {align!r}")
     image = np.asarray(image)
-    reference, channels, channel_axis = _channels_last(image, channel_axis)
-    spatial = reference.shape[:2]
-    region = _check_region(region, spatial)
-    data_range = metrics.data_range_of(reference)
+    data, channels, image_axis = _channels_last(image, channel_axis, stacked=plane is not None)
+    # The example's fills are planes: without the stack's plane axis, which comes first.
+    own_axis = image_axis - 1 if plane is not None and image_axis else image_axis
+    check_reference(reference, image.shape, batch_ndim=int(plane is not None))
+    adjacent = isinstance(reference, str)
+    if reference is not None and not adjacent:  # in the layout of ``data``
+        reference = np.broadcast_to(np.asarray(reference), image.shape)
+        reference = reference if image_axis is None else np.moveaxis(reference, image_axis, -1)
+    if plane is not None:
+        if isinstance(plane, bool) or plane not in range(-len(data), len(data)):
+            raise ValueError(f"plane must be an index into the stack's {len(data)} planes, got {plane!r}")
+        plane = int(plane) % len(data)
+        if not adjacent:  # the plane is all the methods need
+            data, reference, plane = data[plane], None if reference is None else reference[plane], None
+    truth = data if plane is None else data[plane]
+    region = _check_region(region, truth.shape[:2])
+    data_range = metrics.data_range_of(truth)
     notes: list[str] = []
-    use_lpips = _lpips_usable(lpips, spatial, notes)
+    use_lpips = _lpips_usable(lpips, truth.shape[:2], notes)
 
     holes = []
     shown = (0, len(ratios) // 2, 0) if keep_example else None  # the hole kept as the example
@@ -373,31 +425,38 @@ def evaluate(
                     example = Example(kind, ratio, hole, {})
                 holes.append((kind, hole, (k, r, repeat) == shown))
 
+    # The methods that use reference data get it; the others fill without.
+    users = {name for name in methods if reference is not None and get_method(name).uses_reference}
+    given = {name: {"reference": reference, "align": align} if name in users else {} for name in methods}
     for name, params in methods.items():
-        _warm_up(reference, channels, name, params)
+        _warm_up(data, plane, channels, name, {**params, **given[name]})
     trials = []
     total, done = len(holes) * len(methods), 0
     area = np.count_nonzero(region)
     for kind, hole, is_example in holes:
-        damaged = reference.copy()
-        damaged[hole] = 0  # no method may see the truth
         # Pixels outside the clean region may be damaged: they are filled too, never used as known.
+        unknown, damaged = hole | ~region, data.copy()
+        (damaged if plane is None else damaged[plane])[unknown] = 0  # no method may see the truth
+        if plane is not None:  # the other planes of the stack are known
+            unknown = np.stack([unknown if k == plane else np.zeros_like(unknown) for k in range(len(data))])
         ratio = np.count_nonzero(hole) / area
         for name, params in methods.items():
             trial = {"method": name, "mask": kind, "ratio": ratio, "bucket": bucket_of(ratio), "seed": seed}
             trial.update(dict.fromkeys(_SCORES[1:]), error=None)
             start = time.perf_counter()
             try:
-                filled = inpaint(damaged, hole | ~region, name, channel_axis=channels, seed=seed, cancel=cancel, **params)
+                filled = inpaint(damaged, unknown, name, channel_axis=channels, seed=seed, cancel=cancel,
+                                 **given[name], **params)  # fmt: skip
             except InpaintCancelled:
                 raise
             except Exception as exc:  # a failing method is reported; the others still run
                 trial["error"] = f"{type(exc).__name__}: {exc}"
             else:
                 trial["seconds"] = time.perf_counter() - start
-                trial.update(_scores(reference, filled, hole, data_range, channels, use_lpips))
-                if is_example:  # in the image's own layout
-                    example.fills[name] = filled if channel_axis is None else np.moveaxis(filled, -1, channel_axis)
+                filled = filled if plane is None else filled[plane]
+                trial.update(_scores(truth, filled, hole, data_range, channels, use_lpips))
+                if is_example:  # in the plane's own layout
+                    example.fills[name] = filled if own_axis is None else np.moveaxis(filled, -1, own_axis)
             trials.append(trial)
             done += 1
             if progress is not None:
@@ -405,10 +464,10 @@ def evaluate(
     return EvaluationTable(trials, notes, per_mask, example)
 
 
-def _resolve_methods(methods, kinds, shared: dict) -> dict[str, dict]:
+def _resolve_methods(methods, kinds, shared: dict, reference) -> dict[str, dict]:
     """Map each method to its validated parameters."""
     if methods is None:
-        methods = default_methods(kinds)
+        methods = default_methods(kinds, reference=reference is not None)
     if isinstance(methods, str):
         methods = [methods]
     given = {name: dict(params) for name, params in methods.items()} if isinstance(methods, Mapping) else {
@@ -419,6 +478,11 @@ def _resolve_methods(methods, kinds, shared: dict) -> dict[str, dict]:
     specs = {name: get_method(name) for name in given}
     unused = set(shared)
     for name, spec in specs.items():
+        if spec.needs_reference and reference is None:
+            raise ValueError(
+                f"method {name!r} fills from reference data: pass reference='adjacent' with a stack and the "
+                "plane to score (plane=), or a reference image of the same field"
+            )
         for key, value in shared.items():
             if any(p.name == key for p in spec.params):
                 given[name].setdefault(key, value)
@@ -432,22 +496,30 @@ def _resolve_methods(methods, kinds, shared: dict) -> dict[str, dict]:
     return given
 
 
-def _channels_last(image: np.ndarray, channel_axis: int | None) -> tuple[np.ndarray, int | None, int | None]:
-    """The image with channels last, the channel axis to pass to the engine (-1 or None), and the image's own.
+def _channels_last(
+    image: np.ndarray, channel_axis: int | None, stacked: bool
+) -> tuple[np.ndarray, int | None, int | None]:
+    """The image with channels last, the channel axis to give the engine (-1 or None), and the image's own.
 
-    The channel axis follows the engine's rule for a mask of the first two axes (holes are 2D).
+    The channel axis follows the engine's rule for a mask of the first two
+    axes (holes are 2D), or three for a stack (``stacked``, plane axis first).
     """
-    channel_axis = resolve_channel_axis(image.shape, image.shape[:2], channel_axis)
+    grid_ndim = 3 if stacked else 2
+    channel_axis = resolve_channel_axis(image.shape, image.shape[:grid_ndim], channel_axis)
     if channel_axis is not None:
         image = np.moveaxis(image, channel_axis, -1)
-    spatial = image.shape if channel_axis is None else image.shape[:-1]
-    if len(spatial) != 2:
+    grid = image.shape if channel_axis is None else image.shape[:-1]
+    if len(grid) != grid_ndim:
+        wanted, hint = (
+            ("a stack of 2D planes, plane axis first", "For one 2D image, leave plane out") if stacked else
+            ("one 2D image", "For a stack, pass one plane, or the stack and plane= (the plane's index)")
+        )  # fmt: skip
         raise ValueError(
-            f"evaluate takes one 2D image (with an optional channel axis); got shape {image.shape}. "
-            "For a stack, pass one plane; for channels on another axis, pass channel_axis"
+            f"evaluate takes {wanted} (with an optional channel axis); got shape {image.shape}. {hint}; for "
+            "channels on another axis, pass channel_axis"
         )
-    if min(spatial) < _MIN_SIDE:
-        raise ValueError(f"the image must be at least {_MIN_SIDE} pixels a side, got {spatial}")
+    if min(grid[-2:]) < _MIN_SIDE:
+        raise ValueError(f"the image must be at least {_MIN_SIDE} pixels a side, got {grid[-2:]}")
     return image, None if channel_axis is None else -1, channel_axis
 
 
@@ -480,13 +552,18 @@ def _hide_hole(kind: str, region: np.ndarray, ratio: float, rng: np.random.Gener
     return hole
 
 
-def _warm_up(reference: np.ndarray, channels: int | None, name: str, params: dict) -> None:
+def _warm_up(data: np.ndarray, plane: int | None, channels: int | None, name: str, keywords: dict) -> None:
     """Fill a small hole once, so that the timings leave out one-time costs (imports, JIT compilation)."""
-    crop = reference[:_MIN_SIDE, :_MIN_SIDE]
-    hole = np.zeros(crop.shape[:2], bool)
-    hole[_MIN_SIDE // 2 - 2 : _MIN_SIDE // 2 + 2, _MIN_SIDE // 2 - 2 : _MIN_SIDE // 2 + 2] = True
+    index = () if plane is None else (plane,)
+    corner = (slice(None),) * len(index) + (slice(0, _MIN_SIDE),) * 2
+    if isinstance(keywords.get("reference"), np.ndarray):
+        keywords = {**keywords, "reference": keywords["reference"][corner]}
+    crop = data[corner]
+    hole = np.zeros(crop.shape[: len(corner)], bool)
+    middle = slice(_MIN_SIDE // 2 - 2, _MIN_SIDE // 2 + 2)
+    hole[index + (middle, middle)] = True
     with contextlib.suppress(Exception):  # the timed runs report any error
-        inpaint(crop, hole, name, channel_axis=channels, **params)
+        inpaint(crop, hole, name, channel_axis=channels, **keywords)
 
 
 def _lpips_usable(lpips, spatial: tuple[int, int], notes: list[str]) -> bool:
@@ -512,11 +589,11 @@ def _lpips_usable(lpips, spatial: tuple[int, int], notes: list[str]) -> bool:
     return True
 
 
-def _scores(reference, filled, hole, data_range, channels, use_lpips) -> dict:
+def _scores(truth, filled, hole, data_range, channels, use_lpips) -> dict:
     return {
-        "psnr_hole": metrics.psnr(reference, filled, mask=hole, data_range=data_range),
-        "ssim_hole": metrics.ssim(reference, filled, data_range=data_range, channel_axis=channels, mask=hole),
-        "mae_hole": metrics.hole_mae(reference, filled, hole, data_range=data_range),
-        "psnr_image": metrics.psnr(reference, filled, data_range=data_range),
-        "lpips": metrics.lpips(reference, filled, data_range, channels, device="cpu") if use_lpips else None,
+        "psnr_hole": metrics.psnr(truth, filled, mask=hole, data_range=data_range),
+        "ssim_hole": metrics.ssim(truth, filled, data_range=data_range, channel_axis=channels, mask=hole),
+        "mae_hole": metrics.hole_mae(truth, filled, hole, data_range=data_range),
+        "psnr_image": metrics.psnr(truth, filled, data_range=data_range),
+        "lpips": metrics.lpips(truth, filled, data_range, channels, device="cpu") if use_lpips else None,
     }

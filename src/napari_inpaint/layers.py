@@ -8,16 +8,12 @@ is only imported inside functions, so importing this module is cheap.
 
 Examples
 --------
-In napari's console (``viewer`` is defined there)::
-
-    from napari_inpaint import inpaint
-    from napari_inpaint.layers import INPAINT, Provenance, add_result, layer_mask
+In napari's console (``viewer`` is defined there), :func:`inpaint_layer` does
+what the Inpaint widget does in one call; the pieces it is made of::
 
     image = viewer.layers["cell"]
-    mask = layer_mask(viewer.layers["damage"], image, radius=2)
-    filled = inpaint(image.data, mask, method="biharmonic")
-    made = Provenance(image.name, INPAINT, method="biharmonic", mask_layer="damage")
-    add_result(viewer, image, filled, made)
+    filled = inpaint(image.data, layer_mask(viewer.layers["damage"], image, label=3), "biharmonic")
+    add_result(viewer, image, filled, Provenance(image.name, INPAINT, method="biharmonic"))
 """
 
 import dataclasses
@@ -91,7 +87,15 @@ def layer_mask(mask_layer, image_layer, *, label: int | None = None, radius: flo
                 f"labels layer {mask_layer.name!r} has shape {data.shape} but image {image_layer.name!r} "
                 f"has pixel grid {shape}; the labels must cover the same grid (or one of its planes)"
             )
-        return data != 0 if not label else data == label
+        if not label:
+            return data != 0
+        mask = data == label
+        if not mask.any():
+            raise ValueError(
+                f"labels layer {mask_layer.name!r} has no pixel of label {label}; "
+                f"{_labels_text(mask_layer)}: choose one of them, or 0 for every label"
+            )
+        return mask
     if isinstance(mask_layer, Shapes):
         if mask_layer.nshapes == 0:
             return np.zeros(shape, bool)
@@ -114,6 +118,122 @@ def layer_mask(mask_layer, image_layer, *, label: int | None = None, radius: flo
         f"layer {mask_layer.name!r} is a {type(mask_layer).__name__} layer; "
         "use a Labels, Shapes or Points layer as the mask"
     )
+
+
+def label_values(labels_layer) -> list[int]:
+    """The nonzero labels that ``labels_layer`` holds, in increasing order."""
+    data = np.asarray(labels_layer.data)
+    if data.size and np.issubdtype(data.dtype, np.integer) and 0 <= data.min() and data.max() < 2**24:
+        counts = np.bincount(data.ravel())  # far faster than np.unique on a large label image
+        return [int(value) for value in np.flatnonzero(counts[1:]) + 1]
+    return [int(value) for value in np.unique(data) if value != 0]
+
+
+def label_names(labels_layer) -> dict[int, str]:
+    """The names of the labels of ``labels_layer``, from its features table (``{}`` when it has none).
+
+    napari shows a Labels layer's features in the status bar; a table with an
+    ``index`` column (the label values) and a column of text names them, as
+    in the plugin's sample (``damage``: hot pixels, scratch, debris).
+    """
+    features = labels_layer.features
+    if "index" not in features:
+        return {}
+    texts = [c for c in features if c != "index" and all(isinstance(v, str) for v in features[c])]
+    if not texts:
+        return {}
+    return {int(value): str(name) for value, name in zip(features["index"], features[texts[0]]) if value != 0}
+
+
+def _labels_text(labels_layer) -> str:
+    """What a Labels layer holds, for messages: ``"it holds labels 1 (hot pixels), 3 (debris)"``."""
+    values, names = label_values(labels_layer), label_names(labels_layer)
+    if not values:
+        return "it holds no label yet (paint some first)"
+    shown = [f"{v} ({names[v]})" if v in names else str(v) for v in values[:12]]
+    more = f" and {len(values) - 12} more" if len(values) > 12 else ""
+    return f"it holds label{'s' if len(values) > 1 else ''} {', '.join(shown)}{more}"
+
+
+def reference_data(reference_layer, image_layer):
+    """The data of an Image layer as the reference of ``image_layer`` for :func:`napari_inpaint.inpaint`.
+
+    Only shapes are checked (nothing is read, a dask layer stays lazy).
+
+    Parameters
+    ----------
+    reference_layer : napari.layers.Image
+        Another image of the same field (a second acquisition, another
+        channel...), of the image's pixel grid (see :func:`grid_shape`), or of
+        its trailing axes, e.g. one plane: then it serves every plane.  A grey
+        reference serves every channel of an RGB image.
+    image_layer : napari.layers.Image
+        The image to fill.
+
+    Returns
+    -------
+    ndarray or dask array
+        The layer's data, with an axis for the channels when it is grey and
+        the image RGB.
+
+    Raises
+    ------
+    ValueError, TypeError
+        When the layer does not fit the image, or is not an Image layer.
+    """
+    from napari.layers import Image
+
+    if not isinstance(reference_layer, Image):
+        raise TypeError(
+            f"layer {reference_layer.name!r} is a {type(reference_layer).__name__} layer; "
+            "use an Image layer as the reference"
+        )
+    grid, image_grid = grid_shape(reference_layer), grid_shape(image_layer)
+    if len(grid) < 2 or grid != image_grid[len(image_grid) - len(grid) :]:
+        raise ValueError(
+            f"reference layer {reference_layer.name!r} has pixel grid {grid} but image {image_layer.name!r} "
+            f"has {image_grid}: choose a layer of the image's grid, or of one plane {image_grid[-2:]}"
+        )
+    data = reference_layer.data
+    if not image_layer.rgb:
+        if reference_layer.rgb:
+            raise ValueError(
+                f"reference layer {reference_layer.name!r} is RGB but image {image_layer.name!r} is not: "
+                "choose a grey layer"
+            )
+        return data
+    if not reference_layer.rgb:
+        return data[..., None]  # the same reference for every channel
+    if data.shape[-1] != image_layer.data.shape[-1]:
+        raise ValueError(
+            f"reference layer {reference_layer.name!r} has {data.shape[-1]} channels but image "
+            f"{image_layer.name!r} has {image_layer.data.shape[-1]}"
+        )
+    return data
+
+
+def reference_details(reference, align: bool) -> dict[str, Any]:
+    """What :attr:`Provenance.details` records of a fill's reference (nothing when it had none).
+
+    ``reference`` is what the fill was given: None, ``"adjacent"`` (the
+    stack's neighbouring planes), an Image layer or an array.
+
+    Examples
+    --------
+    >>> reference_details("adjacent", True)
+    {'reference': 'adjacent', 'align': True}
+    >>> reference_details(None, True)
+    {}
+    """
+    from napari.layers import Layer
+
+    if reference is None:
+        return {}
+    if isinstance(reference, str):
+        return {"reference": reference, "align": align}
+    if isinstance(reference, Layer):
+        return {"reference": "layer", "reference_layer": reference.name, "align": align}
+    return {"reference": "array", "align": align}
 
 
 def mask_details(mask_layer, *, label: int | None, radius: float) -> dict[str, Any]:
@@ -256,26 +376,55 @@ def _covered_ndim(source_layer, shape: tuple[int, ...], *, channels: bool) -> in
     return ndim
 
 
-def _add_or_replace(viewer, kind: str, name: str, data, provenance: Provenance, metadata: dict, **properties):
-    """Replace the data of the layer ``name`` made by this plugin, or add a new layer.
-
-    The one place that records ``provenance`` in a layer's metadata.
-    """
-    metadata = {**metadata, PROVENANCE_KEY: provenance}
+def _earlier(viewer, kind: str, name: str, source: str):
+    """The layer ``name`` of type ``kind`` that this plugin made from the layer ``source``, or None."""
     for layer in viewer.layers:
-        if layer.name == name and type(layer).__name__ == kind and provenance_of(layer) is not None:
-            layer.data = data
-            layer.metadata = metadata
+        made = provenance_of(layer)
+        if layer.name == name and type(layer).__name__ == kind and made is not None and made.source == source:
             return layer
-    return getattr(viewer, f"add_{kind.lower()}")(data, name=name, metadata=metadata, **properties)
+    return None
 
 
-def add_result(viewer, source_layer, data, provenance: Provenance, *, name: str | None = None):
-    """Add the inpainted image as ``"<source> inpainted"`` (or ``name``), or replace that layer's data.
+def _add_or_replace(
+    viewer, kind: str, name: str, data, provenance: Provenance, *, replace: bool, settings: dict,
+    initial: dict,
+):
+    """Replace the layer ``name`` this plugin made from the same source, or add a new layer.
 
-    The new layer keeps the source's calibration (scale, translate, rotate,
+    ``settings`` (calibration, display) are set on a replaced layer too, so
+    that it follows the source's current ones; ``initial`` properties (e.g.
+    opacity) only on a new layer, leaving the user's changes.  The one
+    place that records ``provenance`` in a layer's metadata.
+    """
+    metadata = {**settings.pop("metadata", {}), PROVENANCE_KEY: provenance}
+    earlier = _earlier(viewer, kind, name, provenance.source) if replace else None
+    fits = earlier is not None and np.ndim(earlier.data) == np.ndim(data)
+    if fits and getattr(earlier, "rgb", False) == settings.get("rgb", False):
+        earlier.data = data
+        earlier.metadata = metadata
+        for key, value in settings.items():
+            if key != "rgb":  # fixed for a layer's life; equal here
+                setattr(earlier, key, value)
+        return earlier
+    layer = getattr(viewer, f"add_{kind.lower()}")(data, name=name, metadata=metadata, **settings, **initial)
+    if earlier is not None:  # of another dimensionality: the new layer takes its place
+        index = viewer.layers.index(name)  # (by name: plugins get proxies of napari's layers)
+        viewer.layers.remove(name)
+        viewer.layers.move(viewer.layers.index(layer.name), index)
+        layer.name = name  # napari renamed the newcomer while both existed
+    return layer
+
+
+def add_result(
+    viewer, source_layer, data, provenance: Provenance, *, name: str | None = None, replace: bool = True
+):
+    """Add the inpainted image as ``"<source> inpainted"`` (or ``name``), or replace that layer.
+
+    The layer takes the source's calibration (scale, translate, rotate,
     shear, affine, units, axis labels) and display (colormap, contrast
-    limits, gamma, blending, RGB); the source layer is never modified.
+    limits, gamma, blending, RGB), also when it replaces an earlier result,
+    so that it overlays the source as it is now; the source layer is never
+    modified.
 
     Parameters
     ----------
@@ -289,25 +438,28 @@ def add_result(viewer, source_layer, data, provenance: Provenance, *, name: str 
         How the result was made.
     name : str, optional
         Layer name; default ``"<source> inpainted"``.
+    replace : bool
+        Replace the layer of that name made from the same source (the
+        default), or add a layer in any case (napari numbers equal names).
 
     Returns
     -------
     napari.layers.Image
     """
     ndim = _covered_ndim(source_layer, data.shape, channels=True)
-    display = {"blending": source_layer.blending, "rgb": source_layer.rgb, "gamma": source_layer.gamma}
-    if not source_layer.rgb:
-        display["colormap"] = source_layer.colormap
-    layer = _add_or_replace(
-        viewer,
-        "Image",
-        name or source_layer.name + RESULT_SUFFIX,
-        data,
-        provenance,
-        source_layer.metadata,
-        contrast_limits=source_layer.contrast_limits,
-        **display,
+    settings = {
+        "metadata": source_layer.metadata,
+        "blending": source_layer.blending,
+        "rgb": source_layer.rgb,
+        "gamma": source_layer.gamma,
+        "contrast_limits": source_layer.contrast_limits,
         **_placement(source_layer, ndim),
+    }
+    if not source_layer.rgb:
+        settings["colormap"] = source_layer.colormap
+    layer = _add_or_replace(
+        viewer, "Image", name or source_layer.name + RESULT_SUFFIX, data, provenance, replace=replace,
+        settings=settings, initial={},
     )
     # Assigning new data may rescale the contrast; keep the source's so both compare at a glance.
     layer.contrast_limits = source_layer.contrast_limits
@@ -315,9 +467,18 @@ def add_result(viewer, source_layer, data, provenance: Provenance, *, name: str 
 
 
 def add_mask(
-    viewer, source_layer, mask: np.ndarray, *, name: str | None = None, provenance: Provenance | None = None
+    viewer,
+    source_layer,
+    mask: np.ndarray,
+    *,
+    name: str | None = None,
+    provenance: Provenance | None = None,
+    replace: bool = True,
 ):
-    """Add a mask as an editable Labels layer aligned with ``source_layer`` (or replace its data).
+    """Add a mask as an editable Labels layer aligned with ``source_layer`` (or replace that layer).
+
+    Like :func:`add_result`, a replaced layer takes the source's current
+    calibration; its opacity and colours are left as the user set them.
 
     Parameters
     ----------
@@ -333,6 +494,9 @@ def add_mask(
         Layer name; default ``"<source> mask"``.
     provenance : Provenance, optional
         How the mask was made; default: a record naming only the source.
+    replace : bool
+        Replace the layer of that name made from the same source (the
+        default), or add a layer in any case.
 
     Returns
     -------
@@ -341,27 +505,37 @@ def add_mask(
     mask = np.asarray(mask)
     ndim = _covered_ndim(source_layer, mask.shape, channels=False)
     return _add_or_replace(
-        viewer,
-        "Labels",
-        name or source_layer.name + MASK_SUFFIX,
-        mask.astype(np.uint8),
-        provenance or Provenance(source_layer.name),
-        {},
-        opacity=0.6,
-        **_placement(source_layer, ndim),
+        viewer, "Labels", name or source_layer.name + MASK_SUFFIX, mask.astype(np.uint8),
+        provenance or Provenance(source_layer.name), replace=replace, settings=_placement(source_layer, ndim),
+        initial={"opacity": 0.6},
     )
 
 
 def inpaint_layer(
-    viewer, image_layer, mask_layer, method: str = "biharmonic", *, label: int | None = None,
-    radius: float = 3.0, **kwargs,
+    viewer,
+    image_layer,
+    mask_layer,
+    method: str = "biharmonic",
+    *,
+    label: int | None = None,
+    radius: float = 3.0,
+    dilate: float = 0,
+    scope: str = "stack",
+    noise: str | None = None,
+    seed: int = 0,
+    reference=None,
+    align: bool = True,
+    new_layer: bool = False,
+    overlay: bool = False,
+    **params,
 ):
-    """Inpaint a napari image layer with a mask layer and add the result as the widget does.
+    """Inpaint a napari image layer with a mask layer and add the result, exactly as the Inpaint widget does.
 
-    The one-call console helper: ``mask_layer`` (Labels, Shapes or Points) is
-    turned into a mask with :func:`layer_mask`, the image is filled with
-    :func:`napari_inpaint.inpaint`, and the result is added (or replaced) as
-    ``"<image> inpainted"`` with the source's calibration and provenance.
+    The one-call console helper, with the widget's settings as keywords:
+    the mask is built from ``mask_layer`` (:func:`layer_mask`, then
+    dilated), the image filled with :func:`napari_inpaint.inpaint` and the
+    result added (or replaced) as ``"<image> inpainted"`` with the source's
+    calibration and a :class:`Provenance` of every setting.
 
     Parameters
     ----------
@@ -371,12 +545,35 @@ def inpaint_layer(
     method : str
         Inpainting method.
     label : int, optional
-        Only this label of a Labels mask (default: every nonzero label).
+        Only this label of a Labels mask (default: every nonzero label); a
+        label the layer does not hold is an error naming those it holds.
     radius : float
         Radius of Points in pixels.
-    **kwargs
-        Passed on to :func:`napari_inpaint.inpaint` (method parameters,
-        ``spatial_ndim``, ``noise``, ``seed``, ...).
+    dilate : float
+        Grow the mask by this many pixels, within each plane (each volume
+        with ``scope="volume"``).
+    scope : {"stack", "plane", "volume"}
+        Fill every plane of a stack on its own, only the plane on screen
+        (the other planes are copied), or whole 3D volumes.
+    noise : {None, "gaussian", "poisson"}
+        Noise like the surroundings' added to the fill.
+    seed : int
+        Seed of the noise and of stochastic methods.
+    reference : None, "adjacent", napari layer, str or array_like
+        Reference data for methods that use it (``guided``):
+        ``"adjacent"`` (the neighbouring planes of a stack), an Image layer
+        or its name (see :func:`reference_data`), or an array (see
+        :func:`napari_inpaint.inpaint`).
+    align : bool
+        Shift the reference onto each plane first.
+    new_layer : bool
+        Add a new layer ``"<image> inpainted (<method>)"`` instead of
+        replacing the last result.
+    overlay : bool
+        Also add a Labels layer ``"<image> inpainted pixels"`` marking the
+        filled pixels.
+    **params
+        The method's parameters (e.g. ``patch_size=11`` for ``exemplar``).
 
     Returns
     -------
@@ -387,20 +584,14 @@ def inpaint_layer(
     In napari's console::
 
         from napari_inpaint import inpaint_layer
-        inpaint_layer(viewer, "damaged cell", "damage", "biharmonic")
+        inpaint_layer(viewer, "damaged cell", "damage", "biharmonic", label=3, dilate=2)
+        inpaint_layer(viewer, "z-stack", "debris", "guided", reference="adjacent", scope="plane")
     """
-    from napari_inpaint import get_method, inpaint
+    from napari_inpaint._layer_fill import plan_fill
 
-    image_layer = viewer.layers[image_layer] if isinstance(image_layer, str) else image_layer
-    mask_layer = viewer.layers[mask_layer] if isinstance(mask_layer, str) else mask_layer
-    mask = layer_mask(mask_layer, image_layer, label=label, radius=radius)
-    channel_axis = image_layer.data.ndim - 1 if image_layer.rgb else None
-    filled = inpaint(np.asarray(image_layer.data), mask, method, channel_axis=channel_axis, **kwargs)
-    spec = get_method(method)
-    own = {p.name for p in spec.params}
-    details = {k: v for k, v in kwargs.items() if k not in own and k not in ("progress", "cancel")}
-    details.update(mask_details(mask_layer, label=label, radius=radius))
-    parameters = spec.resolve({k: kwargs[k] for k in own & set(kwargs)})
-    made = Provenance(image_layer.name, INPAINT, method=method, parameters=parameters,
-                      mask_layer=mask_layer.name, details=details)
-    return add_result(viewer, image_layer, filled, made)
+    job = plan_fill(
+        viewer, image_layer, mask_layer, method, label=label, radius=radius, dilate=dilate, scope=scope,
+        noise=noise, seed=seed, reference=reference, align=align, new_layer=new_layer, overlay=overlay,
+        **params,
+    )
+    return job.add(viewer, job.run())

@@ -209,8 +209,81 @@ def _builtin_models() -> dict[str, ModelSpec]:
             ),
             contract="torchvision.models.alexnet state dict; inputs RGB normalised with ImageNet mean/std",
         ),
+        *_deepcr_models(),
     ]
     return {spec.name: spec for spec in specs}
+
+
+# deepCR's repository at the commit of its pull request #25 (April 2024), the last that changed these files
+# before the 0.3.1 release; the same files are in deepCR-0.3.1.tar.gz on PyPI.
+_DEEPCR = "https://github.com/profjsb/deepCR/raw/66bf0b8a0ae5d99a75e850e6a4f9ba1af3660f71/learned_models"
+#: deepCR's published networks by their upstream names: registry names of the mask networks (cosmic-ray
+#: probability, :func:`napari_inpaint.detect.cosmic_rays`) and of the inpainting networks (``deepcr``).
+DEEPCR_MASKS = {
+    "ACS-WFC": "deepcr-mask-acs-wfc", "WFC3-UVIS": "deepcr-mask-wfc3-uvis", "decam": "deepcr-mask-decam",
+}
+DEEPCR_INPAINTERS = {
+    "ACS-WFC-F606W-2-32": "deepcr-inpaint-acs-wfc-f606w-2-32",
+    "ACS-WFC-F606W-3-32": "deepcr-inpaint-acs-wfc-f606w-3-32",
+}
+
+
+def _deepcr_models() -> list[ModelSpec]:
+    """deepCR's mask and inpainting networks (state dicts of small U-Nets, BSD-3-Clause)."""
+    mask = "{} -> P(cosmic ray), Nx1xHxW in [0, 1]; state dict of a 2-level U-Net (width 32, {})"
+    inpaint = (
+        "concat(image * (1 - hole), hole) -> image, Nx2xHxW in electrons (hole 1 = fill) to Nx1xHxW; state "
+        "dict of a {}-level U-Net (width 32, batch norm)"
+    )
+    facts = {  # upstream name: (folder, SHA-256, size, summary, contract)
+        "ACS-WFC": (
+            "mask", "0075cef7a8b72f3ecf449cac3793d3446720a97fc0ba812fb29863a9be1e7ace", 416_836,
+            "deepCR cosmic-ray mask for HST ACS/WFC (all filters), images in electrons (_flc)",
+            mask.format("image in electrons", "batch norm"),
+        ),
+        "WFC3-UVIS": (
+            "mask", "92ad8d3231a0427c6fa6d9b39501549edc15fd1eb1162e028e2cf1711b2f59cd", 412_323,
+            "deepCR cosmic-ray mask for HST WFC3/UVIS (all filters); threshold 0.1-0.2",
+            mask.format("image standardised by its mean and standard deviation", "weight-normalised"),
+        ),
+        "decam": (
+            "mask", "686de2afab28d13b2bff3c418ecf017d0b290ca5e8c811ef71f673ce12230815", 416_836,
+            "deepCR cosmic-ray mask for DECam (trained on g band), calibrated images in ADU; preliminary",
+            mask.format("image in ADU", "batch norm"),
+        ),
+        "ACS-WFC-F606W-2-32": (
+            "inpaint", "2a754380bfe158a1cfeee12f908f96a2bd5b59cbb7b830a4d06dad930d906111", 417_988,
+            "deepCR inpainting of cosmic-ray holes, HST ACS/WFC F606W, 2-level U-Net (deepCR's default)",
+            inpaint.format(2),
+        ),
+        "ACS-WFC-F606W-3-32": (
+            "inpaint", "5b4faf2e239185c2d5d4235688ce61a2b9e4e5f47bbcf96c8a687b5a0c1e6c42", 1_890_231,
+            "deepCR inpainting of cosmic-ray holes, HST ACS/WFC F606W, 3-level U-Net",
+            inpaint.format(3),
+        ),
+    }
+    names = {**DEEPCR_MASKS, **DEEPCR_INPAINTERS}
+    return [
+        ModelSpec(
+            name=names[upstream],
+            url=f"{_DEEPCR}/{folder}/{upstream}.pth",
+            known_hash=f"sha256:{digest}",
+            size=size,
+            licence="BSD-3-Clause",
+            kind="state_dict",
+            summary=summary,
+            source=(
+                "deepCR (github.com/profjsb/deepCR, BSD-3-Clause, (c) 2019 UC Berkeley), "
+                f"learned_models/{folder}/{upstream}.pth. SHA-256 and size computed here from that file in "
+                "deepCR-0.3.1.tar.gz on PyPI (the source distribution .ci/run downloads). The URL is pinned "
+                "to the commit of pull request #25, found with a public code index; that GitHub serves the "
+                "same bytes there was not checked from here. Architecture and normalisation: deepCR 0.3.1 "
+                "deepCR/model.py, learned_models/__init__.py and K. Zhang & J. S. Bloom, ApJ 889 (2020) 24."
+            ),
+            contract=contract,
+        )
+        for upstream, (folder, digest, size, summary, contract) in facts.items()
+    ]
 
 
 MODELS: dict[str, ModelSpec] = _builtin_models()

@@ -9,6 +9,7 @@ Examples
     $ napari-inpaint fill photo.png --mask dust.png --method exemplar --param patch_size=11 -o clean.png
     $ napari-inpaint demo -o demo-output
     $ napari-inpaint compare cells.tif --masks strokes,scratches --ratios 0.05,0.15 --csv scores.csv
+    $ napari-inpaint compare stack.tif --plane 12 --reference adjacent
     $ napari-inpaint models
     $ napari-inpaint models fetch lama migan
 
@@ -152,19 +153,39 @@ def _add_demo(commands) -> None:
 def _add_compare(commands) -> None:
     from napari_inpaint import masks
     from napari_inpaint.evaluate import DEFAULT_MASKS, DEFAULT_RATIOS, default_methods
+    from napari_inpaint.methods import list_methods
 
     compare = commands.add_parser(
         "compare",
         help="score methods on holes hidden in a clean image: which method suits my data (offline)",
         description="Hide synthetic holes of several kinds and sizes in the known pixels of IMAGE (or only "
         "in REGION), fill them with each method and print PSNR, SSIM and MAE on the holes per method and "
-        "bucket of hole-to-image ratio (0-10%, 10-20%, ...).  Lists take commas or spaces.",
+        "bucket of hole-to-image ratio (0-10%, 10-20%, ...).  Lists take commas or spaces.  With --plane, "
+        "IMAGE is a stack and one plane is scored; with --reference adjacent, its neighbouring planes serve "
+        "as reference (holes are hidden in that plane only).",
     )
-    compare.add_argument("image", type=Path, metavar="IMAGE", help="a clean 2D image (TIFF, PNG or JPEG)")
+    compare.add_argument(
+        "image", type=Path, metavar="IMAGE",
+        help="a clean 2D image (TIFF, PNG or JPEG), or a stack (plane axis first) with --plane",
+    )
+    compare.add_argument(
+        "--plane", type=int, metavar="N", help="IMAGE is a stack: score its plane N (counted from 0)"
+    )
+    users = ", ".join(m.name for m in list_methods() if m.uses_reference)
+    compare.add_argument(
+        "--reference", metavar="adjacent|FILE",
+        help=f"reference data for the methods that use it ({users}), which join the default methods: "
+        "'adjacent' (the neighbouring planes of the stack, with --plane) or an image file of the same field",
+    )
+    compare.add_argument(
+        "--no-align", dest="align", action="store_false",
+        help="the reference is already registered: do not shift it onto the plane",
+    )
     compare.add_argument(
         "--methods", nargs="+", metavar="METHOD",
-        help=f"methods to compare (default: the classical methods, {', '.join(default_methods(DEFAULT_MASKS))}, "
-        "and those made only for a damage among the KINDs hidden)",
+        help="methods to compare (default: the classical methods, "
+        f"{', '.join(default_methods(DEFAULT_MASKS))}, those made only for a damage among the KINDs hidden, "
+        "and with --reference those that need one)",
     )
     compare.add_argument(
         "--masks", nargs="+", metavar="KIND",
@@ -176,7 +197,8 @@ def _add_compare(commands) -> None:
     )
     compare.add_argument(
         "--region", type=Path, metavar="MASK",
-        help="image whose nonzero pixels are known to be clean: holes are hidden only there",
+        help="image whose nonzero pixels are known to be clean: holes are hidden only there (with --plane, "
+        "of one plane or of the whole stack)",
     )
     compare.add_argument("--repeats", type=int, default=1, help="masks per kind and ratio (default 1)")
     compare.add_argument("--per-mask", action="store_true", help="one row per mask kind as well")

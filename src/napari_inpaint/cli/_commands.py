@@ -27,9 +27,6 @@ from napari_inpaint.cli._progress import progress_bar
 if TYPE_CHECKING:
     from napari_inpaint._registry import Method, Param
 
-_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
-
-
 def fill(args: argparse.Namespace) -> int:
     from napari_inpaint._engine import inpaint
     from napari_inpaint.methods import get_method
@@ -37,7 +34,9 @@ def fill(args: argparse.Namespace) -> int:
     method = get_method(args.method)
     # Validate before reading anything: a typo should not cost the reading of a large stack.
     params = method.resolve(parse_params(method, args.param))
-    reference_file = None if args.reference in (None, "adjacent") else Path(args.reference)
+    if method.needs_reference and args.reference is None:
+        raise ValueError(_no_reference(method.name, "--reference adjacent"))
+    reference_file = _reference_file(args)
     inputs = (args.image, args.mask) + ((reference_file,) if reference_file else ())
     check_output(args.output, args.overwrite, inputs=inputs, file_name="filled.tif")
     check_format(args.output)
@@ -56,40 +55,17 @@ def fill(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_params(method: Method, pairs: list[str]) -> dict:
-    """Convert ``NAME=VALUE`` strings with the kinds the method declares (its records validate them)."""
-    params = {}
-    for pair in pairs:
-        name, text = _split_pair(pair)
-        try:
-            kind = method.param(name).kind
-        except KeyError:
-            params[name] = text  # the engine rejects it, naming the method's parameters
-            continue
-        params[name] = convert(text, kind, f"parameter {name!r} of method {method.name!r}")
-    return params
+def _reference_file(args: argparse.Namespace) -> Path | None:
+    """The file named by ``--reference``, or None for no reference or ``--reference adjacent``."""
+    return None if args.reference in (None, "adjacent") else Path(args.reference)
 
 
-def _split_pair(pair: str) -> tuple[str, str]:
-    name, equals, text = pair.partition("=")
-    if not equals or not name:
-        raise ValueError(f"--param expects NAME=VALUE, got {pair!r}")
-    return name, text
-
-
-def convert(text: str, kind: type, where: str):
-    """``text`` as a value of ``kind`` (int, float, bool or str), or a ValueError that names ``where``."""
-    if kind is str:
-        return text
-    if kind is bool:
-        if text.lower() in _TRUE + _FALSE:
-            return text.lower() in _TRUE
-        raise ValueError(f"{where} must be true or false, got {text!r}")
-    try:
-        return kind(text)
-    except ValueError:
-        expected = "an integer" if kind is int else "a number"
-        raise ValueError(f"{where} must be {expected}, got {text!r}") from None
+def _no_reference(method: str, adjacent: str) -> str:
+    """The error for a method that needs a reference, in the command line's words."""
+    return (
+        f"method {method!r} fills from reference data: give {adjacent} (a stack's neighbouring planes), "
+        "or --reference FILE (an image of the same field)"
+    )
 
 
 def methods(args: argparse.Namespace) -> int:
@@ -150,21 +126,35 @@ def demo(args: argparse.Namespace) -> int:
 
 def compare(args: argparse.Namespace) -> int:
     from napari_inpaint.evaluate import DEFAULT_MASKS, default_methods, evaluate
+    from napari_inpaint.methods import get_method
 
     names = split(args.methods)
     kinds = split(args.masks) or list(DEFAULT_MASKS)
     ratios = [convert(text, float, "--ratios") for text in split(args.ratios)]
-    params = _parse_shared_params(names or default_methods(kinds), args.param)
+    compared = names or default_methods(kinds, reference=args.reference is not None)
+    params = _parse_shared_params(compared, args.param)
+    if args.reference == "adjacent" and args.plane is None:
+        raise ValueError(
+            "--reference adjacent scores one plane of a stack against its neighbours: give --plane N"
+        )
+    for name in names if args.reference is None else ():
+        if get_method(name).needs_reference:
+            raise ValueError(_no_reference(name, "--plane N --reference adjacent"))
+    reference_file = _reference_file(args)
     if args.csv is not None:
-        inputs = (args.image,) if args.region is None else (args.image, args.region)
+        inputs = tuple(path for path in (args.image, args.region, reference_file) if path is not None)
         check_output(args.csv, args.overwrite, inputs=inputs, file_name="scores.csv")
     image = read_image(args.image)
     region = None if args.region is None else read_mask(args.region).astype(bool)
+    if region is not None and region.ndim == 3 and args.plane in range(-len(region), len(region)):
+        region = region[args.plane]  # a region of the whole stack (evaluate checks the plane)
+    reference = read_image(reference_file) if reference_file else args.reference
     with progress_bar("compare") as progress:
         table = evaluate(
-            image, names or None, kinds, region=region, seed=args.seed, repeats=args.repeats,
-            channel_axis=args.channel_axis, lpips=True if args.lpips else "auto", per_mask=args.per_mask,
-            progress=progress, **({"ratios": ratios} if ratios else {}), **params,
+            image, names or None, kinds, region=region, seed=args.seed, plane=args.plane, reference=reference,
+            align=args.align, repeats=args.repeats, channel_axis=args.channel_axis,
+            lpips=True if args.lpips else "auto", per_mask=args.per_mask, progress=progress,
+            **({"ratios": ratios} if ratios else {}), **params,
         )
     print(table)
     if args.csv is not None:
@@ -174,18 +164,13 @@ def compare(args: argparse.Namespace) -> int:
     return 0 if any(trial["error"] is None for trial in table.trials) else 1
 
 
-def split(values: list[str] | None) -> list[str]:
-    """Items of options that take lists with commas, spaces or both."""
-    return [item for value in values or () for item in value.split(",") if item]
-
-
 def _parse_shared_params(names: list[str], pairs: list[str]) -> dict:
     """``NAME=VALUE`` strings converted with the kind of the first method that has the parameter."""
     from napari_inpaint.methods import get_method
 
     params = {}
     for pair in pairs:
-        name, text = _split_pair(pair)
+        name, text = split_pair(pair)
         owners = [m for m in map(get_method, names) if any(p.name == name for p in m.params)]
         # Without an owner the text goes on, and evaluate names the parameters there are.
         params[name] = convert(text, owners[0].param(name).kind, f"parameter {name!r}") if owners else text

@@ -9,7 +9,7 @@ registry once these imports have filled it.
 
 # Import order is the order users see: classical fills first, then learned and pretrained networks.
 from napari_inpaint.methods import diffusion, interpolate, fastmarching, tv, exemplar, guided  # noqa: F401, I001
-from napari_inpaint.methods import learned, dip, pretrained  # noqa: F401
+from napari_inpaint.methods import learned, dip, pretrained, deepcr  # noqa: F401
 from napari_inpaint._registry import _METHODS, Method
 
 

@@ -174,6 +174,10 @@ class Inpainter(nn.Module):
         Image channels.
     width, fourier_blocks : int
         See :class:`UNet`.
+    reference : bool
+        Whether the network also sees an aligned reference (``channels``
+        more input channels), as semi-parametric inpainting feeds an
+        auxiliary similar image.
 
     Attributes
     ----------
@@ -181,10 +185,11 @@ class Inpainter(nn.Module):
         The constructor arguments, saved with the weights.
     """
 
-    def __init__(self, channels: int, width: int = 16, fourier_blocks: int = 2) -> None:
+    def __init__(self, channels: int, width: int = 16, fourier_blocks: int = 2, reference: bool = False) -> None:
         super().__init__()
-        self.config = {"channels": channels, "width": width, "fourier_blocks": fourier_blocks}
-        self.unet = UNet(2 * channels + 1, channels, width, fourier_blocks)
+        self.config = {"channels": channels, "width": width, "fourier_blocks": fourier_blocks, "reference": reference}
+        inputs = (3 if reference else 2) * channels + 1
+        self.unet = UNet(inputs, channels, width, fourier_blocks)
         self._start_as_smooth_fill()
 
     def _start_as_smooth_fill(self) -> None:
@@ -197,12 +202,23 @@ class Inpainter(nn.Module):
         self.unet.reset_parameters(generator)
         self._start_as_smooth_fill()
 
-    def forward(self, values: torch.Tensor, holes: torch.Tensor, smooth: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, values: torch.Tensor, holes: torch.Tensor, smooth: torch.Tensor, reference: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Fill ``values`` (B, C, H, W; zero in the holes) where ``holes`` (B, 1, H, W) is 1.
 
-        ``smooth`` (B, C, H, W) is a smooth fill of the same holes, computed by the caller.
+        ``smooth`` (B, C, H, W) is a base fill of the same holes, computed by
+        the caller (biharmonic, or guided by the reference); ``reference``
+        (B, C, H, W) the aligned reference, for a network built with
+        ``reference=True``.
         """
-        return smooth + self.unet(torch.cat([values, holes, smooth], dim=1))
+        if (reference is not None) != self.config["reference"]:
+            raise ValueError(
+                "this network was trained " + ("with" if self.config["reference"] else "without")
+                + " a reference, and must be given " + ("one" if self.config["reference"] else "none")
+            )
+        parts = [values, holes, smooth] + ([reference] if reference is not None else [])
+        return smooth + self.unet(torch.cat(parts, dim=1))
 
 
 def build(network: Callable[..., Network], *args, generator: torch.Generator, **kwargs) -> Network:

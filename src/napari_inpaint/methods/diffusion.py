@@ -127,6 +127,7 @@ def _multigrid(laplacian: sp.spmatrix, squared: bool) -> spla.LinearOperator:
     artifacts=("hot-pixels", "scratches", "dropped-lines", "seams"),
     ndims=(2, 3),
     margin=1,
+    local_fill=True,
     channel_independent=True,
 )
 def harmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -165,6 +166,7 @@ def harmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     artifacts=("hot-pixels", "scratches", "debris", "dropped-lines", "saturation", "seams"),
     ndims=(2, 3),
     margin=2,
+    local_fill=True,
     channel_independent=True,
 )
 def biharmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

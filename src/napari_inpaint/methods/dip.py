@@ -26,15 +26,15 @@ import numpy as np
 
 from napari_inpaint._registry import Param, register
 from napari_inpaint.devices import DEVICE, select_device
-from napari_inpaint.methods.learned import (
-    _WIDTH_HELP,
+from napari_inpaint.methods._training import (
     Check,
     Progress,
-    _check_image,
-    _normaliser,
-    _not_cancellable,
-    _torch_generator,
+    check_image,
+    normaliser,
+    not_cancellable,
+    torch_generator,
 )
+from napari_inpaint.methods.learned import WIDTH_HELP
 
 _NOISE_CHANNELS = 32
 
@@ -48,11 +48,12 @@ _NOISE_CHANNELS = 32
     params=(
         Param("iterations", int, 1000, "optimisation steps", 1, 1_000_000),
         Param("learning_rate", float, 0.01, "Adam learning rate", 1e-5, 1.0),
-        Param("width", int, 16, _WIDTH_HELP, 4, 128),
+        Param("width", int, 16, WIDTH_HELP, 4, 128),
         Param("context", int, 32, "known pixels around each hole to fit", 4, 4096),
         DEVICE,
     ),
     margin=lambda params: params["context"],
+    local_fill=True,
     channel_independent=False,
     needs_torch=True,
 )
@@ -109,14 +110,14 @@ def dip(
 
     from napari_inpaint.methods._networks import UNet, build
 
-    _check_image(image, mask)
+    check_image(image, mask)
     rng = np.random.default_rng(0) if rng is None else rng
-    check = _not_cancellable if check is None else check
+    check = not_cancellable if check is None else check
     torch_device = select_device(device)
-    low, scale = _normaliser(image, ~mask)
+    low, scale = normaliser(image, ~mask)
     values = np.where(mask[..., None], 0.0, (image - low) / scale)
-    generator = _torch_generator(rng)  # the input noise and its perturbations
-    net = build(UNet, _NOISE_CHANNELS, image.shape[-1], width, generator=_torch_generator(rng))
+    generator = torch_generator(rng)  # the input noise and its perturbations
+    net = build(UNet, _NOISE_CHANNELS, image.shape[-1], width, generator=torch_generator(rng))
     net.to(torch_device)
     noise = (0.1 * torch.rand((1, _NOISE_CHANNELS) + mask.shape, generator=generator)).to(torch_device)
     target = torch.from_numpy(np.moveaxis(values, -1, 0).astype(np.float32))[None].to(torch_device)

@@ -94,6 +94,7 @@ def _source_centres(mask: np.ndarray, half: int) -> np.ndarray:
         Param("search_radius", int, 64, "search source patches within this many pixels of the hole", 8, 512),
     ),
     margin=lambda params: params["search_radius"] + params["patch_size"] // 2,
+    local_fill=True,
     channel_independent=False,
 )
 def exemplar(

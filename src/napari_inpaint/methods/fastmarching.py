@@ -120,6 +120,7 @@ def _margin(params: dict) -> int:
     ndims=(2,),
     params=_PARAMS,
     margin=_margin,
+    local_fill=True,
     channel_independent=True,
 )
 def telea(
@@ -167,6 +168,7 @@ def telea(
     ndims=(2,),
     params=_PARAMS,
     margin=_margin,
+    local_fill=True,
     channel_independent=True,
 )
 def navier_stokes(

@@ -56,6 +56,7 @@ from napari_inpaint.methods.diffusion import harmonic
         Param("context", int, 8, "known pixels around each hole used to match the reference's intensity", 2, 256),
     ),
     margin=lambda params: params["context"],
+    local_fill=True,
     channel_independent=True,
     needs_reference=True,
 )

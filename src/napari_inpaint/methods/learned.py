@@ -4,10 +4,13 @@ Pretrained inpainting models learnt photographs; on a fluorescence stack or an
 EM section they invent photographic texture.  ``learned`` (like ``dip``, in
 :mod:`napari_inpaint.methods.dip`) learns only from the image being filled:
 it trains a compact gated-convolution [1]_ U-Net with Fourier blocks [3]_
-(:class:`~napari_inpaint.methods._networks.Inpainter`) on the known pixels of
-the crop the engine hands over, then fills its real holes.  A network trained
-with :func:`train_model` on a whole image or stack and saved with
-:func:`save_model` fills other images of the same kind through
+(:class:`~napari_inpaint.methods._networks.Inpainter`) once per ``inpaint``
+call on the known pixels of the whole image or stack, then fills every hole
+by inference.  With reference data (``reference="adjacent"`` or an image of
+the same field) the network also sees the aligned reference, as
+semi-parametric inpainting [4]_ feeds an auxiliary similar image, and learns
+how far to trust it.  A network trained with :func:`train_model` and saved
+with :func:`save_model` fills other images of the same kind through
 ``model=<path>`` without training again.
 
 Notes
@@ -25,8 +28,12 @@ is used when the synthetic hole hides a known pixel and leaves another in
 view; training needs a window with two known pixels and otherwise stops
 with an error that says what to do.  With :math:`R` the real
 holes in the window, :math:`m = \mathbb 1_{S \cup R}` and :math:`b` the
-biharmonic fill of :math:`S \cup R`, the network sees the known values
-outside :math:`S \cup R`, :math:`m` and :math:`b`, and predicts a
+biharmonic fill of :math:`S \cup R` (with a reference, the ``guided`` fill:
+the reference's structure matched to the surroundings, so that an untrained
+network is as good as ``guided`` and training learns where to trust the
+reference less), the network sees the known values
+outside :math:`S \cup R`, :math:`m`, :math:`b` (and the window of the
+normalised reference :math:`\hat r`, when there is one), and predicts a
 correction to :math:`b` (its last layer starts at zero, so a briefly trained
 network gives the biharmonic fill, never much worse); the loss is the mean
 absolute error on the pixels it could not see but whose truth is known,
@@ -39,16 +46,14 @@ the budget (``steps`` or ``seconds``, whichever runs out first).  The real
 holes are then filled by the average of the predictions for the crop and its
 three flips (a cheap test-time ensemble).
 
-**Engine interplay.**  The engine calls the fill once per crop: each hole
-with ``context`` pixels around it (default 128; holes whose crops touch share
-one), one plane at a time (``channel_independent=False``, so all channels of
-a plane come together).  ``learned`` trains once per call on that crop, with
-the whole budget: a crop is the training set, and separate crops are
-separate images.  Many scattered holes, or a stack, therefore cost the budget
-several times; for them train once with :func:`train_model` on the whole
-image or stack, save the network and fill with ``model=<path>`` (inference
-only, fast).  The network is not cached between calls because the fill has
-no handle on the ``inpaint`` call it belongs to.
+**Once per call.**  Training is the engine's per-call preparation: it runs
+once, on windows drawn from every plane of the image or stack (at most
+256 MiB of planes, those with holes first, then evenly spaced others), with
+the whole budget (``steps`` or ``seconds``, per call).  Each crop (a hole
+with ``context`` pixels around it) is then filled by inference, one plane at
+a time (``channel_independent=False``, so all channels of a plane come
+together), normalised with its own known pixels' percentiles.  Many holes
+thus cost one budget, not one each; ``model=<path>`` skips training.
 
 **Reproducibility.**  Weights are initialised, noise drawn and training
 windows chosen from the engine's seeded generator ``rng``; with
@@ -66,240 +71,114 @@ References
        ICLR 2015, arXiv:1412.6980.
 .. [3] R. Suvorov et al., "Resolution-robust large mask inpainting with
        Fourier convolutions", WACV 2022, arXiv:2109.07161.
+.. [4] X. Qi, Q. Chen, J. Jia and V. Koltun, "Semi-parametric image
+       synthesis", CVPR 2018, arXiv:1804.10992.
 """
 
 import functools
-import math
 import os
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import ndimage as ndi
 
-from napari_inpaint import masks
-from napari_inpaint._registry import Param, fill_docs, register
+from napari_inpaint._registry import Param, Stack, fill_docs, register
 from napari_inpaint.devices import DEVICE, select_device
+from napari_inpaint.methods._training import (
+    Check,
+    Progress,
+    TrainingData,
+    check_image,
+    fit,
+    normaliser,
+    normalised,
+    not_cancellable,
+    predict,
+    torch_generator,
+)
 
 if TYPE_CHECKING:
     import torch
 
 _FORMAT = "napari-inpaint-learned"
 _VERSION = 1
-_BATCH = 4
-# A training window must hold a known pixel to hide and another to see.
-_MIN_KNOWN_PER_WINDOW = 2
-# Windows narrower than this get training holes of random pixels instead of blobs and strokes.
-_MIN_BLOB_WINDOW = 4
-# Draws of a training window in a row that may fail before the sampler gives up.
-_MAX_FAILED_DRAWS = 1000
-_TOO_FEW_KNOWN_REMEDY = (
-    "give more known pixels (with inpaint: a larger context, if the image is larger than the crop), "
-    "use another method such as biharmonic, or fill with method 'learned' and model=<path> of a "
-    "network that train_model trained on a larger image of the same kind"
-)
+# Planes kept in memory for training (float32 values, and references when there are some).
+_TRAINING_BYTES = 256 * 2**20
 
-Progress = Callable[[float, int], None] | None
-Check = Callable[[], None] | None
-
-_WIDTH_HELP = "channels of the network's first level (2x and 4x deeper); more is slower"
+WIDTH_HELP = "channels of the network's first level (2x and 4x deeper); more is slower"
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _normaliser(image: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel offset and scale from the 1st and 99th percentiles of the known pixels."""
-    low, high = np.percentile(image[known], [1.0, 99.0], axis=0)
-    scale = high - low
-    # A flat channel keeps its values (scale 1) instead of dividing by zero.
-    return low, np.where(scale > 0, scale, 1.0)
-
-
-def _not_cancellable() -> None:
-    """The ``check`` of a call that nobody can cancel."""
-
-
-def _torch_generator(rng: np.random.Generator) -> "torch.Generator":
-    """A torch generator of this call's own, seeded from ``rng``.
-
-    Never torch's global RNG: it is shared by every thread, so concurrent
-    calls would take each other's draws and stop being reproducible.
-    """
-    import torch
-
-    return torch.Generator().manual_seed(int(rng.integers(2**62)))
-
-
-def _new_inpainter(channels: int, width: int, rng: np.random.Generator) -> "torch.nn.Module":
+def _new_inpainter(channels: int, width: int, rng: np.random.Generator, reference: bool) -> "torch.nn.Module":
     from napari_inpaint.methods._networks import Inpainter, build
 
-    return build(Inpainter, channels, width, generator=_torch_generator(rng))
+    return build(Inpainter, channels, width, reference=reference, generator=torch_generator(rng))
 
 
-def _hole_radius(holes: np.ndarray, check: Callable[[], None]) -> float:
-    """Half-width of the widest real hole (largest distance to a known pixel), per plane."""
-    widest = 0.0
-    for plane in holes:
+def _training_planes(stack: Stack) -> list[int]:
+    """The planes to learn from within :data:`_TRAINING_BYTES`: those with holes first, then evenly spaced."""
+    count = stack.planes.shape[0]
+    per_plane = int(np.prod(stack.planes.shape[1:])) * 4 * (2 if stack.reference is not None else 1)
+    room = max(1, _TRAINING_BYTES // per_plane)
+    if count <= room:
+        return list(range(count))
+    damaged = [i for i in range(count) if stack.masks[i].any()]
+    chosen = damaged[:: max(1, -(-len(damaged) // room))][:room]
+    others = [i for i in np.linspace(0, count - 1, room).round().astype(int) if i not in chosen]
+    return sorted(chosen + others[: room - len(chosen)])
+
+
+def training_data(stack: Stack, check: Callable[[], None]) -> TrainingData:
+    """The chosen planes normalised (each by its own known pixels' percentiles), with their references."""
+    planes = _training_planes(stack)
+    holes = np.array([stack.masks[i] for i in planes])
+    if not (~holes).any(axis=(1, 2)).all():
+        raise ValueError("every plane needs some known (unmasked) pixels to learn from")
+    values = np.empty(holes.shape + stack.planes.shape[-1:], np.float32)
+    references = None if stack.reference is None else np.empty_like(values)
+    for row, index in enumerate(planes):
         check()
-        if plane.any():
-            widest = max(widest, float(ndi.distance_transform_edt(plane).max()))
-    return widest
+        plane = np.asarray(stack.planes[index], dtype=np.float64)
+        values[row] = np.where(holes[row][..., None], 0.0, normalised(plane, ~holes[row]))
+        if references is not None:
+            reference = stack.reference(index)
+            references[row] = normalised(reference, np.ones(reference.shape[:-1], bool))
+    return TrainingData(values, holes, references)
 
 
-def _require_known_to_learn_from(holes: np.ndarray, size: tuple[int, int], check: Callable[[], None]) -> None:
-    """Raise unless some training window of some plane holds enough known pixels to learn from.
-
-    Cheap (sliding sums), and it stops at the first plane that has such a window.
-    """
-    height, width = size
-    most = 0
-    for plane in holes:
-        check()
-        table = np.pad((~plane).cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))  # summed-area table
-        top, bottom = table[:-height], table[height:]
-        in_windows = bottom[:, width:] - top[:, width:] - bottom[:, :-width] + top[:, :-width]
-        most = max(most, int(in_windows.max()))
-        if most >= _MIN_KNOWN_PER_WINDOW:
-            return
-    raise ValueError(
-        f"too few known pixels to learn from: training needs a {height}x{width} window (crop_size, or "
-        f"less in a smaller image) holding at least {_MIN_KNOWN_PER_WINDOW} known pixels, one to hide "
-        f"and one to see, but no window of these {holes.shape[1]}x{holes.shape[2]} pixels holds more "
-        f"than {most}; " + _TOO_FEW_KNOWN_REMEDY
-    )
-
-
-def _training_hole(
-    holes: np.ndarray, shape: tuple[int, int], radius: float, rng: np.random.Generator
-) -> np.ndarray:
-    """A synthetic hole for one training window: a window of the real mask, or a blob and a stroke."""
-    if rng.random() < 0.5 and holes.any():
-        plane = holes[rng.integers(holes.shape[0])]
-        top, left = rng.integers(plane.shape[0] - shape[0] + 1), rng.integers(plane.shape[1] - shape[1] + 1)
-        window = plane[top : top + shape[0], left : left + shape[1]]
-        window = window[:: rng.choice((-1, 1)), :: rng.choice((-1, 1))]
-        if window.any():
-            return window
-    size = min(shape)
-    if size < _MIN_BLOB_WINDOW:
-        # A blob or stroke (at least 1 px wide) would cover most of so small a window: hide random pixels.
-        return rng.random(shape) < 0.5
-    widest = float(np.clip(radius if radius > 0 else size / 8, 1.0, size / 4))
-    hole = masks.debris(shape, rng.uniform(1.0, widest), seed=rng)
-    if rng.random() < 0.5:
-        hole |= masks.scratch(shape, width=rng.uniform(1.0, 2 * widest), seed=rng)
-    return hole
-
-
-def _smooth(pixels: np.ndarray, hidden: np.ndarray) -> np.ndarray:
-    """The biharmonic fill of ``hidden`` in ``pixels`` (H, W, C): the base the network corrects."""
-    from napari_inpaint.methods.diffusion import biharmonic
-
-    return biharmonic(np.where(hidden[..., None], 0.0, pixels), hidden) if hidden.any() else pixels
-
-
-def _batch(
-    values: np.ndarray, holes: np.ndarray, size: tuple[int, int], radius: float, rng: np.random.Generator,
-    check: Callable[[], None],
-) -> tuple:
-    """Inputs (values, hole indicator, smooth fill), targets and loss weights of one batch (float32, NCHW).
-
-    Raises
-    ------
-    ValueError
-        When :data:`_MAX_FAILED_DRAWS` windows in a row have no known pixel
-        to hide or none left to see (too few, or too scattered, known pixels).
-    """
-    count, height, width, channels = values.shape
-    arrays = {name: [] for name in ("inputs", "hidden", "smooth", "targets", "weights")}
-    failed = 0
-    while len(arrays["inputs"]) < _BATCH:
-        check()
-        if failed == _MAX_FAILED_DRAWS:
+def _prepare(
+    stack: Stack, *, steps: int = 2000, seconds: float = 60.0, crop_size: int = 64, learning_rate: float = 2e-3,
+    width: int = 16, device: str = "auto", model: str = "", rng: np.random.Generator | None = None,
+    check: Check = None, progress: Progress = None, status: Callable[[str], None] | None = None,
+) -> "torch.nn.Module":
+    """The per-call preparation of ``learned``: train the network once on the whole stack (or load ``model``)."""
+    check = not_cancellable if check is None else check
+    rng = np.random.default_rng(0) if rng is None else rng
+    torch_device = select_device(device)
+    channels = stack.planes.shape[-1]
+    with_reference = stack.reference is not None
+    if model:
+        net = load_model(model, str(torch_device))
+        if net.config["channels"] != channels:
             raise ValueError(
-                f"too few known pixels to learn from: {failed} training windows in a row had no known "
-                f"pixel to hide or none left to see ({int((~holes).sum())} of {holes.size} pixels are "
-                "known); " + _TOO_FEW_KNOWN_REMEDY
+                f"model {model!r} was trained on images with {net.config['channels']} channel(s); "
+                f"this image has {channels}"
             )
-        plane = rng.integers(count)
-        top, left = rng.integers(height - size[0] + 1), rng.integers(width - size[1] + 1)
-        flip = (slice(None, None, rng.choice((-1, 1))), slice(None, None, rng.choice((-1, 1))))
-        window = (plane, slice(top, top + size[0]), slice(left, left + size[1]))
-        real = holes[window][flip]
-        synthetic = _training_hole(holes, size, radius, rng) & ~real
-        hidden = real | synthetic
-        if not synthetic.any() or hidden.all():  # nothing to learn from, or nothing to see
-            failed += 1
-            continue
-        failed = 0
-        pixels = values[window][flip]
-        arrays["inputs"].append(np.where(hidden[..., None], 0.0, pixels))
-        arrays["hidden"].append(hidden[..., None])
-        arrays["smooth"].append(_smooth(pixels, hidden))
-        arrays["targets"].append(pixels)
-        arrays["weights"].append(synthetic[..., None])
-    return tuple(np.ascontiguousarray(np.moveaxis(np.stack(a), -1, 1), np.float32) for a in arrays.values())
-
-
-def _fit(
-    net, values: np.ndarray, holes: np.ndarray, *, steps: int, seconds: float, crop_size: int,
-    learning_rate: float, device, rng: np.random.Generator, progress: Progress, check: Callable[[], None],
-) -> None:
-    """Train ``net`` to fill synthetic holes in the known pixels of ``values`` (N, H, W, C)."""
-    import torch
-
-    size = (min(crop_size, values.shape[1]), min(crop_size, values.shape[2]))
-    _require_known_to_learn_from(holes, size, check)
-    radius = _hole_radius(holes, check)
-    net.to(device).train()
-    optimiser = torch.optim.Adam(net.parameters(), lr=learning_rate)
-    start = time.perf_counter()
-    for step in range(steps):
-        check()
-        elapsed = time.perf_counter() - start
-        if seconds > 0 and elapsed >= seconds:
-            break
-        done = max(step / steps, elapsed / seconds if seconds > 0 else 0.0)
-        for group in optimiser.param_groups:
-            group["lr"] = learning_rate * 0.5 * (1.0 + math.cos(math.pi * done))
-        arrays = _batch(values, holes, size, radius, rng, check)
-        inputs, hidden, smooth, targets, weights = (torch.from_numpy(a).to(device) for a in arrays)
-        error = (net(inputs, hidden, smooth) - targets).abs() * weights
-        loss = error.sum() / (weights.sum() * targets.shape[1]).clamp(min=1.0)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        if progress is not None:
-            # Under a time limit that will end training first, the share of the time used.
-            used = steps * (time.perf_counter() - start) / seconds if seconds > 0 else 0.0
-            progress(min(steps, max(step + 1, used)), steps)
-    net.eval()
-
-
-def _predict(net, values: np.ndarray, holes: np.ndarray, device, check: Callable[[], None]) -> np.ndarray:
-    """The network's fill of one normalised plane (H, W, C), averaged over its four flips."""
-    import torch
-
-    def tensor(array: np.ndarray) -> "torch.Tensor":
-        return torch.from_numpy(np.ascontiguousarray(np.moveaxis(array, -1, 0), np.float32))[None].to(device)
-
-    known = np.where(holes[..., None], 0.0, values)
-    batch = [tensor(known), tensor(holes[..., None]), tensor(_smooth(values, holes))]
-    total = 0.0
-    with torch.no_grad():
-        for dims in ((), (2,), (3,), (2, 3)):
-            check()
-            total = total + net(*(a.flip(dims) for a in batch)).flip(dims)
-    return np.moveaxis((total / 4)[0].cpu().numpy().astype(np.float64), 0, -1)
-
-
-def _check_image(image: np.ndarray, mask: np.ndarray) -> None:
-    if image.shape[:-1] != mask.shape or mask.ndim != 2:
-        raise ValueError(
-            f"expected a 2D mask and an image of shape mask.shape + (C,); got {image.shape} and {mask.shape}"
-        )
+        if net.config.get("reference", False) != with_reference:
+            raise ValueError(
+                f"model {model!r} was trained {'with' if not with_reference else 'without'} a reference: "
+                f"fill with {'the same kind of' if not with_reference else 'no'} reference"
+            )
+        return net
+    data = training_data(stack, check)
+    if status is not None:
+        budget = f"{seconds:g} s or {steps} steps" if seconds > 0 else f"{steps} steps"
+        status(f"training the network on {len(data.values)} plane(s), {budget}")
+    net = _new_inpainter(channels, width, rng, with_reference)
+    fit(
+        net, data, steps=steps, seconds=seconds, crop_size=crop_size, learning_rate=learning_rate,
+        device=torch_device, rng=rng, progress=progress, check=check,
+    )
+    return net
 
 
 # --------------------------------------------------------------------------- public API
@@ -311,6 +190,8 @@ def train_model(
     mask: np.ndarray | None = None,
     *,
     channel_axis: int | None = None,
+    reference=None,
+    align: bool = True,
     steps: int = 2000,
     seconds: float = 60.0,
     crop_size: int = 64,
@@ -322,6 +203,10 @@ def train_model(
     check: Check = None,
 ) -> "torch.nn.Module":
     """Train an inpainting network on the known pixels of an image or a stack.
+
+    This is the training ``inpaint(..., method="learned")`` does once per
+    call, kept as a network to save and reuse on other images of the same
+    kind (``model=<path>``).
 
     Parameters
     ----------
@@ -335,6 +220,11 @@ def train_model(
     channel_axis : int, optional
         Axis of channels; by default a last axis of length 3 or 4 that the
         mask lacks is taken as RGB(A), as :func:`napari_inpaint.inpaint` does.
+    reference : None, 'adjacent' or ndarray
+        Train a network that also sees reference data, as
+        :func:`napari_inpaint.inpaint` takes it; it then needs one to fill.
+    align : bool
+        Register the reference onto each plane first.
     steps : int
         Training steps (batches of 4 windows).
     seconds : float
@@ -368,47 +258,23 @@ def train_model(
         learn from: a plane without any, or no ``crop_size`` window with at
         least two.
 
-    Notes
-    -----
-    Each plane is normalised with its own known-pixel percentiles (see the
-    module notes); ``inpaint(..., method="learned", model=path)`` normalises
-    each crop it fills the same way.
-
     Examples
     --------
     >>> import numpy as np
     >>> image = np.random.default_rng(0).random((3, 32, 32))  # a small stack
     >>> net = train_model(image, steps=2, seconds=0, crop_size=16, width=4, device="cpu")
-    >>> net.config["channels"], net.config["width"]
-    (1, 4)
+    >>> net.config["channels"], net.config["width"], net.config["reference"]
+    (1, 4, False)
     """
-    from napari_inpaint._layout import resolve_channel_axis
+    from napari_inpaint._engine import training_stack
 
-    check = _not_cancellable if check is None else check
-    image = np.asarray(image)
-    mask = np.zeros((), bool) if mask is None else np.asarray(mask, dtype=bool)
-    mask_shape = mask.shape if mask.ndim else image.shape[:-1]
-    axis = resolve_channel_axis(image.shape, mask_shape, channel_axis)
-    planes = image[..., None] if axis is None else np.moveaxis(image, axis, -1)
-    if planes.ndim < 3:
-        raise ValueError(f"train_model needs a 2D image or a stack of them; got shape {image.shape}")
-    values = planes.reshape((-1,) + planes.shape[-3:]).astype(np.float64)
-    holes = np.broadcast_to(mask, planes.shape[:-1]).reshape(values.shape[:-1])
-    known = ~holes
-    if not known.any(axis=(1, 2)).all():
-        raise ValueError("every plane needs some known (unmasked) pixels to learn from")
-    for plane in range(values.shape[0]):
-        check()
-        low, scale = _normaliser(values[plane], known[plane])
-        values[plane] = (values[plane] - low) / scale
-    values[holes] = 0.0
-    rng = np.random.default_rng(seed)
-    net = _new_inpainter(values.shape[-1], width, rng)
-    _fit(
-        net, values.astype(np.float32), holes, steps=steps, seconds=seconds, crop_size=crop_size,
-        learning_rate=learning_rate, device=select_device(device), rng=rng, progress=progress, check=check,
+    if np.ndim(image) < 2:
+        raise ValueError(f"train_model needs a 2D image or a stack of them; got shape {np.shape(image)}")
+    stack = training_stack(image, mask, channel_axis=channel_axis, reference=reference, align=align, check=check)
+    return _prepare(
+        stack, steps=steps, seconds=seconds, crop_size=crop_size, learning_rate=learning_rate, width=width,
+        device=device, rng=np.random.default_rng(seed), check=check, progress=progress,
     )
-    return net
 
 
 def save_model(net: "torch.nn.Module", path: str | os.PathLike) -> None:
@@ -498,64 +364,53 @@ def _load_cached(path: str, mtime_ns: int, size: int, device: str) -> "torch.nn.
     return net.to(device).eval()
 
 
-# --------------------------------------------------------------------------- methods
+# --------------------------------------------------------------------------- the method
 
 
 @register(
     "learned",
-    summary="Self-supervised deep inpainting: trains a small network on the image's own known pixels",
+    summary="Self-supervised deep inpainting: trains a small network once on the image's own known pixels",
     family="network",
     artifacts=("texture", "debris", "large-holes", "scratches"),
     ndims=(2,),
     params=(
         Param("steps", int, 2000, "training steps (batches of 4 windows)", 1, 1_000_000),
-        Param("seconds", float, 60.0, "time limit per crop (s); 0 = none, repeatable", 0.0, 86_400.0),
+        Param("seconds", float, 60.0, "training time limit per call (s); 0 = none, repeatable", 0.0, 86_400.0),
         Param("crop_size", int, 64, "side of the training windows", 16, 512),
         Param("learning_rate", float, 2e-3, "initial Adam learning rate (cosine decay)", 1e-5, 1.0),
-        Param("width", int, 16, _WIDTH_HELP, 4, 128),
-        Param("context", int, 128, "known pixels around each hole to learn from", 16, 4096),
+        Param("width", int, 16, WIDTH_HELP, 4, 128),
+        Param("context", int, 64, "known pixels around each hole that the network sees when filling it", 16, 4096),
         DEVICE,
         Param("model", str, "", "file of a network saved with save_model; empty: train on the image"),
     ),
     margin=lambda params: params["context"],
+    local_fill=True,
     channel_independent=False,
     needs_torch=True,
+    prepare=_prepare,
 )
 def learned(
     image: np.ndarray,
     mask: np.ndarray,
     *,
-    steps: int = 2000,
-    seconds: float = 60.0,
-    crop_size: int = 64,
-    learning_rate: float = 2e-3,
-    width: int = 16,
-    context: int = 128,
-    device: str = "auto",
-    model: str = "",
-    rng: np.random.Generator | None = None,
+    context: int = 64,
+    reference: np.ndarray | None = None,
+    prepared: "torch.nn.Module | None" = None,
     check: Check = None,
-    progress: Progress = None,
 ) -> np.ndarray:
-    """Fill the holes with a network trained on the crop's known pixels (or loaded from ``model``).
+    """Fill the holes with the network trained once for the call (or loaded from ``model``).
 
     Parameters
     ----------
     %(image_mask)s
-    steps, seconds, crop_size, learning_rate, width
-        Training budget and network, see :func:`train_model`; unused with ``model``.
     context : int
         Used by the engine only: pixels of known context cropped around each
-        hole, i.e. the training data.
-    %(device)s
-    model : str
-        Path of a network saved with :func:`save_model`; empty to train one.
-    rng : numpy.random.Generator, optional
-        Seeds the weights and the training windows.
+        hole, the surroundings the network sees.
+    %(reference)s
+    prepared : torch.nn.Module
+        The network of the call's preparation (training, or ``model``).
     check : callable, optional
-        Called often while training and predicting; raises to cancel.
-    progress : callable, optional
-        ``progress(done, steps)`` after every training step, see :func:`train_model`.
+        Called between the predictions; raises to cancel.
 
     Returns
     -------
@@ -565,14 +420,14 @@ def learned(
     Raises
     ------
     ValueError
-        If ``model`` was trained for another number of channels, or, without
-        ``model``, the crop has too few known pixels to learn from (no
-        ``crop_size`` window with at least two).
+        When called without the engine's preparation, or (in the
+        preparation) with too few known pixels to learn from, or a ``model``
+        trained for another number of channels or use of a reference.
 
     Notes
     -----
     Any size works, down to a single row or column: training windows
-    shrink to the crop, and the network pads its input to a multiple of 8.
+    shrink to the image, and the network pads its input to a multiple of 8.
 
     Examples
     --------
@@ -584,27 +439,12 @@ def learned(
     >>> bool(np.array_equal(filled[~mask], image[~mask]))
     True
     """
-    _check_image(image, mask)
-    rng = np.random.default_rng(0) if rng is None else rng
-    check = _not_cancellable if check is None else check
-    torch_device = select_device(device)
-    known = ~mask
-    low, scale = _normaliser(image, known)
+    if prepared is None:
+        raise ValueError("method 'learned' fills with the network its preparation trains: call it through inpaint()")
+    check_image(image, mask)
+    check = not_cancellable if check is None else check
+    low, scale = normaliser(image, ~mask)
     values = np.where(mask[..., None], 0.0, (image - low) / scale)
-    channels = image.shape[-1]
-    if model:
-        net = load_model(model, str(torch_device))
-        if net.config["channels"] != channels:
-            raise ValueError(
-                f"model {model!r} was trained on images with {net.config['channels']} channel(s); "
-                f"this image has {channels}"
-            )
-    else:
-        net = _new_inpainter(channels, width, rng)
-        _fit(
-            net, values[None].astype(np.float32), mask[None], steps=steps, seconds=seconds,
-            crop_size=crop_size, learning_rate=learning_rate, device=torch_device, rng=rng,
-            progress=progress, check=check,
-        )
-    filled = _predict(net, values, mask, torch_device, check)
+    guide = None if reference is None else normalised(reference, np.ones(mask.shape, bool))
+    filled = predict(prepared, values, mask, guide, check)
     return np.where(mask[..., None], filled * scale + low, image)

@@ -119,6 +119,7 @@ def _params(max_size: int, max_high: int, context: int) -> tuple[Param, ...]:
     artifacts=("large-holes", "debris", "texture"),
     params=_params(max_size=1024, max_high=8192, context=64),
     margin=lambda params: params["context"],
+    local_fill=True,
     needs_torch=True,
     weights=("lama",),
 )
@@ -169,6 +170,7 @@ def lama(
     artifacts=("large-holes", "debris", "texture"),
     params=_params(max_size=512, max_high=512, context=128),
     margin=lambda params: params["context"],
+    local_fill=True,
     needs_torch=True,
     weights=("migan",),
 )

@@ -83,6 +83,7 @@ def _steps(ndim: int) -> tuple[float, float]:
         DEVICE,
     ),
     margin=1,
+    local_fill=True,
     channel_independent=True,
     needs_torch=True,
 )

@@ -1,33 +1,54 @@
-"""Pieces the widgets share: parameter controls generated from the registry, layer drop-downs, the runner.
+"""Pieces the widgets share: parameter controls generated from the registry, layer drop-downs, the runner
+(progress, status line, activity dock, cancel on close), remembered settings and download confirmation.
 
-Notifications go through ``notifications.show_error`` / ``show_info`` (looked
-up on the module at each call), so that tests can capture them in one place.
+Notifications go through ``notifications.show_error`` / ``show_info`` and
+questions through :func:`ask` (looked up on their modules at each call), so
+that tests can capture them in one place.
 """
 
 # No ``from __future__ import annotations``: magicgui resolves annotations at runtime.
+import contextlib
+import json
+import os
+import re
 import threading
+import time
+from pathlib import Path
 
+import napari
 import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
     Container,
+    FileEdit,
     FloatSpinBox,
+    Label,
     LineEdit,
     ProgressBar,
     PushButton,
+    Select,
     SpinBox,
     Widget,
 )
 from napari.qt.threading import create_worker
-from napari.utils import notifications
+from napari.utils import cancelable_progress, notifications
+from qtpy.QtCore import QEvent, QObject
+from qtpy.QtWidgets import QMessageBox
 from superqt.utils import ensure_main_thread
 
-from napari_inpaint import InpaintCancelled, Param
-from napari_inpaint.layers import grid_shape
+from napari_inpaint import InpaintCancelled, Method, Param, models
+from napari_inpaint._layer_fill import size_text
 
 INT_LIMIT = 2**31 - 1
 _FLOAT_LIMIT = 1e12
+# A method with more parameters than FOLDED_ABOVE shows its first ESSENTIALS (the registry lists a method's
+# parameters by importance) and folds the others under "Advanced".
+FOLDED_ABOVE, ESSENTIALS = 3, 2
+# Downloads at least this large are confirmed first.
+LARGE_DOWNLOAD = 20 * 2**20
+# The folder of the widgets' settings files (default: the user's configuration folder).
+SETTINGS_ENV = "NAPARI_INPAINT_SETTINGS"
 
 
 def _float_step(param: Param) -> float:
@@ -36,13 +57,19 @@ def _float_step(param: Param) -> float:
     return float(min(1.0, 10.0 ** (np.floor(np.log10(reference)) - 1)))
 
 
+def is_file_param(param: Param) -> bool:
+    """Whether a parameter names a file (its help says "file ..."): it gets a file picker."""
+    return param.kind is str and param.choices is None and param.help.startswith("file")
+
+
 def param_widget(param: Param) -> Widget:
     """Build the magicgui control for one method parameter, from its :class:`~napari_inpaint.Param` alone.
 
     A bool is a check box, a number a spin box within the parameter's range,
-    and a string a drop-down of its ``suggestions()`` (the values worth
-    offering now, e.g. the devices present) or of its ``choices``, with the
-    default selected; any other string is typed in.
+    a file a file picker (see :func:`is_file_param`) and a string a
+    drop-down of its ``suggestions()`` (the values worth offering now, e.g.
+    the devices present) or of its ``choices``, with the default selected;
+    any other string is typed in.  The tooltip is the parameter's help.
 
     Examples
     --------
@@ -62,6 +89,8 @@ def param_widget(param: Param) -> Widget:
         low = -_FLOAT_LIMIT if param.low is None else float(param.low)
         high = _FLOAT_LIMIT if param.high is None else float(param.high)
         return FloatSpinBox(value=float(param.default), min=low, max=high, step=_float_step(param), **common)
+    if is_file_param(param):
+        return FileEdit(value=param.default, mode="r", **common)
     offered = list(param.suggestions() if param.suggestions is not None else param.choices or ())
     if offered:
         value = param.default if param.default in offered else offered[0]
@@ -69,9 +98,120 @@ def param_widget(param: Param) -> Widget:
     return LineEdit(value=str(param.default), **common)
 
 
-def plane_of(mask: np.ndarray, plane: tuple[int, ...]) -> np.ndarray:
-    """The 2D mask of ``plane`` (leading indices of the image) from a mask of any trailing shape."""
-    return mask[plane[len(plane) + 2 - mask.ndim :]]
+def split_params(spec: Method) -> tuple[tuple[Param, ...], tuple[Param, ...]]:
+    """The essential parameters of a method, and those folded under "Advanced" (see :data:`FOLDED_ABOVE`).
+
+    Examples
+    --------
+    >>> from napari_inpaint import get_method
+    >>> [len(part) for part in split_params(get_method("tv"))], split_params(get_method("learned"))[0][0].name
+    ([3, 0], 'steps')
+    """
+    if len(spec.params) <= FOLDED_ABOVE:
+        return spec.params, ()
+    return spec.params[:ESSENTIALS], spec.params[ESSENTIALS:]
+
+
+def control_value(control: Widget):
+    """A control's value as plain data: a file picker's typed text ("" when empty)."""
+    return control.line_edit.value if isinstance(control, FileEdit) else control.value
+
+
+def set_control_value(control: Widget, value) -> bool:
+    """Set a control (a file picker by its text); False when the value does not fit it (then unchanged)."""
+    try:
+        if isinstance(control, FileEdit):
+            control.line_edit.value = str(value)
+        elif isinstance(control, Select):  # the values still offered
+            control.value = [item for item in value if item in control.choices]
+        else:
+            control.value = value
+    except (ValueError, TypeError, KeyError):
+        return False
+    return True
+
+
+# Engine phrases and what they are called in the widgets.
+_WIDGET_TERMS = (
+    (r"method='([\w-]+)' with spatial_ndim=3", r"method: \1 with scope: 3D volume"),
+    (r"use spatial_ndim=2 \(plane by plane\)", "choose the scope 'every plane of the stack'"),
+    (r"spatial_ndim=3", "scope: 3D volume"),
+    (r"use noise='(\w+)'", r"choose noise: \1"),
+    (r"noise='(\w+)'", r"noise: \1"),
+    (r"pass reference='adjacent'", "choose the reference 'adjacent planes'"),
+    (r" \(for example mask = mask \| ~np\.isfinite\(image\)\)", " (Mask from image, 'NaN / inf')"),
+)
+
+
+def widget_terms(message: str) -> str:
+    """An engine message with its keywords replaced by the widgets' controls.
+
+    Examples
+    --------
+    >>> widget_terms("use method='interpolate' with spatial_ndim=3")
+    'use method: interpolate with scope: 3D volume'
+    """
+    for pattern, replacement in _WIDGET_TERMS:
+        message = re.sub(pattern, replacement, message)
+    return message
+
+
+def duration_text(seconds: float) -> str:
+    """A duration for people.
+
+    Examples
+    --------
+    >>> duration_text(0.25), duration_text(42), duration_text(150), duration_text(7300)
+    ('0.25 s', '42 s', '2.5 min', '2.0 h')
+    """
+    if seconds < 10:
+        return f"{seconds:.2g} s"
+    if seconds < 100:
+        return f"{seconds:.0f} s"
+    if seconds < 6000:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def ask(parent, title: str, text: str) -> bool:
+    """Ask a yes/no question in a dialog; True for yes."""
+    answer = QMessageBox.question(parent, title, text, QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+    return answer == QMessageBox.Yes
+
+
+def download_text(names: list[str]) -> str:
+    """What downloading the weights ``names`` means: size, licence, source and where they are cached."""
+    specs = [models.get_model(name) for name in names]
+    lines = [f"• {s.name}: {size_text(s.size)}, licence {s.licence}, from {s.url}" for s in specs]
+    restricted = [spec.name for spec in specs if not spec.commercial_use]
+    if restricted:
+        lines.append(f"Not for commercial use: {', '.join(restricted)}.")
+    lines.append(
+        f"They are downloaded once and kept in {models.cache_dir()} "
+        f"(set {models.CACHE_ENV} to choose the folder)."
+    )
+    return "\n".join(lines)
+
+
+def confirm_download(parent, names: list[str], purpose: str) -> bool:
+    """Ask before downloading the weights ``names`` when they are large; True to go on.
+
+    ``purpose`` says what needs them ("lama fills with a pretrained network").
+    """
+    size = sum(models.get_model(name).size for name in names)
+    if size < LARGE_DOWNLOAD:
+        return True
+    text = f"{purpose}: its weights must be downloaded first ({size_text(size)}).\n\n{download_text(names)}"
+    return ask(parent, "Download weights?", text + "\n\nDownload them now?")
+
+
+def _controls(container: Container):
+    """Every control of a magicgui container, those of nested containers too."""
+    for widget in container:
+        if isinstance(widget, Container):
+            yield from _controls(widget)
+        else:
+            yield widget
 
 
 class LayerChoices:
@@ -85,6 +225,13 @@ class LayerChoices:
         for layer in viewer.layers:
             layer.events.name.connect(self._on_layers_changed)
 
+    def _unwatch_layers(self) -> None:
+        events = self._viewer.layers.events
+        for event in (events.inserted, events.removed, events.moved):
+            event.disconnect(self._on_layers_changed)
+        for layer in self._viewer.layers:
+            layer.events.name.disconnect(self._on_layers_changed)
+
     def _on_layers_changed(self, event=None) -> None:
         if event is not None and getattr(event, "type", None) == "inserted":
             event.value.events.name.connect(self._on_layers_changed)
@@ -93,41 +240,89 @@ class LayerChoices:
     def _layers_of(self, *kinds) -> list[tuple[str, object]]:
         return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, kinds)]
 
-    def _current_plane(self, layer) -> tuple[int, ...]:
-        """Indices of the plane on screen along the image's leading (non-plane) axes."""
-        position = layer.world_to_data(self._viewer.dims.point)
-        leading = grid_shape(layer)[:-2]
-        return tuple(int(np.clip(np.rint(p), 0, n - 1)) for p, n in zip(position[: len(leading)], leading))
+
+class _CloseWatcher(QObject):
+    """Calls ``on_close`` when the widget is closed or taken out of its dock, ``on_dock`` when docked."""
+
+    def __init__(self, widget, on_close, on_dock, on_destroyed):
+        super().__init__(widget)
+        self._on_close, self._on_dock = on_close, on_dock
+        widget.installEventFilter(self)
+        widget.destroyed.connect(on_destroyed)  # with its window: no close event comes
+
+    def eventFilter(self, watched, event) -> bool:  # (Qt's name)
+        if event.type() == QEvent.Type.Close:
+            self._on_close()
+        elif event.type() == QEvent.Type.ParentChange:
+            (self._on_close if watched.parent() is None else self._on_dock)()
+        return False
+
+
+class _Activity(cancelable_progress):
+    """A run in napari's activity dock, whose cancel button cancels the run."""
+
+    def cancel(self) -> None:
+        super().cancel()
+        self.cancel_callback()
 
 
 class Runner:
-    """Run/Cancel buttons, a progress bar and one background worker at a time."""
+    """Run/Cancel buttons, a progress bar labelled by stage, a status line, one background worker at a time.
 
-    _task = "The task"  # named in error messages
+    The bar is shown during a run only; in a napari window the run also
+    appears in the activity dock (cancellable there).  Closing the widget
+    (or its dock) cancels its run, whose result is then dropped.
+    """
 
-    def _make_runner(self, run_text: str, cancellable: bool = True) -> list[Widget]:
-        self.run_button = PushButton(text=run_text)
-        self.cancel_button = PushButton(text="Cancel", enabled=False, visible=cancellable)
-        self.progress = ProgressBar(value=0, min=0, max=1, label="progress")
+    _task = "The task"  # named in messages
+
+    def _make_runner(self, run_text: str, run_tooltip: str, cancellable: bool = True) -> list[Widget]:
+        self.run_button = PushButton(text=run_text, tooltip=run_tooltip)
+        self.cancel_button = PushButton(text="Cancel", enabled=False, visible=cancellable,
+                                        tooltip="Stop the run; no layer is added or changed")
+        self.progress = ProgressBar(value=0, min=0, max=1000, label="", visible=False,
+                                    tooltip="The stage of the run and its progress")
+        self.status = Label(value="", tooltip="What a run will do, or what the last run did")
+        self.status.native.setWordWrap(True)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
         self._cancel_event = threading.Event()
+        self._closed = False
+        self._activity = None
+        self._stage, self._fraction, self._counting_since = "", None, 0.0
+        self._watcher = _CloseWatcher(self.native, self._on_close, self._on_dock, self._on_destroyed)
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False)
-        return [buttons, self.progress]
+        return [buttons, self.progress, self.status]
 
-    def _start(self, function, *args, on_returned, **kwargs):
-        """Run ``function(*args, cancel=event, progress=callback, **kwargs)`` in a worker thread."""
+    def _start(self, function, *args, on_returned, stage: str, **kwargs):
+        """Run ``function(*args, cancel=, progress=, status=, **kwargs)`` in a worker thread.
+
+        ``on_returned(result, seconds)`` is called in the GUI thread (with
+        the run's duration), unless the widget was closed meanwhile;
+        ``stage`` labels the bar until ``status`` says more.
+        """
         self._cancel_event = threading.Event()
+        started = time.perf_counter()
+
+        def returned(result) -> None:
+            if not self._closed:
+                on_returned(result, time.perf_counter() - started)
+
         # Errors are reported by _on_error; without _ignore_errors napari would also re-raise them.
         worker = create_worker(
             function, *args, cancel=self._cancel_event, progress=ensure_main_thread(self._on_progress),
-            _connect={"returned": on_returned, "errored": self._on_error, "finished": self._on_finished},
+            status=ensure_main_thread(self._on_status),
+            _connect={"returned": returned, "errored": self._on_error, "finished": self._on_finished},
             _ignore_errors=True, _start_thread=False, **kwargs,
-        )
+        )  # fmt: skip
         self.worker = worker
-        self.progress.max, self.progress.value = 0, 0  # a busy bar until the first progress report
         self.run_button.enabled, self.cancel_button.enabled = False, True
+        self.progress.visible = True
+        self._fraction = None
+        if isinstance(self._viewer, napari.Viewer):  # a window with an activity dock
+            self._activity = _Activity(total=1000, desc=f"{self._task}: {stage}", cancel_callback=self.cancel)
+        self._on_status(stage)
         worker.start()
         return worker
 
@@ -136,18 +331,169 @@ class Runner:
         self._cancel_event.set()
         self.cancel_button.enabled = False
 
+    def _on_status(self, text: str) -> None:
+        """The run's stage changed ("downloading weights", "filling 3/12"): the bar is labelled with it."""
+        if self.worker is None or self._closed:  # late news of a finished run, or a closed widget
+            return
+        self._stage = text
+        self._show_progress()
+        if self._activity is not None:
+            self._activity.set_description(f"{self._task}: {text}")
+
     def _on_progress(self, done: float, total: int) -> None:
-        if self.worker is not None:  # late updates from a finished run are dropped
-            # Percent steps: iterative methods report fractional progress within a unit.
-            self.progress.max, self.progress.value = 100 * max(total, 1), round(100 * done)
+        if self.worker is None or self._closed:  # late updates from a finished run are dropped
+            return
+        fraction = min(1.0, max(0.0, done / max(total, 1)))
+        if self._fraction is None or fraction < self._fraction:  # a stage counting from zero again
+            self._counting_since = time.perf_counter()
+        self._fraction = fraction
+        self._show_progress()
+        if self._activity is not None:
+            self._activity.update(round(1000 * fraction) - self._activity.n)
+
+    def _show_progress(self) -> None:
+        """The bar: busy until the run reports progress, then the share done and the time left."""
+        if self._fraction is None:
+            self.progress.max, self.progress.value = 0, 0
+            self.progress.native.setFormat(self._stage)
+            return
+        # Steps of a thousandth: iterative methods report fractional progress within a unit, downloads bytes.
+        self.progress.max, self.progress.value = 1000, round(1000 * self._fraction)
+        elapsed = time.perf_counter() - self._counting_since
+        left = ""
+        if elapsed > 3 and self._fraction > 0.02:
+            left = f", about {duration_text(elapsed * (1 - self._fraction) / self._fraction)} left"
+        self.progress.native.setFormat(f"{self._stage} %p%{left}")
 
     def _on_error(self, exc: BaseException) -> None:
+        if self._closed:  # cancelled by closing, or failed unseen: nothing to tell
+            return
         if isinstance(exc, InpaintCancelled):
+            self.status.value = "Cancelled: nothing was added or changed."
             notifications.show_info(str(exc))
         else:
-            notifications.show_error(f"{self._task} failed: {exc}")
+            message = widget_terms(str(exc))
+            self.status.value = f"{self._task} failed: {message}"
+            notifications.show_error(f"{self._task} failed: {message}")
 
     def _on_finished(self) -> None:
         self.worker = None
-        self.progress.max, self.progress.value = 1, 0
+        self._close_activity()
+        if self._closed:
+            return
+        self.progress.visible = False
+        self.progress.max, self.progress.value = 1000, 0
         self.run_button.enabled, self.cancel_button.enabled = True, False
+
+    def _close_activity(self) -> None:
+        if self._activity is not None:
+            self._activity.close()
+            self._activity = None
+
+    def _settings_state(self) -> str:
+        """The values of every setting (and the plane on screen), to tell whether any changed."""
+        shown = (Label, PushButton, ProgressBar)  # not settings
+        values = [control_value(c) for c in _controls(self) if not isinstance(c, shown)]
+        return repr((values, self._viewer.dims.current_step))
+
+    def _show_outcome(self, text: str) -> None:
+        """Show what a run did; it stays until a setting changes (the previews leave it)."""
+        self.status.value = text
+        self._outcome_state = self._settings_state()
+
+    def _preview_due(self) -> bool:
+        """Whether the status line may show a preview: no run going, and a setting changed since the last."""
+        return self.worker is None and self._settings_state() != getattr(self, "_outcome_state", None)
+
+    def _refuse(self, message: str) -> None:
+        """Say why a run does not start."""
+        self.status.value = f"Not run: {message}"
+        notifications.show_error(message)
+
+    def _on_close(self) -> None:
+        """The widget was closed: cancel its run (its result is dropped) and stop following the viewer."""
+        if self._closed:
+            return
+        self.cancel()
+        self._on_destroyed()
+
+    def _on_destroyed(self, _object=None) -> None:
+        """The widget is gone (closed, or deleted with its window): cancel its run, touching no control."""
+        if self._closed:
+            return
+        self._closed = True
+        self._cancel_event.set()
+        self._close_activity()
+        self._unwatch_layers()
+
+    def _on_dock(self) -> None:
+        if self._closed:
+            self._closed = False
+            self._watch_layers(self._viewer)
+            self.reset_choices()
+
+
+def settings_path(name: str) -> Path:
+    """The settings file of the widget ``name``: in ``$NAPARI_INPAINT_SETTINGS``, else the config folder."""
+    folder = os.environ.get(SETTINGS_ENV)
+    if not folder:
+        import platformdirs
+
+        folder = platformdirs.user_config_dir("napari-inpaint")
+    return Path(folder) / f"{name}.json"
+
+
+class Settings:
+    """Remembers a widget's settings across dock closes and napari sessions, with "Restore defaults".
+
+    Like magicgui's ``persist=True`` (which stardist-napari uses), each
+    change is written to a file of the widget's own, and read back when the
+    widget is made again; but as JSON of plain values, so that layers are
+    never stored, and with room for more than the top-level controls
+    (:meth:`_stored` holds e.g. each method's parameters).
+    """
+
+    _settings_name = "widget"
+
+    def _remember(self, names: list[str]) -> PushButton:
+        """Restore the controls ``self.<name>`` from the settings file, save them on each change.
+
+        Returns the "Restore defaults" button.
+        """
+        self._persisted = {name: getattr(self, name) for name in names}
+        self._defaults = {name: control_value(control) for name, control in self._persisted.items()}
+        try:
+            self._settings = json.loads(settings_path(self._settings_name).read_text())
+        except (OSError, ValueError):  # none yet, or unreadable: the defaults
+            self._settings = {}
+        if not isinstance(self._settings, dict):
+            self._settings = {}
+        for name, control in self._persisted.items():
+            if name in self._stored("controls"):
+                set_control_value(control, self._stored("controls")[name])
+            control.changed.connect(self._save_settings)
+        button = PushButton(text="Restore defaults", tooltip="Set every control back to its default value")
+        button.changed.connect(self.restore_defaults)
+        return button
+
+    def _stored(self, key: str) -> dict:
+        """A section of the settings (created when missing)."""
+        return self._settings.setdefault(key, {})
+
+    def _save_settings(self, _value=None) -> None:
+        self._stored("controls").update({name: control_value(c) for name, c in self._persisted.items()})
+        path = settings_path(self._settings_name)
+        with contextlib.suppress(OSError):  # a read-only home folder: the settings are not remembered
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(self._settings, indent=1))
+
+    def restore_defaults(self) -> None:
+        """Set every remembered control back to its default (and forget the other settings)."""
+        self._settings = {}
+        for name, control in self._persisted.items():
+            set_control_value(control, self._defaults[name])
+        self._after_restore()
+        self._save_settings()
+
+    def _after_restore(self) -> None:
+        """Hook: re-apply what the widget derives from the forgotten settings."""

@@ -2,38 +2,41 @@
 
 The method drop-down, its parameter controls and the note on downloaded
 weights are generated from the method records (:func:`napari_inpaint.list_methods`,
-:mod:`napari_inpaint.models`); the fill runs in a worker thread and the
-result is added through :mod:`napari_inpaint.layers` when it returns.
+:mod:`napari_inpaint.models`); a run is planned, filled and added by
+:mod:`napari_inpaint._layer_fill`, as :func:`napari_inpaint.layers.inpaint_layer`
+does from the console, the fill in a worker thread.
 """
 
 # No ``from __future__ import annotations``: napari resolves the ``viewer``
 # annotation at runtime to inject the viewer.
 import inspect
-import sys
 
 import napari
-import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, SpinBox
 from napari.layers import Image, Labels, Points, Shapes
-from napari.utils import notifications
+from qtpy.QtCore import QTimer
+from superqt import QCollapsible
 
 from napari_inpaint import Method, get_method, inpaint, list_methods, models
-from napari_inpaint.layers import (
-    INPAINT,
-    OVERLAY_SUFFIX,
-    Provenance,
-    add_mask,
-    add_result,
-    grid_shape,
-    layer_mask,
-    mask_details,
+from napari_inpaint._layer_fill import PLANE, STACK, VOLUME, missing_weights, plan_fill
+from napari_inpaint._reference import ADJACENT
+from napari_inpaint.layers import DETECT, grid_shape, label_names, label_values, provenance_of, reference_data
+from napari_inpaint.widgets._common import (
+    LayerChoices,
+    Runner,
+    Settings,
+    confirm_download,
+    control_value,
+    duration_text,
+    param_widget,
+    set_control_value,
+    split_params,
 )
-from napari_inpaint.detect import dilate_mask
-from napari_inpaint.widgets._common import INT_LIMIT, LayerChoices, Runner, param_widget, plane_of
 
-# Scope values: what one run fills.
-PLANE, STACK, VOLUME = "plane", "stack", "volume"
 NOISE_CHOICES = ("none", "gaussian", "poisson")
+NO_REFERENCE = "none"  # the other reference choices: ADJACENT, or an Image layer
+REPLACE, NEW_LAYER = "replace", "new"  # what a run does with the result of the previous one
+_PREVIEW_MS = 250  # the "what will be filled" line waits for the settings to rest this long
 
 
 def weights_note(spec: Method) -> str:
@@ -61,48 +64,28 @@ def weights_note(spec: Method) -> str:
     return note
 
 
-def _fill(data, mask, plane, *, weights, params, cancel, progress, **options):
-    """Worker body: inpaint the whole stack, or only ``plane`` (a tuple of leading indices).
-
-    ``weights`` are fetched first, ``options`` are the engine's keywords
-    (method, spatial_ndim...), ``params`` the method's own.  For one plane of
-    a dask array only that plane is computed, and the result stays lazy.
-    """
-    kwargs = {"cancel": cancel, "progress": progress, **options, **params}
-    for name in weights:
-        # Download before filling, in this worker, with the same progress bar.
-        models.fetch(name, progress=progress)
-    if plane is None:
-        # The engine returns a lazy result for a dask layer, computed plane by plane as napari shows it.
-        return inpaint(data, mask, **kwargs)
-    filled = inpaint(np.asarray(data[plane]), plane_of(mask, plane), **kwargs)
-    result = data.copy() if _is_dask(data) else np.array(data, copy=True)
-    result[plane] = filled  # on a dask array: a lazy assignment, the other planes are left as they are
-    return result
-
-
-def _is_dask(data) -> bool:
-    dask_array = sys.modules.get("dask.array")  # a dask array means dask is imported already
-    return dask_array is not None and isinstance(data, dask_array.Array)
-
-
-class InpaintWidget(Container, LayerChoices, Runner):
+class InpaintWidget(Container, LayerChoices, Runner, Settings):
     """Fill the pixels of an image layer marked by a Labels, Shapes or Points layer.
 
-    The result is added as ``"<image> inpainted"`` (a rerun replaces it);
-    the source layer is never modified.
+    The result is added as ``"<image> inpainted"`` (a rerun replaces it), or
+    with "new layer per run" as ``"<image> inpainted (<method>)"``; the
+    source layer is never modified.  The status line says what a run will
+    fill before it starts, and what it made after.
     """
 
     _task = "Inpainting"
+    _settings_name = "inpaint"
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__()
+        super().__init__(labels=False)  # the settings have labels; the status line uses the whole width
         self._watch_layers(viewer)
-        self.image = ComboBox(label="image", choices=lambda _w: self._layers_of(Image))
+        self.image = ComboBox(label="image", choices=lambda _w: self._layers_of(Image),
+                              tooltip="The Image layer to repair; it is never modified")
         self.mask = ComboBox(label="mask", choices=lambda _w: self._layers_of(Labels, Shapes, Points),
-                             tooltip="Labels (nonzero = bad), Shapes (drawn regions) or Points (disks)")
-        self.mask_label = SpinBox(label="label", value=0, min=0, max=INT_LIMIT,
-                                  tooltip="Labels mask: fill only this label (0: every nonzero label)")
+                             tooltip="The bad pixels: a Labels layer (nonzero = bad), Shapes (drawn regions; "
+                             "lines and paths for scratches) or Points (a disk around each)")
+        self.mask_label = ComboBox(label="label", choices=self._label_choices,
+                                   tooltip="Labels mask: fill every label, or only this one")
         self.radius = FloatSpinBox(label="point radius", value=3.0, min=0.0, max=1000.0, step=0.5,
                                    tooltip="Points mask: radius of the disk around each point, in pixels")
         self.dilate = SpinBox(label="dilate mask", value=0, min=0, max=100,
@@ -110,41 +93,147 @@ class InpaintWidget(Container, LayerChoices, Runner):
         names = [m.name for m in list_methods()]
         default = inspect.signature(inpaint).parameters["method"].default  # the engine's default method
         self.method = ComboBox(label="method", choices=names, value=default if default in names else names[0])
-        self.summary = Label(label="")
+        self.summary = Label(label="", tooltip="What the method does, the damage it suits, and its weights")
         self.summary.native.setWordWrap(True)
         self.params = Container(labels=True)
         self.params.margins = (0, 0, 0, 0)
+        self.advanced = Container(labels=True)
+        self.advanced.margins = (0, 0, 0, 0)
+        self.advanced_section = QCollapsible("Advanced")
+        self.advanced_section.setToolTip("The method's other parameters: most runs keep their defaults")
+        self.advanced_section.addWidget(self.advanced.native)
+        advanced_box = Container(labels=False)
+        advanced_box.margins = (0, 0, 0, 0)
+        advanced_box.native.layout().addWidget(self.advanced_section)
         self.scope = ComboBox(label="scope", choices=self._scope_choices,
                               tooltip="Fill the plane on screen, every plane separately, or whole 3D volumes")
+        self.reference = ComboBox(label="reference", choices=self._reference_choices)
+        self.align = CheckBox(label="align reference", value=True,
+                              tooltip="Shift the reference onto each plane first (stage drift, sample "
+                              "motion); untick when it is registered already")
         self.noise = ComboBox(label="noise", choices=NOISE_CHOICES, value="none",
                               tooltip="Add noise like the surroundings' so that the fill is not too smooth")
+        self.results = ComboBox(
+            label="results", choices=[("replace the last result", REPLACE), ("new layer per run", NEW_LAYER)],
+            tooltip="Replace '<image> inpainted' on each run, or add '<image> inpainted (<method>)' each "
+            "time, to compare methods side by side",
+        )
         self.overlay = CheckBox(label="show inpainted pixels", value=False,
                                 tooltip="Add a Labels layer marking the pixels that were invented")
-        self.extend([
+        runner = self._make_runner("Run", "Fill the masked pixels (in the background; napari stays usable)")
+        self._advanced_box = advanced_box
+        settings = Container(widgets=[
             self.image, self.mask, self.mask_label, self.radius, self.dilate, self.method, self.summary,
-            self.params, self.scope, self.noise, self.overlay, *self._make_runner("Run"),
+            self.params, advanced_box, self.scope, self.reference, self.align, self.noise, self.results,
+            self.overlay,
         ])
+        settings.margins = (0, 0, 0, 0)
+        self.extend([settings, *runner])
+        self._preview_timer = QTimer(self.native, singleShot=True, interval=_PREVIEW_MS)
+        self._preview_timer.timeout.connect(self.update_preview)
+        self._watched_mask = None
+        self.append(self._remember(
+            ["radius", "dilate", "method", "scope", "align", "noise", "results", "overlay"]
+        ))
         self.mask.changed.connect(self._on_mask_changed)
         self.image.changed.connect(lambda _v: self.scope.reset_choices())
+        self.image.changed.connect(self._on_scope_changed)  # the references that fit follow the image
+        self.scope.changed.connect(self._on_scope_changed)
+        self.reference.changed.connect(self._on_reference_changed)
         self.method.changed.connect(self._on_method_changed)
+        self.changed.connect(self._schedule_preview)
+        viewer.dims.events.current_step.connect(self._on_plane_changed)
         self._on_method_changed()
         self._on_mask_changed()
 
     # -- controls that follow other controls ---------------------------------
 
+    def _on_layers_changed(self, event=None) -> None:
+        super()._on_layers_changed(event)
+        layer = getattr(event, "value", None) if getattr(event, "type", None) == "inserted" else None
+        made = None if layer is None else provenance_of(layer)
+        if isinstance(layer, Labels) and made is not None and made.made_by == DETECT:
+            # A mask just detected (Mask from image) is the one to fill with, on its image.
+            if made.source in self._viewer.layers and isinstance(self._viewer.layers[made.source], Image):
+                self.image.value = self._viewer.layers[made.source]
+            self.mask.value = layer
+
     def _on_mask_changed(self, _value=None) -> None:
-        self.mask_label.visible = isinstance(self.mask.value, Labels)
-        self.radius.visible = isinstance(self.mask.value, Points)
+        layer = self.mask.value
+        self.mask_label.visible = isinstance(layer, Labels)
+        self.radius.visible = isinstance(layer, Points)
+        if self._watched_mask is not None:  # the preview follows the edits of the mask layer
+            for event in self._mask_events(self._watched_mask):
+                event.disconnect(self._schedule_preview)
+        self._watched_mask = layer
+        if layer is not None:
+            for event in self._mask_events(layer):
+                event.connect(self._schedule_preview)
+        self.mask_label.reset_choices()
+
+    @staticmethod
+    def _mask_events(layer) -> list:
+        return [layer.events.data] + ([layer.events.paint] if isinstance(layer, Labels) else [])
+
+    def _on_plane_changed(self, _event=None) -> None:
+        if self.scope.value == PLANE:
+            self._schedule_preview()
+
+    def _label_choices(self, _widget=None) -> list[tuple[str, int]]:
+        """Every label, then each label the Labels mask holds, with its name where the layer has one."""
+        layer = self.mask.value if hasattr(self, "mask") else None
+        choices = [("every label", 0)]
+        if isinstance(layer, Labels):
+            names = label_names(layer)
+            choices += [(f"{v}: {names[v]}" if v in names else str(v), v) for v in label_values(layer)]
+        return choices
 
     def _on_method_changed(self, _value=None) -> None:
         spec = get_method(self.method.value)
-        self.method.tooltip = spec.summary
+        self.method.tooltip = f"{spec.name}: {spec.summary}"
         suits = f" Best for: {', '.join(spec.artifacts)}." if spec.artifacts else ""
         self.summary.value = f"{spec.summary.rstrip('.')}.{suits}{weights_note(spec)}"
-        self.params.clear()
-        self.params.extend(param_widget(p) for p in spec.params)
-        self.params.visible = bool(spec.params)
+        essential, folded = split_params(spec)
+        stored = self._stored("params").get(spec.name, {})
+        for container, params in ((self.params, essential), (self.advanced, folded)):
+            container.clear()
+            for param in params:
+                control = param_widget(param)
+                if param.name in stored:
+                    set_control_value(control, stored[param.name])
+                control.changed.connect(self._remember_params)
+                container.append(control)
+        self.params.visible = bool(essential)
+        self._advanced_box.visible = bool(folded)
         self.scope.reset_choices()
+        self._on_scope_changed()
+
+    def _remember_params(self, _value=None) -> None:
+        self._stored("params")[self.method.value] = self.parameter_values()
+        self._save_settings()
+
+    def _after_restore(self) -> None:
+        self._on_method_changed()
+
+    def _on_scope_changed(self, _value=None) -> None:
+        """Offer the references that fit the image and scope, where the method uses one."""
+        spec = get_method(self.method.value)
+        self.reference.reset_choices()
+        unset = self.reference.value == NO_REFERENCE
+        if spec.needs_reference and unset and ADJACENT in self.reference.choices:
+            self.reference.value = ADJACENT  # the reference a stack has
+        self.reference.visible = spec.uses_reference
+        need = "needed by" if spec.needs_reference else "used by"
+        self.reference.tooltip = (
+            f"Data showing what the holes hide, {need} {spec.name}: the neighbouring planes of a stack "
+            "filled plane by plane, or an Image layer of the same field (another acquisition or channel) "
+            "of the image's grid or of one plane"
+        )
+        self._on_reference_changed()
+
+    def _on_reference_changed(self, _value=None) -> None:
+        uses = get_method(self.method.value).uses_reference
+        self.align.visible = uses and self.reference.value != NO_REFERENCE
 
     def _scope_choices(self, _widget=None) -> list[tuple[str, str]]:
         layer = self.image.value
@@ -156,52 +245,88 @@ class InpaintWidget(Container, LayerChoices, Runner):
             choices.append(("3D volume" if ndim == 3 else "each 3D volume", VOLUME))
         return choices
 
+    def _reference_choices(self, _widget=None) -> list[tuple[str, object]]:
+        """None; the adjacent planes of a stack filled plane by plane; the Image layers that fit the image."""
+        choices: list[tuple[str, object]] = [("none", NO_REFERENCE)]
+        layer = self.image.value
+        if layer is None or layer.multiscale:
+            return choices
+        if len(grid_shape(layer)) > 2 and self.scope.value in (STACK, PLANE):
+            choices.append(("adjacent planes", ADJACENT))
+        for name, other in self._layers_of(Image):
+            if other.name == layer.name:  # (napari gives plugins proxies of its layers: compare names)
+                continue
+            try:
+                reference_data(other, layer)  # checks the shapes only
+            except ValueError:  # not of the image's grid, or a multiscale layer
+                continue
+            choices.append((name, other))
+        return choices
+
+    def param_control(self, name: str):
+        """The control of the method parameter ``name``, among the essential or the advanced ones."""
+        for control in [*self.params, *self.advanced]:
+            if control.name == name:
+                return control
+        raise KeyError(f"method {self.method.value!r} has no parameter {name!r}")
+
     def parameter_values(self) -> dict:
-        """The method parameters as set in the generated controls."""
-        return {w.name: w.value for w in self.params}
+        """The method parameters as set in the generated controls (essential and advanced)."""
+        return {control.name: control_value(control) for control in [*self.params, *self.advanced]}
+
+    # -- the status line before a run ----------------------------------------------
+
+    def _schedule_preview(self, _value=None) -> None:
+        if self.worker is None and not self._closed:
+            self._preview_timer.start()
+
+    def update_preview(self) -> None:
+        """Say in the status line what a run would fill now, or why it cannot run."""
+        if not self._preview_due():
+            return
+        if isinstance(self.mask.value, Labels):
+            self.mask_label.reset_choices()  # labels painted or erased since
+        try:
+            self.status.value = f"Will fill {self._plan().describe()}."
+        except (ValueError, TypeError, KeyError) as exc:
+            self.status.value = f"Cannot run yet: {exc}"
 
     # -- running ---------------------------------------------------------------
 
-    def run(self):
-        """Start inpainting with the current settings; returns the worker (None when nothing started)."""
+    def _plan(self):
+        """The run the controls describe (see :func:`napari_inpaint._layer_fill.plan_fill`)."""
         image, mask_layer = self.image.value, self.mask.value
         if image is None or mask_layer is None:
-            notifications.show_error(
-                "Inpaint needs an image layer and a mask layer (Labels, Shapes or Points)"
-            )
-            return None
-        scope, spec, params = self.scope.value, get_method(self.method.value), self.parameter_values()
-        spatial_ndim = 3 if scope == VOLUME else 2
-        try:
-            mask = layer_mask(mask_layer, image, label=self.mask_label.value, radius=self.radius.value)
-            if self.dilate.value:
-                mask = dilate_mask(mask, self.dilate.value, spatial_ndim=min(spatial_ndim, mask.ndim))
-            plane = self._current_plane(image) if scope == PLANE else None
-            if not mask.any():
-                raise ValueError(f"the mask from layer {mask_layer.name!r} is empty: mark some pixels first")
-            resolved = spec.resolve(params)
-        except (ValueError, TypeError) as exc:
-            notifications.show_error(str(exc))
-            return None
-        details = {"scope": scope, "dilate": self.dilate.value, "noise": self.noise.value}
-        if plane is not None:
-            details["plane"] = list(plane)
-        details.update(mask_details(mask_layer, label=self.mask_label.value, radius=self.radius.value))
-        made = Provenance(image.name, INPAINT, method=spec.name, parameters=resolved,
-                          mask_layer=mask_layer.name, details=details)
-
-        def on_returned(result) -> None:
-            add_result(self._viewer, image, result, made)
-            if self.overlay.value:
-                invented = np.zeros(grid_shape(image), bool)
-                if plane is None:
-                    invented[...] = mask
-                else:
-                    invented[plane] = plane_of(mask, plane)
-                add_mask(self._viewer, image, invented, name=image.name + OVERLAY_SUFFIX, provenance=made)
-
-        return self._start(
-            _fill, image.data, mask, plane, on_returned=on_returned, weights=spec.weights, method=spec.name,
-            params=params, spatial_ndim=spatial_ndim, channel_axis=-1 if image.rgb else None,
+            raise ValueError("choose an image layer and a mask layer (Labels, Shapes or Points)")
+        spec = get_method(self.method.value)
+        reference = self.reference.value if spec.uses_reference else None
+        return plan_fill(
+            self._viewer, image, mask_layer, spec.name, label=self.mask_label.value, radius=self.radius.value,
+            dilate=self.dilate.value, scope=self.scope.value,
             noise=None if self.noise.value == "none" else self.noise.value,
+            reference=None if isinstance(reference, str) and reference == NO_REFERENCE else reference,
+            align=self.align.value, new_layer=self.results.value == NEW_LAYER, overlay=self.overlay.value,
+            **self.parameter_values(),
         )
+
+    def run(self):
+        """Start inpainting with the current settings; returns the worker (None when nothing started)."""
+        self._preview_timer.stop()
+        try:
+            job = self._plan()
+        except (ValueError, TypeError, KeyError) as exc:
+            self._refuse(str(exc))
+            return None
+        missing = missing_weights(job.method)
+        purpose = f"{job.method.name} fills with a pretrained network"
+        if missing and not confirm_download(self.native, missing, purpose):
+            self._refuse(f"{job.method.name} needs its weights, which were not downloaded")
+            return None
+        self.status.value = f"Filling {job.describe()}…"
+
+        def on_returned(result, seconds: float) -> None:
+            layer = job.add(self._viewer, result)
+            self._show_outcome(f"Filled {job.describe()} in {duration_text(seconds)}: layer '{layer.name}'.")
+
+        stage = "downloading weights" if missing else "filling"
+        return self._start(job.run, on_returned=on_returned, stage=stage)

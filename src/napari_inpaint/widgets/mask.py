@@ -4,17 +4,16 @@
 # annotation at runtime to inject the viewer.
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
 from napari.layers import Image
-from napari.utils import notifications
 
-from napari_inpaint.layers import DETECT, Provenance, add_mask, grid_shape
 from napari_inpaint.detect import mask_from_image
-from napari_inpaint.widgets._common import INT_LIMIT, LayerChoices, Runner
+from napari_inpaint.layers import DETECT, Provenance, add_mask, grid_shape
+from napari_inpaint.widgets._common import INT_LIMIT, LayerChoices, Runner, Settings, duration_text
 
 
-def _detect(data, *, cancel, progress, **options) -> np.ndarray:
-    """Worker body; detection is one vectorised pass, so ``cancel`` is not consulted."""
+def _detect(data, *, cancel, progress, status, **options) -> np.ndarray:
+    """Worker body; detection is one vectorised pass, so ``cancel`` and ``status`` are not needed."""
     mask = mask_from_image(np.asarray(data), **options)
     progress(1, 1)
     return mask
@@ -30,15 +29,20 @@ def _optional_float(widget: LineEdit) -> float | None:
         raise ValueError(f"{widget.label!r} must be a number or empty, got {text!r}") from None
 
 
-class MaskFromImageWidget(Container, LayerChoices, Runner):
-    """Detect bad pixels of an image layer and add them as an editable Labels layer ``"<image> mask"``."""
+class MaskFromImageWidget(Container, LayerChoices, Runner, Settings):
+    """Detect bad pixels of an image layer and add them as an editable Labels layer ``"<image> mask"``.
+
+    The new layer becomes the mask of an Inpaint widget docked in the same viewer.
+    """
 
     _task = "Mask detection"
+    _settings_name = "mask"
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__()
+        super().__init__(labels=False)  # the settings have labels; the status line uses the whole width
         self._watch_layers(viewer)
-        self.image = ComboBox(label="image", choices=lambda _w: self._layers_of(Image))
+        self.image = ComboBox(label="image", choices=lambda _w: self._layers_of(Image),
+                              tooltip="The Image layer to search for bad pixels")
         self.nonfinite = CheckBox(label="NaN / inf", value=True, tooltip="Flag NaN and infinite pixels")
         self.above = LineEdit(label="above", value="", tooltip="Flag pixels above this value (empty: off)")
         self.below = LineEdit(label="below", value="", tooltip="Flag pixels below this value (empty: off)")
@@ -58,13 +62,20 @@ class MaskFromImageWidget(Container, LayerChoices, Runner):
                                 tooltip="Drop connected regions smaller than this many pixels")
         self.dilate = SpinBox(label="dilate", value=0, min=0, max=100,
                               tooltip="Grow the mask by this many pixels")
-        self.result = Label(label="")
-        self.result.native.setWordWrap(True)
-        self.extend([
-            self.image, self.nonfinite, self.above, self.below, self.saturated, self.saturation_value,
-            self.outliers, self.k, self.size, self.min_size, self.dilate,
-            *self._make_runner("Create mask", cancellable=False), self.result,
-        ])
+        controls = [
+            self.nonfinite, self.above, self.below, self.saturated, self.saturation_value, self.outliers,
+            self.k, self.size, self.min_size, self.dilate,
+        ]
+        runner = self._make_runner(
+            "Create mask", "Detect the bad pixels and add them as an editable Labels layer", cancellable=False
+        )
+        settings = Container(widgets=[self.image, *controls])
+        settings.margins = (0, 0, 0, 0)
+        self.extend([settings, *runner])
+        self.append(self._remember([
+            "nonfinite", "above", "below", "saturated", "saturation_value", "outliers", "k", "size",
+            "min_size", "dilate",
+        ]))
 
     def detection_options(self) -> dict:
         """Keyword arguments for :func:`napari_inpaint.detect.mask_from_image` from the controls."""
@@ -85,20 +96,24 @@ class MaskFromImageWidget(Container, LayerChoices, Runner):
         """Start detection; returns the worker (None when nothing started)."""
         image = self.image.value
         if image is None:
-            notifications.show_error("Mask from image needs an image layer")
+            self._refuse("Mask from image needs an image layer")
             return None
         try:
             options = self.detection_options()
             grid_shape(image)
         except ValueError as exc:
-            notifications.show_error(str(exc))
+            self._refuse(str(exc))
             return None
         made = Provenance(image.name, DETECT, parameters=options)
+        self.status.value = f"Searching {image.name!r}…"
 
-        def on_returned(mask: np.ndarray) -> None:
+        def on_returned(mask: np.ndarray, seconds: float) -> None:
             labels = add_mask(self._viewer, image, mask, provenance=made)
             self._viewer.layers.selection.active = labels
-            self.result.value = f"{int(mask.sum())} pixels flagged ({100 * mask.mean():.3g}%)"
+            self._show_outcome(
+                f"{int(mask.sum()):,} pixels flagged ({100 * mask.mean():.3g}%) in {duration_text(seconds)}: "
+                f"layer '{labels.name}'. Check it (the Labels brush and eraser correct it), then inpaint."
+            )
 
-        return self._start(_detect, image.data, on_returned=on_returned,
+        return self._start(_detect, image.data, on_returned=on_returned, stage="detecting",
                            channel_axis=-1 if image.rgb else None, **options)

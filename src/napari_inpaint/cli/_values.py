@@ -1,0 +1,64 @@
+"""Values typed on the command line: ``NAME=VALUE`` pairs, lists, and text converted to a declared kind."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from napari_inpaint._registry import Method
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def parse_params(method: Method, pairs: list[str]) -> dict:
+    """Convert ``NAME=VALUE`` strings with the kinds the method declares (its records validate them)."""
+    params = {}
+    for pair in pairs:
+        name, text = split_pair(pair)
+        try:
+            kind = method.param(name).kind
+        except KeyError:
+            params[name] = text  # the engine rejects it, naming the method's parameters
+            continue
+        params[name] = convert(text, kind, f"parameter {name!r} of method {method.name!r}")
+    return params
+
+
+def split_pair(pair: str) -> tuple[str, str]:
+    """``NAME=VALUE`` as ``(NAME, VALUE)``, or a ValueError that shows the expected form."""
+    name, equals, text = pair.partition("=")
+    if not equals or not name:
+        raise ValueError(f"--param expects NAME=VALUE, got {pair!r}")
+    return name, text
+
+
+def convert(text: str, kind: type, where: str):
+    """``text`` as a value of ``kind`` (int, float, bool or str), or a ValueError that names ``where``.
+
+    Examples
+    --------
+    >>> convert("3", int, "--size"), convert("off", bool, "--flag")
+    (3, False)
+    """
+    if kind is str:
+        return text
+    if kind is bool:
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise ValueError(f"{where} must be true or false, got {text!r}")
+    try:
+        return kind(text)
+    except ValueError:
+        expected = "an integer" if kind is int else "a number"
+        raise ValueError(f"{where} must be {expected}, got {text!r}") from None
+
+
+def split(values: list[str] | None) -> list[str]:
+    """Items of options that take lists with commas, spaces or both.
+
+    Examples
+    --------
+    >>> split(["a,b", "c"])
+    ['a', 'b', 'c']
+    """
+    return [item for value in values or () for item in value.split(",") if item]

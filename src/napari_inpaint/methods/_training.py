@@ -1,0 +1,261 @@
+"""Self-supervised training of the inpainting network (:mod:`napari_inpaint.methods.learned`).
+
+Windows of the known pixels get synthetic holes; the network learns to fill
+them.  Shared by ``learned`` (which trains once per ``inpaint`` call) and
+:func:`~napari_inpaint.methods.learned.train_model`, with optional reference
+channels (an aligned neighbouring plane), and by ``dip`` for its helpers.
+"""
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from napari_inpaint import masks
+
+if TYPE_CHECKING:
+    import torch
+
+BATCH = 4
+# A training window must hold a known pixel to hide and another to see.
+_MIN_KNOWN_PER_WINDOW = 2
+# Windows narrower than this get training holes of random pixels instead of blobs and strokes.
+_MIN_BLOB_WINDOW = 4
+# Draws of a training window in a row that may fail before the sampler gives up.
+_MAX_FAILED_DRAWS = 1000
+TOO_FEW_KNOWN_REMEDY = (
+    "give more known pixels (with inpaint: a larger context, if the image is larger than the crop), "
+    "use another method such as biharmonic, or fill with method 'learned' and model=<path> of a "
+    "network that train_model trained on a larger image of the same kind"
+)
+
+Progress = Callable[[float, int], None] | None
+Check = Callable[[], None] | None
+
+
+@dataclass
+class TrainingData:
+    """Normalised planes to learn from: ``values`` (N, H, W, C) float32, zero where ``holes`` (N, H, W);
+    ``references`` (N, H, W, C) float32 or None."""
+
+    values: np.ndarray
+    holes: np.ndarray
+    references: np.ndarray | None = None
+
+
+def normaliser(image: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel offset and scale from the 1st and 99th percentiles of the known pixels."""
+    low, high = np.percentile(image[known], [1.0, 99.0], axis=0)
+    scale = high - low
+    # A flat channel keeps its values (scale 1) instead of dividing by zero.
+    return low, np.where(scale > 0, scale, 1.0)
+
+
+def normalised(image: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """``image`` (H, W, C) mapped by :func:`normaliser` of its known pixels."""
+    low, scale = normaliser(image, known)
+    return (image - low) / scale
+
+
+def not_cancellable() -> None:
+    """The ``check`` of a call that nobody can cancel."""
+
+
+def torch_generator(rng: np.random.Generator) -> "torch.Generator":
+    """A torch generator of this call's own, seeded from ``rng``.
+
+    Never torch's global RNG: it is shared by every thread, so concurrent
+    calls would take each other's draws and stop being reproducible.
+    """
+    import torch
+
+    return torch.Generator().manual_seed(int(rng.integers(2**62)))
+
+
+def check_image(image: np.ndarray, mask: np.ndarray) -> None:
+    if image.shape[:-1] != mask.shape or mask.ndim != 2:
+        raise ValueError(
+            f"expected a 2D mask and an image of shape mask.shape + (C,); got {image.shape} and {mask.shape}"
+        )
+
+
+def _hole_radius(holes: np.ndarray, check: Callable[[], None]) -> float:
+    """Half-width of the widest real hole (largest distance to a known pixel), per plane."""
+    widest = 0.0
+    for plane in holes:
+        check()
+        if plane.any():
+            widest = max(widest, float(ndi.distance_transform_edt(plane).max()))
+    return widest
+
+
+def _require_known_to_learn_from(holes: np.ndarray, size: tuple[int, int], check: Callable[[], None]) -> None:
+    """Raise unless some training window of some plane holds enough known pixels to learn from.
+
+    Cheap (sliding sums), and it stops at the first plane that has such a window.
+    """
+    height, width = size
+    most = 0
+    for plane in holes:
+        check()
+        table = np.pad((~plane).cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))  # summed-area table
+        top, bottom = table[:-height], table[height:]
+        in_windows = bottom[:, width:] - top[:, width:] - bottom[:, :-width] + top[:, :-width]
+        most = max(most, int(in_windows.max()))
+        if most >= _MIN_KNOWN_PER_WINDOW:
+            return
+    raise ValueError(
+        f"too few known pixels to learn from: training needs a {height}x{width} window (crop_size, or "
+        f"less in a smaller image) holding at least {_MIN_KNOWN_PER_WINDOW} known pixels, one to hide "
+        f"and one to see, but no window of these {holes.shape[1]}x{holes.shape[2]} pixels holds more "
+        f"than {most}; " + TOO_FEW_KNOWN_REMEDY
+    )
+
+
+def _training_hole(
+    holes: np.ndarray, shape: tuple[int, int], radius: float, rng: np.random.Generator
+) -> np.ndarray:
+    """A synthetic hole for one training window: a window of the real mask, or a blob and a stroke."""
+    if rng.random() < 0.5 and holes.any():
+        plane = holes[rng.integers(holes.shape[0])]
+        top, left = rng.integers(plane.shape[0] - shape[0] + 1), rng.integers(plane.shape[1] - shape[1] + 1)
+        window = plane[top : top + shape[0], left : left + shape[1]]
+        window = window[:: rng.choice((-1, 1)), :: rng.choice((-1, 1))]
+        if window.any():
+            return window
+    size = min(shape)
+    if size < _MIN_BLOB_WINDOW:
+        # A blob or stroke (at least 1 px wide) would cover most of so small a window: hide random pixels.
+        return rng.random(shape) < 0.5
+    widest = float(np.clip(radius if radius > 0 else size / 8, 1.0, size / 4))
+    hole = masks.debris(shape, rng.uniform(1.0, widest), seed=rng)
+    if rng.random() < 0.5:
+        hole |= masks.scratch(shape, width=rng.uniform(1.0, 2 * widest), seed=rng)
+    return hole
+
+
+def base_fill(pixels: np.ndarray, hidden: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """The fill of ``hidden`` in ``pixels`` (H, W, C) that the network corrects.
+
+    The biharmonic fill, or with a reference the ``guided`` fill (the
+    reference's structure matched to the surroundings): an untrained network
+    is then as good as ``guided``, and training learns where to trust the
+    reference less.
+    """
+    if not hidden.any():
+        return pixels
+    known = np.where(hidden[..., None], 0.0, pixels)
+    if reference is None:
+        from napari_inpaint.methods.diffusion import biharmonic
+
+        return biharmonic(known, hidden)
+    from napari_inpaint.methods.guided import guided
+
+    return guided(known, hidden, reference=reference)
+
+
+def _batch(
+    data: TrainingData, size: tuple[int, int], radius: float, rng: np.random.Generator, check: Callable[[], None]
+) -> tuple:
+    """One batch, float32 NCHW: the network's inputs (values, holes, base fill[, reference]), targets, weights.
+
+    Raises
+    ------
+    ValueError
+        When :data:`_MAX_FAILED_DRAWS` windows in a row have no known pixel
+        to hide or none left to see (too few, or too scattered, known pixels).
+    """
+    count, height, width, _ = data.values.shape
+    names = ("inputs", "hidden", "smooth") + (("reference",) if data.references is not None else ())
+    arrays = {name: [] for name in (*names, "targets", "weights")}
+    failed = 0
+    while len(arrays["inputs"]) < BATCH:
+        check()
+        if failed == _MAX_FAILED_DRAWS:
+            raise ValueError(
+                f"too few known pixels to learn from: {failed} training windows in a row had no known "
+                f"pixel to hide or none left to see ({int((~data.holes).sum())} of {data.holes.size} pixels "
+                "are known); " + TOO_FEW_KNOWN_REMEDY
+            )
+        plane = rng.integers(count)
+        top, left = rng.integers(height - size[0] + 1), rng.integers(width - size[1] + 1)
+        flip = (slice(None, None, rng.choice((-1, 1))), slice(None, None, rng.choice((-1, 1))))
+        window = (plane, slice(top, top + size[0]), slice(left, left + size[1]))
+        real = data.holes[window][flip]
+        synthetic = _training_hole(data.holes, size, radius, rng) & ~real
+        hidden = real | synthetic
+        if not synthetic.any() or hidden.all():  # nothing to learn from, or nothing to see
+            failed += 1
+            continue
+        failed = 0
+        pixels = data.values[window][flip]
+        guide = None if data.references is None else data.references[window][flip]
+        arrays["inputs"].append(np.where(hidden[..., None], 0.0, pixels))
+        arrays["hidden"].append(hidden[..., None])
+        arrays["smooth"].append(base_fill(pixels, hidden, guide))
+        if guide is not None:
+            arrays["reference"].append(guide)
+        arrays["targets"].append(pixels)
+        arrays["weights"].append(synthetic[..., None])
+    return tuple(np.ascontiguousarray(np.moveaxis(np.stack(a), -1, 1), np.float32) for a in arrays.values())
+
+
+def fit(
+    net, data: TrainingData, *, steps: int, seconds: float, crop_size: int, learning_rate: float, device,
+    rng: np.random.Generator, progress: Progress, check: Callable[[], None],
+) -> None:
+    """Train ``net`` to fill synthetic holes in the known pixels of ``data``."""
+    import torch
+
+    size = (min(crop_size, data.values.shape[1]), min(crop_size, data.values.shape[2]))
+    _require_known_to_learn_from(data.holes, size, check)
+    radius = _hole_radius(data.holes, check)
+    net.to(device).train()
+    optimiser = torch.optim.Adam(net.parameters(), lr=learning_rate)
+    start = time.perf_counter()
+    for step in range(steps):
+        check()
+        elapsed = time.perf_counter() - start
+        if seconds > 0 and elapsed >= seconds:
+            break
+        done = max(step / steps, elapsed / seconds if seconds > 0 else 0.0)
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate * 0.5 * (1.0 + math.cos(math.pi * done))
+        *inputs, targets, weights = (torch.from_numpy(a).to(device) for a in _batch(data, size, radius, rng, check))
+        error = (net(*inputs) - targets).abs() * weights
+        loss = error.sum() / (weights.sum() * targets.shape[1]).clamp(min=1.0)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if progress is not None:
+            # Under a time limit that will end training first, the share of the time used.
+            used = steps * (time.perf_counter() - start) / seconds if seconds > 0 else 0.0
+            progress(min(steps, max(step + 1, used)), steps)
+    net.eval()
+
+
+def predict(
+    net, values: np.ndarray, holes: np.ndarray, reference: np.ndarray | None, check: Callable[[], None]
+) -> np.ndarray:
+    """The network's fill of one normalised plane (H, W, C), averaged over its four flips."""
+    import torch
+
+    device = next(net.parameters()).device
+
+    def tensor(array: np.ndarray) -> "torch.Tensor":
+        return torch.from_numpy(np.ascontiguousarray(np.moveaxis(array, -1, 0), np.float32))[None].to(device)
+
+    known = np.where(holes[..., None], 0.0, values)
+    batch = [tensor(known), tensor(holes[..., None]), tensor(base_fill(values, holes, reference))]
+    if reference is not None:
+        batch.append(tensor(reference))
+    total = 0.0
+    with torch.no_grad():
+        for dims in ((), (2,), (3,), (2, 3)):
+            check()
+            total = total + net(*(a.flip(dims) for a in batch)).flip(dims)
+    return np.moveaxis((total / 4)[0].cpu().numpy().astype(np.float64), 0, -1)

@@ -1,0 +1,133 @@
+"""Image files at any size with what scientists need kept: OME-Zarr pyramids and TIFF metadata, provenance."""
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_inpaint import inpaint
+from napari_inpaint.io import invented_path, provenance, read_image, write_image
+
+tifffile = pytest.importorskip("tifffile")
+zarr = pytest.importorskip("zarr", minversion="3")
+
+
+def _stack() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:300, :400]
+    planes = np.stack([1000 + 300 * np.sin(yy / (20 + c)) + 200 * np.cos(xx / 30) for c in range(2)])
+    mask = np.zeros((300, 400), bool)
+    mask[100:120, 200:230] = True
+    mask[128:130, :] = True  # a dead row across
+    return (planes + rng.normal(0, 5, planes.shape)).astype(np.uint16), mask
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_ome_zarr_keeps_axes_scale_translation_and_rebuilds_the_pyramid(tmp_path, version):
+    ome_zarr = pytest.importorskip("ome_zarr.writer")
+    from ome_zarr.format import FormatV04, FormatV05
+
+    image, mask = _stack()
+    root = zarr.open_group(tmp_path / "in.ome.zarr", mode="w", zarr_format=2 if version == "0.4" else 3)
+    ome_zarr.write_image(image, root, axes="cyx", fmt=FormatV04() if version == "0.4" else FormatV05(),
+                         storage_options={"chunks": (1, 128, 128)})
+    source = read_image(tmp_path / "in.ome.zarr")
+    assert source.format == "ome-zarr" and source.axes == "cyx" and source.data.chunksize == (1, 128, 128)
+    made = provenance("harmonic", {}, mask=mask, shape=(2, 300, 400))
+    filled = inpaint(source.data, mask, "harmonic", channel_axis=source.channel_axis)
+    write_image(tmp_path / "out.ome.zarr", filled, like=source, provenance=made, invented=mask)
+
+    out = read_image(tmp_path / "out.ome.zarr")
+    expected = inpaint(image, mask, "harmonic", channel_axis=0)
+    np.testing.assert_array_equal(np.asarray(out.data), expected)
+    assert out.metadata.version == version and out.metadata.axes == source.metadata.axes
+    assert out.metadata.transforms == source.metadata.transforms
+    assert out.metadata.shapes == source.metadata.shapes
+    group = zarr.open_group(tmp_path / "out.ome.zarr", mode="r")
+    level = group["1"][:].astype(float)  # the mean of each 2x2 block of the filled image, rounded
+    assert np.abs(level - expected.reshape(2, 150, 2, 200, 2).mean(axis=(2, 4))).max() <= 0.5
+    assert group.attrs["napari_inpaint"]["filled_pixels"] == 2 * mask.sum()
+    invented = group["labels/invented/0"][:]
+    assert invented.shape == (1, 300, 400) and np.array_equal(invented[0] > 0, mask)
+    # The reference implementation reads it: the image and its label image.
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    nodes = list(Reader(parse_url(str(tmp_path / "out.ome.zarr")))())
+    assert [d.shape for d in nodes[0].data] == [s for s in source.metadata.shapes] and len(nodes) == 3
+
+
+def test_tiff_to_ome_zarr_carries_the_calibration(tmp_path):
+    image, _ = _stack()
+    stack = np.stack([image, image + 7])  # ZCYX
+    tifffile.imwrite(tmp_path / "in.tif", stack, imagej=True, resolution=(4.0, 4.0),
+                     metadata={"axes": "ZCYX", "unit": "um", "spacing": 0.5})
+    source = read_image(tmp_path / "in.tif")
+    write_image(tmp_path / "out.ome.zarr", source.data, like=source)
+    out = read_image(tmp_path / "out.ome.zarr")
+    assert out.axes == "czyx"  # OME-Zarr's order: channels before space
+    assert out.metadata.transforms[0] == [{"type": "scale", "scale": [1.0, 0.5, 0.25, 0.25]}]
+    assert out.metadata.axes[-1] == {"name": "x", "type": "space", "unit": "micrometer"}
+    np.testing.assert_array_equal(np.asarray(out.data), np.moveaxis(stack, 1, 0))
+
+
+@pytest.mark.parametrize("lazy", [False, True], ids=["in-memory", "lazy"])
+def test_imagej_hyperstack_keeps_axes_calibration_and_gets_provenance(tmp_path, lazy):
+    image, mask = _stack()
+    stack = np.stack([image, image + 7])  # ZCYX
+    labels = ["a", "b", "c", "d"]
+    calibration = {"axes": "ZCYX", "unit": "um", "spacing": 0.5, "finterval": 2.0, "Labels": labels}
+    tifffile.imwrite(tmp_path / "in.tif", stack, imagej=True, resolution=(4.0, 4.0),
+                     metadata={**calibration, "Info": "acquired by hand", "Properties": {"stage": "3"}})
+    source = read_image(tmp_path / "in.tif", lazy=lazy)
+    assert source.axes == "ZCYX" and source.channel_axis == 1
+    assert isinstance(source.data, np.ndarray) != lazy
+    filled = inpaint(source.data, mask, "harmonic", channel_axis=1)
+    made = provenance("harmonic", {})
+    write_image(tmp_path / "out.tif", filled, like=source, provenance=made, invented=mask)
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert tif.is_imagej and tif.series[0].axes == "ZCYX"
+        meta = tif.imagej_metadata
+        assert (meta["unit"], meta["spacing"], meta["finterval"], meta["Labels"]) == ("um", 0.5, 2.0, labels)
+        assert meta["Properties"] == {"stage": "3"} and meta["Info"].startswith("acquired by hand")
+        assert json.loads(meta["Info"].split("napari-inpaint: ")[1])["method"] == "harmonic"
+        assert tif.pages[0].resolution == (4.0, 4.0)
+        expected = inpaint(stack, mask, "harmonic", channel_axis=1)
+        np.testing.assert_array_equal(tif.series[0].asarray(), expected)
+    beside = tifffile.imread(invented_path(tmp_path / "out.tif"))
+    assert beside.dtype == np.uint8 and np.array_equal(beside > 0, mask) and beside.max() == 255
+
+
+@pytest.mark.parametrize("lazy", [False, True], ids=["in-memory", "lazy"])
+def test_ome_tiff_keeps_its_ome_xml_with_the_provenance_annotated(tmp_path, lazy):
+    image, mask = _stack()
+    tifffile.imwrite(tmp_path / "in.ome.tif", image, ome=True, tile=(128, 128), compression="zlib",
+                     metadata={"axes": "CYX", "PhysicalSizeX": 0.25, "PhysicalSizeXUnit": "\u00b5m",
+                               "Channel": {"Name": ["dapi", "gfp"]}})
+    source = read_image(tmp_path / "in.ome.tif", lazy=lazy)
+    filled = inpaint(source.data, mask, "harmonic", channel_axis=0)
+    made = provenance("harmonic", {}, mask=mask)
+    write_image(tmp_path / "out.ome.tif", filled, like=source, provenance=made)
+    with tifffile.TiffFile(tmp_path / "out.ome.tif") as tif:
+        xml = tif.ome_metadata
+        assert tif.is_ome and tif.pages[0].is_tiled and tif.pages[0].compression == 8
+        assert 'PhysicalSizeX="0.25"' in xml and 'Name="gfp"' in xml and 'Namespace="napari-inpaint"' in xml
+        assert '<M K="filled_pixels">1400</M>' in xml and "AnnotationRef" in xml
+        expected = inpaint(image, mask, "harmonic", channel_axis=0)
+        np.testing.assert_array_equal(tif.series[0].asarray(), expected)
+
+
+def test_plain_tiff_keeps_description_resolution_and_records_provenance(tmp_path):
+    image, mask = _stack()
+    tifffile.imwrite(tmp_path / "in.tif", image[0], description="scope v2, 20x", resolution=(3.0, 3.0),
+                     resolutionunit="INCH", metadata={"axes": "YX", "stage": 5})
+    source = read_image(tmp_path / "in.tif")
+    write_image(tmp_path / "out.tif", inpaint(source.data, mask, "harmonic"), like=source,
+                provenance=provenance("harmonic", {}, mask=mask))
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        page = tif.pages[0]
+        assert page.description == "scope v2, 20x"
+        assert page.resolution == (3.0, 3.0) and page.resolutionunit == 2  # inches
+        shaped = tif.shaped_metadata[0]
+        assert shaped["stage"] == 5 and shaped["napari_inpaint"]["filled_pixels"] == mask.sum()
+        assert page.software.startswith("napari-inpaint")
