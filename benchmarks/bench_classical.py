@@ -20,6 +20,7 @@ over the hole pixels against the clean image.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import multiprocessing as mp
@@ -35,7 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import scipy
-import scipy.sparse.linalg  # noqa: F401  (imported before forking, as the methods use it)
+import scipy.sparse.linalg
 import skimage
 from scipy import ndimage as ndi
 from skimage import data as skdata
@@ -46,10 +47,8 @@ import napari_inpaint
 from napari_inpaint import inpaint, masks
 from napari_inpaint.metrics import psnr
 
-try:  # the 3D solvers import it lazily; import it before timing
+with contextlib.suppress(ImportError):  # the 3D solvers import it lazily; import it before timing
     import pyamg  # noqa: F401
-except ImportError:
-    pass
 
 OURS_2D = ("biharmonic", "harmonic", "telea", "navier-stokes")
 OURS_ND = ("biharmonic", "harmonic")

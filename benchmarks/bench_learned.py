@@ -49,10 +49,8 @@ METHODS = ("biharmonic", "exemplar", "learned")
 
 def load_image(name: str, size: int) -> np.ndarray:
     """A bundled image, centre-cropped to a square, resized to ``size`` and returned as uint8."""
-    if name == "hubble":
-        base = skdata.hubble_deep_field()[:512, :512]  # a field of galaxies, not the whole mosaic
-    else:
-        base = getattr(skdata, name)()
+    # hubble: a field of galaxies, not the whole mosaic
+    base = skdata.hubble_deep_field()[:512, :512] if name == "hubble" else getattr(skdata, name)()
     side = min(base.shape[:2])
     top, left = (base.shape[0] - side) // 2, (base.shape[1] - side) // 2
     base = base[top : top + side, left : left + side] / 255.0

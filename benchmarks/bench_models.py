@@ -39,6 +39,7 @@ References
 
 import argparse
 import hashlib
+import itertools
 import os
 import platform
 import statistics
@@ -131,9 +132,9 @@ class MiganStandIn(nn.Module):
         super().__init__()
         widths = (32, 64, 128, 256, 256)
         self.stem = nn.Conv2d(4, widths[0], 3, padding=1)
-        self.encoder = nn.ModuleList([_separable(a, b, 2) for a, b in zip(widths, widths[1:])])
+        self.encoder = nn.ModuleList([_separable(a, b, 2) for a, b in itertools.pairwise(widths)])
         self.middle = nn.Sequential(*[_separable(256, 256) for _ in range(4)])
-        self.decoder = nn.ModuleList([_separable(b, a) for a, b in zip(widths, widths[1:])][::-1])
+        self.decoder = nn.ModuleList([_separable(b, a) for a, b in itertools.pairwise(widths)][::-1])
         self.head = nn.Conv2d(widths[0], 3, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

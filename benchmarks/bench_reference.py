@@ -82,7 +82,7 @@ def _scores(filled: np.ndarray, clean: np.ndarray, hole: np.ndarray) -> tuple[fl
 
 def run(cases: dict, methods: dict, radii) -> list[dict]:
     rows = []
-    for case, (stack, truth) in cases.items():
+    for case, (stack, _truth) in cases.items():
         # Scored against the recorded (noisy) plane: the hole hid it, nothing else.
         clean = stack[TARGET].astype(float)
         for radius in radii:

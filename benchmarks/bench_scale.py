@@ -68,7 +68,7 @@ def _holes(size: int, count: int, chunk: int, seed: int) -> list[dict]:
 
     def free(top, left, bottom, right) -> bool:  # at least 3 pixels from every hole placed
         return all(
-            bottom + 3 <= t or b + 3 <= top or right + 3 <= l or r + 3 <= left for t, l, b, r in placed
+            bottom + 3 <= t or b + 3 <= top or right + 3 <= lft or r + 3 <= left for t, lft, b, r in placed
         )
 
     def add(kind, top, left, bottom, right, **shape) -> None:
@@ -106,15 +106,18 @@ def _draw(holes: list[dict], top: int, left: int, rows: int, columns: int) -> np
     """The mask of a block."""
     mask = np.zeros((rows, columns), bool)
     for hole in holes:
-        t, l, b, r = hole["box"]
-        if b <= top or t >= top + rows or r <= left or l >= left + columns:
+        t, lft, b, r = hole["box"]
+        if b <= top or t >= top + rows or r <= left or lft >= left + columns:
             continue
         rows_in = slice(max(t, top), min(b, top + rows))
-        columns_in = slice(max(l, left), min(r, left + columns))
-        region = (slice(rows_in.start - top, rows_in.stop - top), slice(columns_in.start - left, columns_in.stop - left))
+        columns_in = slice(max(lft, left), min(r, left + columns))
+        region = (
+            slice(rows_in.start - top, rows_in.stop - top),
+            slice(columns_in.start - left, columns_in.stop - left),
+        )
         if hole.get("disc"):
             yy, xx = np.ogrid[rows_in, columns_in]
-            mask[region] |= (yy - (t + b - 1) / 2) ** 2 + (xx - (l + r - 1) / 2) ** 2 <= ((b - t) / 2) ** 2
+            mask[region] |= (yy - (t + b - 1) / 2) ** 2 + (xx - (lft + r - 1) / 2) ** 2 <= ((b - t) / 2) ** 2
         else:
             mask[region] = True
     return mask
@@ -190,11 +193,11 @@ def verify(folder: Path, workers: int) -> dict:
             changed_known += int((out[block][known] != image[block][known]).sum())
     worst = 0
     for hole in json.loads((folder / "holes.json").read_text()):
-        t, l, b, r = hole["box"]
-        region = (slice(max(0, t - MARGIN), b + MARGIN), slice(max(0, l - MARGIN), r + MARGIN))
+        t, lft, b, r = hole["box"]
+        region = (slice(max(0, t - MARGIN), b + MARGIN), slice(max(0, lft - MARGIN), r + MARGIN))
         region_mask = mask[region]
         own = np.zeros(region_mask.shape, bool)
-        own[t - region[0].start : b - region[0].start, l - region[1].start : r - region[1].start] = True
+        own[t - region[0].start : b - region[0].start, lft - region[1].start : r - region[1].start] = True
         own &= region_mask
         expected = inpaint(image[region], region_mask, METHOD)
         worst = max(worst, int(np.abs(out[region][own].astype(int) - expected[own]).max(initial=0)))

@@ -40,9 +40,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_models  # noqa: E402  (the stand-in networks)
+import bench_models
 
-from napari_inpaint import inpaint, masks, models  # noqa: E402
+from napari_inpaint import inpaint, masks, models
 
 # method -> (parameters, how CPU and CUDA are compared, tolerance in % of the range)
 CASES = {
@@ -87,7 +87,8 @@ def _agreement(how: str, cpu: np.ndarray, gpu: np.ndarray, truth: np.ndarray, ma
     span = float(truth.max() - truth.min())
     if how == "pixels":
         return 100 * float(np.abs(cpu[mask] - gpu[mask]).max()) / span
-    return 100 * abs(float(np.abs(cpu[mask] - truth[mask]).mean()) - float(np.abs(gpu[mask] - truth[mask]).mean())) / span
+    cpu_error, gpu_error = (float(np.abs(out[mask] - truth[mask]).mean()) for out in (cpu, gpu))
+    return 100 * abs(cpu_error - gpu_error) / span
 
 
 def main() -> int:

@@ -16,7 +16,13 @@ if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-import pytest  # noqa: E402
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def widget_settings(tmp_path_factory, monkeypatch):
+    """Widgets keep their settings in a folder of this test only, never in the user's configuration."""
+    monkeypatch.setenv("NAPARI_INPAINT_SETTINGS", str(tmp_path_factory.mktemp("settings")))
 
 
 @pytest.fixture

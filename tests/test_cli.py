@@ -129,7 +129,7 @@ def test_engine_errors_exit_2_without_traceback(tiff_job, capsys):
 
 
 def test_refuses_to_overwrite(tiff_job, capsys):
-    folder, image, _ = tiff_job
+    folder, _image, _ = tiff_job
     out = folder / "out.tif"
     out.write_bytes(b"user data")
     assert _fill(folder, "--method", "harmonic", "-o", str(out)) == 2
@@ -173,7 +173,7 @@ def test_output_folder_is_refused_and_left_alone(tiff_job, capsys):
     ("output", "message"),
     [
         ("out", "the output {} has no extension to choose its format by, e.g. {}.tif"),
-        ("out.xyz", "cannot write .xyz images; write a .tif, .png or .jpg file"),
+        ("out.xyz", "cannot write .xyz images; write a .tif, .zarr, .ome.zarr, .png or .jpg file"),
     ],
 )
 def test_outputs_without_an_image_format_are_refused_before_any_work(tmp_path, capsys, output, message):
@@ -219,7 +219,8 @@ def test_corrupt_inputs_exit_2_with_one_line_naming_the_file(tiff_job, capsys, c
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: cannot read {corrupt} as an image: ")
-        assert err.endswith("; expected a TIFF, PNG or JPEG file\n") and err.count("\n") == 1
+        assert err.endswith("; expected a TIFF, PNG or JPEG file, a zarr array or an OME-Zarr image\n")
+        assert err.count("\n") == 1
     assert not out.exists()
     assert not [record for record in caplog.records if record.name == "tifffile"]  # no log line besides
 
@@ -502,3 +503,23 @@ def test_fill_from_adjacent_planes_or_a_reference_file(tmp_path, capsys):
     assert main(["fill", str(tmp_path / "stack.tif"), "--mask", str(tmp_path / "mask.tif"), "--method",
                  "guided", "-o", str(tmp_path / "none.tif")]) == 2
     assert "fills from reference data" in capsys.readouterr().err and not (tmp_path / "none.tif").exists()
+
+
+def test_tiff_files_are_filled_without_zarr(tiff_job):
+    # zarr is an optional extra (and needs Python 3.11): the base install fills TIFF files.
+    folder, image, mask = tiff_job
+    script = """
+import importlib.abc, runpy, sys
+
+class NoZarr(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "zarr":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, NoZarr())
+sys.argv = ["napari-inpaint", "fill", "image.tif", "--mask", "mask.tif", "--method", "harmonic", "-o", "out.tif"]
+runpy.run_module("napari_inpaint", run_name="__main__")
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=folder, timeout=120)
+    assert run.returncode == 0, run.stderr
+    np.testing.assert_array_equal(tifffile.imread(folder / "out.tif"), inpaint(image, mask, "harmonic"))

@@ -199,7 +199,7 @@ def test_training_from_scratch_records_its_normalisation(weights, sky, tmp_path)
 
 
 def test_bad_model_files_and_names_are_refused(tmp_path):
-    with pytest.raises(FileNotFoundError, match="deepcr.save_model"):
+    with pytest.raises(FileNotFoundError, match=r"deepcr\.save_model"):
         deepcr.load_model(tmp_path / "missing.pt")
     torch.save({"format": "something else"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a tuned deepCR network"):

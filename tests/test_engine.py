@@ -174,7 +174,10 @@ def test_import_does_not_load_napari_qt_or_torch():
     import subprocess
     import sys
 
-    code = "import sys, napari_inpaint; napari_inpaint.list_methods(); print([m for m in ('napari', 'qtpy', 'PyQt6', 'torch', 'numba', 'cv2') if m in sys.modules])"
+    code = (
+        "import sys, napari_inpaint; napari_inpaint.list_methods(); "
+        "print([m for m in ('napari', 'qtpy', 'PyQt6', 'torch', 'numba', 'cv2') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -200,7 +203,7 @@ def test_a_mask_that_fits_rgb_and_planes_alike_is_refused(shape, mask_shape):
     image = np.arange(np.prod(shape), dtype=np.uint8).reshape(shape)
     mask = np.zeros(mask_shape, bool)
     mask[0, 0] = True
-    with pytest.raises(ValueError, match="ambiguous.*channel_axis=-1.*np.broadcast_to"):
+    with pytest.raises(ValueError, match=r"ambiguous.*channel_axis=-1.*np\.broadcast_to"):
         inpaint(image, mask, "harmonic")
     # Either reading, stated explicitly, changes only what it marks.
     rgb = inpaint(image, mask, "harmonic", channel_axis=-1)

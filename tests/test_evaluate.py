@@ -151,7 +151,7 @@ def test_bad_requests_raise_before_any_fill(kwargs, error, message):
 def test_images_that_are_not_2d_are_refused():
     with pytest.raises(ValueError, match="one plane"):
         evaluate(np.zeros((5, 32, 32), np.uint8), ["harmonic"])
-    with pytest.raises(ValueError, match="a stack of 2D planes, plane axis first.*leave plane out"):
+    with pytest.raises(ValueError, match=r"a stack of 2D planes, plane axis first.*leave plane out"):
         evaluate(np.zeros((32, 32), np.uint8), ["harmonic"], plane=0)
 
 

@@ -54,7 +54,7 @@ def test_ome_zarr_keeps_axes_scale_translation_and_rebuilds_the_pyramid(tmp_path
     from ome_zarr.reader import Reader
 
     nodes = list(Reader(parse_url(str(tmp_path / "out.ome.zarr")))())
-    assert [d.shape for d in nodes[0].data] == [s for s in source.metadata.shapes] and len(nodes) == 3
+    assert [d.shape for d in nodes[0].data] == list(source.metadata.shapes) and len(nodes) == 3
 
 
 def test_tiff_to_ome_zarr_carries_the_calibration(tmp_path):

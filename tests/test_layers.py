@@ -9,11 +9,14 @@ import pytest
 
 pytest.importorskip("napari")
 
-from napari.components import ViewerModel  # noqa: E402
+from napari.components import ViewerModel
+from test_reference import _drifting_stack
 
-import napari_inpaint  # noqa: E402
-from napari_inpaint import ARTIFACTS, inpaint, list_methods  # noqa: E402
-from napari_inpaint.layers import (  # noqa: E402
+import napari_inpaint
+from napari_inpaint import ARTIFACTS, inpaint, list_methods
+from napari_inpaint._sample_data import LABELS, damaged_cell, make_sample_data
+from napari_inpaint.detect import mask_from_image
+from napari_inpaint.layers import (
     COMPARE,
     DETECT,
     INPAINT,
@@ -24,9 +27,6 @@ from napari_inpaint.layers import (  # noqa: E402
     provenance_of,
     reference_data,
 )
-from napari_inpaint._sample_data import LABELS, damaged_cell, make_sample_data  # noqa: E402
-from napari_inpaint.detect import mask_from_image  # noqa: E402
-from test_reference import _drifting_stack  # noqa: E402
 
 # -- masks from layers ---------------------------------------------------------------
 
@@ -279,6 +279,67 @@ def test_console_helper_fills_from_a_reference():
     assert provenance_of(result).details.items() >= {"reference": "array", "align": False}.items()
     with pytest.raises(ValueError, match="fills from reference data"):
         inpaint_layer(viewer, "drift", "bad", "guided")
+
+
+# -- multiscale layers (the levels napari's zarr reader and napari-ome-zarr give) -----------------
+
+
+def _mean_pyramid(image: np.ndarray, levels: int = 3) -> list:
+    """Lazy levels of ``image`` (planes 64x64 per chunk), each the mean of 2x2 blocks of the one before."""
+    da = pytest.importorskip("dask.array")
+    pyramid = [image]
+    for _ in range(levels - 1):
+        *stack, rows, cols = pyramid[-1].shape
+        pyramid.append(pyramid[-1].reshape(*stack, rows // 2, 2, cols // 2, 2).mean((-3, -1)))
+    chunks = (1,) * (image.ndim - 2) + (64, 64)
+    return [da.from_array(level.astype(image.dtype), chunks=chunks) for level in pyramid]
+
+
+def test_a_multiscale_layer_is_filled_at_full_resolution_and_shown_as_a_pyramid():
+    from napari_inpaint import inpaint_layer
+    from napari_inpaint.layers import grid_shape, layer_data
+
+    yy, xx = np.indices((256, 256))
+    truth = np.stack([2.0 * yy + 3.0 * xx + 50 * i for i in range(3)]).astype(np.float32)
+    hole = np.zeros((256, 256), bool)
+    hole[100:110, 37:61] = hole[200:203, 10:250] = True
+    damaged = np.where(hole, np.float32(-500), truth)
+    viewer = ViewerModel()
+    source = viewer.add_image(_mean_pyramid(damaged), name="slide", multiscale=True, scale=(1, 0.5, 0.5))
+    assert grid_shape(source) == (3, 256, 256) and layer_data(source) is source.data[0]
+    viewer.add_labels(hole.astype(np.uint8), name="bad", scale=(0.5, 0.5))
+    result = inpaint_layer(viewer, "slide", "bad", "harmonic")
+
+    assert result.multiscale and [k.shape for k in result.data] == [k.shape for k in source.data]
+    np.testing.assert_allclose(np.asarray(result.data[0]), truth, atol=1e-3)  # a ramp is filled exactly
+    np.testing.assert_array_equal(result.scale, source.scale)
+    for k in (1, 2):  # a coarser level: the source's, with the mean of the fill over the holes
+        level, before = np.asarray(result.data[k]), np.asarray(source.data[k])
+        under = np.asarray(_mean_pyramid(hole.astype(np.float32))[k]) > 0
+        np.testing.assert_allclose(level, np.asarray(_mean_pyramid(truth)[k]), atol=1e-3)
+        assert (level[:, ~under] == before[:, ~under]).all() and (level[:, under] != before[:, under]).all()
+
+    # The current plane only; an integer image's coarser levels are rounded into its dtype.
+    viewer.add_image(_mean_pyramid(damaged.astype(np.uint16)), name="counts", multiscale=True)
+    viewer.dims.set_current_step(0, 1)
+    result = inpaint_layer(viewer, "counts", "bad", "harmonic", scope="plane")
+    coarse, before = np.asarray(result.data[1]), np.asarray(viewer.layers["counts"].data[1])
+    assert coarse.dtype == np.uint16 and (coarse[[0, 2]] == before[[0, 2]]).all()
+    np.testing.assert_allclose(coarse[1], np.asarray(_mean_pyramid(truth)[1])[1], atol=0.5)
+
+
+def test_block_means_at_the_edge_of_an_odd_level():
+    from napari_inpaint._layer_fill import pyramid
+
+    da = pytest.importorskip("dask.array")
+    image = np.arange(35.0).reshape(5, 7)
+    coarse = da.from_array(np.zeros((3, 4)), chunks=(2, 2))  # levels rounded up: 5x7 -> 3x4
+    invented = np.zeros((5, 7), bool)
+    invented[4, 6] = invented[0, 0] = True
+    level = np.asarray(pyramid([image, coarse], da.from_array(image, chunks=3), invented)[1])
+    expected = np.zeros((3, 4))
+    expected[0, 0], expected[2, 3] = image[:2, :2].mean(), image[4, 6]  # the edge block is one pixel
+    np.testing.assert_array_equal(level, expected)
 
 
 def test_manifest_is_valid():

@@ -9,8 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from napari_inpaint import InpaintCancelled, get_method, inpaint  # noqa: E402
-from napari_inpaint.methods import _networks, _training, learned  # noqa: E402
+from napari_inpaint import InpaintCancelled, get_method, inpaint
+from napari_inpaint.methods import _networks, _training, learned
 
 # Tiny, untimed runs: results depend on the steps only, never on the machine's speed.
 TINY = {"seconds": 0, "crop_size": 32, "width": 8, "device": "cpu"}
@@ -184,7 +184,7 @@ def test_window_sampler_gives_up_and_honours_check():
     data = _training.TrainingData(values, holes)
     draws = []
     rng = np.random.default_rng(0)
-    with pytest.raises(ValueError, match="too few known pixels.*biharmonic"):
+    with pytest.raises(ValueError, match=r"too few known pixels.*biharmonic"):
         _within(10, _training._batch, data, (8, 8), 2.0, rng, lambda: draws.append(1))
     assert len(draws) == _training._MAX_FAILED_DRAWS + 1
 
@@ -250,7 +250,7 @@ def test_concurrent_runs_match_a_serial_run():
     for _ in range(4):
         start = threading.Barrier(len(jobs))
 
-        def run(job):
+        def run(job, start=start):
             start.wait()
             return inpaint(image, mask, job[0], seed=7, **job[1])
 

@@ -132,7 +132,7 @@ def test_every_kind_is_a_damage_of_the_registry_or_a_generic_hole_shape():
 
 
 def test_an_unknown_kind_is_refused_listing_the_kinds():
-    with pytest.raises(ValueError, match="unknown mask kind 'scan-lines'; choose from strokes, .*, dropped-lines"):
+    with pytest.raises(ValueError, match=r"unknown mask kind 'scan-lines'; choose from strokes, .*, dropped-lines"):
         masks.make("scan-lines", SHAPE, 0.1)
 
 
@@ -172,7 +172,7 @@ def test_ratio_keywords_of_the_single_shape_generators():
 
 def test_rectangles_are_boxes():
     mask = masks.rectangles((64, 64), 0.02, seed=0)  # smaller than one box of at least 6 x 6
-    labels, count = ndi.label(mask)
+    _labels, count = ndi.label(mask)
     assert count == 1
     rows, cols = np.nonzero(mask)
     box = mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
@@ -185,7 +185,7 @@ def test_strokes_are_deepfill_like_brush_lines():
     # Brush widths are 12 to 40 pixels on a 256 x 256 image: an erosion by 5 keeps most of the strokes ...
     assert ndi.binary_erosion(mask, iterations=5).sum() > 0.3 * mask.sum()
     # ... but they are lines, not blobs: each component is far longer than it is wide.
-    labels, count = ndi.label(mask)
+    labels, _count = ndi.label(mask)
     for box in ndi.find_objects(labels):
         extent = max(s.stop - s.start for s in box)
         assert extent > 25

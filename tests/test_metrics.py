@@ -293,5 +293,5 @@ def test_fetch_lpips_fetches_both_weights_and_explains_failures(lpips_files, mon
         raise models.DownloadError("no network")
 
     monkeypatch.setattr(models, "fetch", offline)
-    with pytest.raises(RuntimeError, match="about 245 MB.*no network"):
+    with pytest.raises(RuntimeError, match=r"about 245 MB.*no network"):
         metrics.fetch_lpips()

@@ -15,8 +15,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from napari_inpaint import get_method, inpaint, models  # noqa: E402
-from napari_inpaint.methods import pretrained  # noqa: E402
+from napari_inpaint import get_method, inpaint, models
+from napari_inpaint.methods import pretrained
 
 
 def _expected_mean_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -56,7 +56,7 @@ def test_normalisation_round_trip_and_compositing(monkeypatch):
     mask[4:8, 4:8] = True
     mask[0, 0] = True  # the darkest pixel lies below the 0.5 percentile: it comes back clipped
     out = pretrained._fill(identity, image, mask, "cpu", False, 1024, None)
-    low, span = pretrained._robust_range(image[~mask])
+    low, _span = pretrained._robust_range(image[~mask])
     np.testing.assert_allclose(out[4:8, 4:8], image[4:8, 4:8], rtol=1e-6)
     np.testing.assert_allclose(out[0, 0], low, rtol=1e-6)
     np.testing.assert_array_equal(out[~mask], image[~mask])
@@ -95,7 +95,7 @@ def test_gpu_out_of_memory_retries_smaller_then_explains():
     def no_memory(m, rgb, hole):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
-    with pytest.raises(RuntimeError, match="ran out of memory.*device='cpu'"):
+    with pytest.raises(RuntimeError, match=r"ran out of memory.*device='cpu'"):
         pretrained._run(None, replace(contract, forward=no_memory), np.full((512, 512, 3), 0.5), mask,
                         torch.device("cpu"), False, 1024)
 

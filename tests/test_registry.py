@@ -132,7 +132,7 @@ def test_describe_is_plain_data():
     axis = next(p for p in get_method("interpolate").describe()["params"] if p["name"] == "axis")
     assert axis == {
         "name": "axis", "type": "int", "default": 0, "help": axis["help"], "range": (0, 2), "choices": None,
-        "pattern": None,
+        "pattern": None, "advanced": False, "file": False,
     }
 
 

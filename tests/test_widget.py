@@ -1,6 +1,7 @@
 """Logic tests of the napari widgets, on napari's ViewerModel (no OpenGL canvas needed)."""
 
 import importlib.util
+import os
 import sys
 
 import numpy as np
@@ -9,22 +10,22 @@ import pytest
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox  # noqa: E402
-from napari.components import ViewerModel  # noqa: E402
-from napari.utils import notifications  # noqa: E402
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
+from napari.components import ViewerModel
+from napari.utils import notifications
+from test_reference import _drifting_stack
 
-import napari_inpaint  # noqa: E402
-from napari_inpaint import Param, list_methods  # noqa: E402
-from napari_inpaint._reference import ADJACENT  # noqa: E402
-from napari_inpaint.layers import COMPARE, DETECT, INPAINT, provenance_of  # noqa: E402
-from napari_inpaint.detect import dilate_mask  # noqa: E402
-from napari_inpaint.devices import DEVICE, device_choices  # noqa: E402
-from napari_inpaint.widgets import CompareMethodsWidget, InpaintWidget, MaskFromImageWidget  # noqa: E402
-from napari_inpaint.widgets import _common as widget_common  # noqa: E402
-from napari_inpaint.widgets._common import SETTINGS_ENV, param_widget  # noqa: E402
-from napari_inpaint.widgets.compare import DAMAGED  # noqa: E402
-from napari_inpaint.widgets.inpaint import NO_REFERENCE, PLANE, STACK, VOLUME  # noqa: E402
-from test_reference import _drifting_stack  # noqa: E402
+import napari_inpaint
+from napari_inpaint import Param, get_method, list_methods
+from napari_inpaint._reference import ADJACENT
+from napari_inpaint.detect import dilate_mask
+from napari_inpaint.devices import DEVICE, device_choices
+from napari_inpaint.layers import COMPARE, DETECT, INPAINT, provenance_of
+from napari_inpaint.widgets import CompareMethodsWidget, InpaintWidget, MaskFromImageWidget
+from napari_inpaint.widgets import _common as widget_common
+from napari_inpaint.widgets._common import SETTINGS_ENV, param_widget
+from napari_inpaint.widgets.compare import DAMAGED
+from napari_inpaint.widgets.inpaint import NO_REFERENCE, PLANE, STACK, VOLUME
 
 WAIT_MS = 30_000
 
@@ -121,9 +122,9 @@ def test_param_widget_matches_param(qtbot, param, kind, value):
 TOY_PARAMS = (
     Param("iterations", int, 10, "iterations", low=1, high=1000),
     Param("weight", float, 0.5, "weight", low=0.0, high=1.0),
-    Param("exact", bool, False, "exact"),
-    Param("flavour", str, "b", "a listed choice", choices=("a", "b", "c")),
-    Param("place", str, "here", "a value suggested now", suggestions=lambda: ["there", "here"]),
+    Param("exact", bool, False, "exact", advanced=True),
+    Param("flavour", str, "b", "a listed choice", choices=("a", "b", "c"), advanced=True),
+    Param("place", str, "here", "a value suggested now", suggestions=lambda: ["there", "here"], advanced=True),
     DEVICE,
 )
 
@@ -155,10 +156,12 @@ def test_a_registered_method_gets_its_controls_and_fills(qtbot, register_method)
     viewer, image, mask = _damaged_ramp()
     widget = _inpaint_widget(qtbot, viewer, image, mask, method="toy")
     assert widget.method.choices == tuple(m.name for m in list_methods()) and "toy" in widget.method.choices
-    # Six parameters: the first two shown, the others folded under "Advanced".
-    assert [(w.name, type(w)) for w in widget.params] == [("iterations", SpinBox), ("weight", FloatSpinBox)]
+    # The parameters marked advanced are folded under "Advanced".
+    assert [(w.name, type(w)) for w in widget.params] == [
+        ("iterations", SpinBox), ("weight", FloatSpinBox), ("device", ComboBox),
+    ]
     assert [(w.name, type(w)) for w in widget.advanced] == [
-        ("exact", CheckBox), ("flavour", ComboBox), ("place", ComboBox), ("device", ComboBox),
+        ("exact", CheckBox), ("flavour", ComboBox), ("place", ComboBox),
     ]
     assert not widget._advanced_box.native.isHidden() and not widget.advanced_section.isExpanded()
     assert widget.parameter_values() == {p.name: p.default for p in TOY_PARAMS}
@@ -177,7 +180,7 @@ def test_a_registered_method_gets_its_controls_and_fills(qtbot, register_method)
     filled = np.unique(out[hole])
     assert len(filled) == 1 and image.data[~hole].min() < filled[0] < image.data[~hole].max()
     assert (out[~hole] == image.data[~hole]).all()
-    used = dict(iterations=3, weight=0.25, exact=False, flavour="c", place="there", device="auto")
+    used = {"iterations": 3, "weight": 0.25, "exact": False, "flavour": "c", "place": "there", "device": "auto"}
     assert calls == [used] and provenance_of(viewer.layers["ramp inpainted"]).parameters == used
 
 
@@ -188,7 +191,8 @@ def test_parameter_controls_follow_the_method(qtbot):
     qtbot.addWidget(widget.native)
     for method in list_methods():
         widget.method.value = method.name
-        assert [w.name for w in [*widget.params, *widget.advanced]] == [p.name for p in method.params]
+        shown = [p.name for p in method.params if not p.advanced] + [p.name for p in method.params if p.advanced]
+        assert [w.name for w in [*widget.params, *widget.advanced]] == shown
         assert widget._advanced_box.native.isHidden() == (len(method.params) <= 3)
         assert widget.parameter_values() == {p.name: p.default for p in method.params}
         assert (VOLUME in widget.scope.choices) == (3 in method.ndims)
@@ -584,6 +588,160 @@ def test_mask_from_image_widget(qtbot, notes):
     assert widget.run() is None and "'below' must be a number" in notes["error"][-1]
 
 
+def _mask_widget(qtbot, viewer, image) -> MaskFromImageWidget:
+    widget = MaskFromImageWidget(viewer)
+    qtbot.addWidget(widget.native)
+    widget.image.value = image
+    return widget
+
+
+def test_cosmic_ray_section_is_generated_from_the_detectors(qtbot, notes, monkeypatch):
+    from napari_inpaint.detect import COSMIC_RAY_DETECTORS, Detector
+
+    # A detector whose package is missing: listed, with what to install, and refused before running.
+    level = Param("level", float, 2.0, "how much", 0.0, 9.0)
+    missing = Detector("needs-more", "a detector of another package", (level,),
+                       install='pip install "napari-inpaint[more]"', module="no_such_package_here")
+    monkeypatch.setitem(COSMIC_RAY_DETECTORS, missing.name, missing)
+    viewer = ViewerModel()
+    widget = _mask_widget(qtbot, viewer, viewer.add_image(np.ones((32, 32), np.float32), name="sky"))
+    section = (widget.cosmic_detector, widget.cosmic_note, widget.cosmic_params)
+    assert all(control.native.isHidden() for control in section)  # until "cosmic rays" is ticked
+    widget.cosmic_rays.value = True
+    assert not any(control.native.isHidden() for control in section)
+    shown = [widget.cosmic_detector.native.itemText(i) for i in range(widget.cosmic_detector.native.count())]
+    assert shown == ["lacosmic", "deepcr", "needs-more (not installed)"]
+    for name, detector in COSMIC_RAY_DETECTORS.items():
+        widget.cosmic_detector.value = name
+        controls = list(widget.cosmic_params)
+        assert [c.name for c in controls] == [p.name for p in detector.params]
+        for control, param in zip(controls, detector.params):
+            assert type(control) is type(param_widget(param)) and control.tooltip == param.help
+        assert widget.detection_options()["cosmic_ray_parameters"] == detector.resolve({})
+        assert widget.cosmic_note.value.startswith(detector.summary)
+    assert 'Not installed: it needs no_such_package_here (pip install "napari-inpaint[more]")' in (
+        widget.cosmic_note.value
+    )
+    assert widget.run() is None and notes["error"][-1].startswith(
+        'the cosmic-ray detector needs-more needs no_such_package_here: pip install "napari-inpaint[more]"'
+    )
+    widget.cosmic_detector.value = "deepcr"  # the weights of the model chosen, with size and licence
+    assert "deepcr-mask-acs-wfc (BSD-3-Clause" in widget.cosmic_note.value
+    widget.cosmic_params["model"].value = "decam"
+    assert "deepcr-mask-decam (BSD-3-Clause" in widget.cosmic_note.value
+
+    # Each detector remembers its own values.
+    widget.cosmic_params["threshold"].value = 0.2
+    widget.cosmic_detector.value = "lacosmic"
+    widget.cosmic_params["gain"].value = 2.5
+    again = MaskFromImageWidget(viewer)
+    qtbot.addWidget(again.native)
+    assert again.cosmic_rays.value and again.cosmic_detector.value == "lacosmic"
+    assert again.detector_values()["gain"] == 2.5
+    again.cosmic_detector.value = "deepcr"
+    assert again.detector_values()["threshold"] == 0.2 and again.detector_values()["model"] == "decam"
+    again.restore_defaults()
+    assert not again.cosmic_rays.value and again.detector_values()["gain"] == 1.0
+
+
+def test_cosmic_rays_found_by_lacosmic_in_the_worker(qtbot, notes):
+    pytest.importorskip("astroscrappy")
+    from test_detect import READ_NOISE, far_from, simulated_sky
+
+    _, observed, hits = simulated_sky(seed=3)
+    viewer = ViewerModel()
+    image = viewer.add_image(np.stack([observed, observed[::-1]]).astype(np.float32), name="exposures")
+    widget = _mask_widget(qtbot, viewer, image)
+    widget.nonfinite.value, widget.cosmic_rays.value = False, True
+    widget.cosmic_params["read_noise"].value = READ_NOISE
+    _run(qtbot, widget)
+    mask = viewer.layers["exposures mask"].data > 0
+    truth = np.stack([hits, hits[::-1]])
+    assert mask[truth].mean() > 0.95 and (mask & far_from(truth)).mean() < 1e-3  # each plane on its own
+    made = provenance_of(viewer.layers["exposures mask"])
+    assert made.parameters["cosmic_ray_detector"] == "lacosmic"
+    assert made.parameters["cosmic_ray_parameters"]["read_noise"] == READ_NOISE
+    assert not notes["error"]
+
+    # With dilation the hits' faint edges are flagged too (growing applies to every criterion).
+    widget.dilate.value = 1
+    _run(qtbot, widget)
+    grown = viewer.layers["exposures mask"].data > 0
+    assert (grown >= mask).all() and grown.sum() > 2 * mask.sum()
+
+
+def test_cosmic_rays_found_by_deepcr_with_its_real_weights(qtbot, notes, monkeypatch, tmp_path, questions,
+                                                          real_weight_files):
+    pytest.importorskip("torch")
+    from test_detect import far_from, simulated_sky
+
+    from napari_inpaint import models
+    from napari_inpaint.detect import COSMIC_RAY_DETECTORS
+
+    name = COSMIC_RAY_DETECTORS["deepcr"].weights_for({"model": "ACS-WFC"})[0]
+    if name not in real_weight_files:
+        reason = f"deepCR's weights {name} are not in $NAPARI_INPAINT_TEST_WEIGHTS (.ci/run puts them there)"
+        if os.environ.get("NAPARI_INPAINT_REQUIRE_WEIGHTS"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    # The real file, downloaded by the worker from a mirror folder into an empty cache (the hash is checked).
+    monkeypatch.setenv(models.MIRROR_ENV, str(real_weight_files[name].parent))
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))
+    _, observed, hits = simulated_sky()
+    viewer = ViewerModel()
+    widget = _mask_widget(qtbot, viewer, viewer.add_image(observed.astype(np.float32), name="sky"))
+    widget.cosmic_rays.value, widget.cosmic_detector.value = True, "deepcr"
+    widget.cosmic_params["device"].value = "cpu"
+    assert "downloaded on first run, 0.4 MiB" in widget.cosmic_note.value
+    stages, shown = [], widget._on_status
+    monkeypatch.setattr(widget, "_on_status", lambda text: (stages.append(text), shown(text)))
+    _run(qtbot, widget)
+    assert stages[:2] == ["starting", f"downloading weights: {name} (0.4 MiB)"]
+    assert stages[-1] == "finding cosmic rays (deepcr)"
+    mask = viewer.layers["sky mask"].data > 0
+    assert mask[hits].mean() > 0.95 and (mask & far_from(hits)).mean() < 1e-3
+    assert models.is_cached(name) and not questions  # 0.4 MiB: fetched without asking
+    assert f"{name} (BSD-3-Clause, cached)" in widget.cosmic_note.value
+    assert provenance_of(viewer.layers["sky mask"]).parameters["cosmic_ray_parameters"]["model"] == "ACS-WFC"
+
+
+def test_persistent_hot_pixels_of_a_stack(qtbot, notes):
+    rng = np.random.default_rng(4)
+    frames = rng.normal(100, 5, (12, 48, 48)).astype(np.float32)
+    frames[:, 30, 7] += 35  # a warm pixel, 7 standard deviations: in every frame
+    frames[5, 10, 40] += 400  # a cosmic ray: in one frame
+    viewer = ViewerModel()
+    widget = _mask_widget(qtbot, viewer, viewer.add_image(frames, name="darks"))
+    assert widget.persistent.enabled
+    widget.outliers.value, widget.k.value, widget.persistent.value = True, 3.0, True
+    _run(qtbot, widget)
+    mask = viewer.layers["darks mask"].data > 0
+    assert np.argwhere(mask.any(axis=0)).tolist() == [[30, 7]] and mask[:, 30, 7].all()
+    assert provenance_of(viewer.layers["darks mask"]).parameters["persistent"] is True
+    widget.persistent.value = False  # frame by frame, k = 3 flags noise everywhere, and the cosmic ray
+    _run(qtbot, widget)
+    mask = viewer.layers["darks mask"].data > 0
+    assert mask[5, 10, 40] and mask.sum() > 50  # about 0.27 % of the pixels by chance
+
+    # A single plane has no persistence: the option is off there.
+    widget.image.value = viewer.add_image(frames[0], name="one")
+    assert not widget.persistent.enabled and widget.detection_options()["persistent"] is False
+
+
+def test_mask_detection_can_be_cancelled(qtbot, notes):
+    pytest.importorskip("astroscrappy")
+    viewer = ViewerModel()
+    stack = np.random.default_rng(0).poisson(100.0, (60, 128, 128)).astype(np.float32)
+    widget = _mask_widget(qtbot, viewer, viewer.add_image(stack, name="many"))
+    widget.cosmic_rays.value = True
+    widget.run_button.native.click()
+    assert widget.cancel_button.enabled
+    widget.cancel_button.native.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
+    assert "many mask" not in viewer.layers and "cancelled" in notes["info"][-1] and not notes["error"]
+    assert widget.status.value == "Cancelled: nothing was added or changed."
+
+
 # -- compare methods ---------------------------------------------------------------------
 
 
@@ -904,7 +1062,7 @@ def test_status_line_before_and_after_a_run_and_the_progress_bar(qtbot):
     widget.run_button.native.click()
     assert not widget.progress.native.isHidden()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
-    assert stages and all(stage.startswith("filling") for stage in stages)
+    assert stages and all(stage.startswith("filling 1/1") for stage in stages)  # the engine's stage
     assert widget.progress.native.isHidden() and widget.progress.value == 0
     assert widget.status.value.startswith("Filled 100 px on each of 20 planes")
     assert widget.status.value.endswith(": layer 'stack inpainted'.") and " s: " in widget.status.value
@@ -956,7 +1114,7 @@ def test_file_parameters_get_a_file_picker(qtbot, tmp_path):
     assert isinstance(widget.param_control("model"), FileEdit) and widget.parameter_values()["model"] == ""
     widget.param_control("model").value = tmp_path / "net.pt"
     assert widget.parameter_values()["model"] == str(tmp_path / "net.pt")
-    assert [w.name for w in widget.params] == ["steps", "seconds"] and "device" in widget.parameter_values()
+    assert [w.name for w in widget.params] == ["steps", "seconds", "device", "model"]
 
 
 def test_settings_are_remembered_and_restored_to_defaults(qtbot, settings_folder):
@@ -982,7 +1140,9 @@ def test_settings_are_remembered_and_restored_to_defaults(qtbot, settings_folder
     )
     assert again.params["patch_size"].value == 13
     again.method.value = "tv"  # each method keeps its own parameters
-    assert again.params["iterations"].value == 77 and again.params["tol"].value == pytest.approx(1e-4)
+    assert again.params["iterations"].value == 77 and again.params["tol"].value == pytest.approx(
+        get_method("tv").param("tol").default
+    )
     compare_again, detect_again = CompareMethodsWidget(viewer), MaskFromImageWidget(viewer)
     qtbot.addWidget(compare_again.native)
     qtbot.addWidget(detect_again.native)
@@ -996,7 +1156,7 @@ def test_settings_are_remembered_and_restored_to_defaults(qtbot, settings_folder
     assert (again.dilate.value, again.noise.value, again.results.value) == (0, "none", "replace")
     assert again.method.value == "biharmonic"
     again.method.value = "tv"
-    assert again.params["iterations"].value == 500
+    assert again.params["iterations"].value == get_method("tv").param("iterations").default
     last = InpaintWidget(viewer)
     qtbot.addWidget(last.native)
     assert last.dilate.value == 0 and last.method.value == "tv"
@@ -1088,3 +1248,20 @@ def test_compare_example_layers_have_short_names_and_a_side_by_side_view(qtbot):
     assert shown == ["damaged cell with a long name", "harmonic (compare)", "biharmonic (compare)",
                      "holes (compare)"]
     assert all(viewer.layers[name].name_overlay.visible for name in shown)
+
+
+def test_the_bar_is_labelled_with_the_engines_stages(qtbot, register_method, monkeypatch):
+    def prepare(stack, *, check=None):
+        return float(np.mean(stack.planes))
+
+    @register_method("toy-prepared", prepare=prepare)
+    def fill(image, mask, *, prepared=None):
+        return _known_mean(image, mask)
+
+    viewer, image, mask = _damaged_ramp()
+    widget = _inpaint_widget(qtbot, viewer, image, mask, method="toy-prepared")
+    stages, show = [], widget._on_status
+    monkeypatch.setattr(widget, "_on_status", lambda text: (stages.append(text), show(text)))
+    _run(qtbot, widget)
+    assert stages == ["starting", "preparing toy-prepared", "filling 1/1"]
+    assert widget.status.value.startswith("Filled 100 px in ")

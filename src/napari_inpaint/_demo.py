@@ -12,7 +12,7 @@ import numpy as np
 
 from napari_inpaint._engine import inpaint
 from napari_inpaint._sample_data import damaged_cell
-from napari_inpaint.evaluate import _warm_up, default_methods
+from napari_inpaint.evaluate import default_methods, warm_up
 from napari_inpaint.metrics import hole_mae, psnr, ssim
 
 # The damage drawn into the sample, as named in the registry's ARTIFACTS.
@@ -84,7 +84,7 @@ def run_demo(output_dir: str | Path, methods: list[str] | tuple[str, ...] | None
 def _first_use(image: np.ndarray, method: str) -> float | None:
     """Seconds of a first, small fill (imports, compilation) when notable, else None."""
     start = time.perf_counter()
-    _warm_up(image, None, None, method, {})
+    warm_up(image, None, None, method, {})
     seconds = time.perf_counter() - start
     return seconds if seconds >= FIRST_USE_NOTABLE else None
 

@@ -478,7 +478,7 @@ def _as_dask(array):
 
 
 def _check_dtype(dtype: np.dtype) -> None:
-    if dtype == bool or not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+    if dtype.kind == "b" or not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
         raise TypeError(
             f"image dtype {dtype} is not supported; give an integer or floating-point image "
             "(for a boolean or complex image, convert it first, e.g. image.astype(np.float32))"

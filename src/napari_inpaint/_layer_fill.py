@@ -1,9 +1,8 @@
 """One inpainting of a napari image layer: a run of the Inpaint widget, or a console call.
 
 The console's :func:`~napari_inpaint.layers.inpaint_layer` and the widget
-
-go through the same three steps, so that a console call does exactly what
-the widget does:
+go through the same steps, so that a console call does exactly what the
+widget does:
 
 - :func:`plan_fill` (GUI thread) turns the layers and settings (label,
   dilation, scope, noise, reference...) into a :class:`LayerFill`: the mask,
@@ -11,14 +10,25 @@ the widget does:
   of the result; it raises what is wrong before anything runs;
 - :meth:`LayerFill.run` fetches the method's weights and fills (any thread:
   it reads the data captured by the plan and touches no layer);
-- :meth:`LayerFill.add` adds (or replaces) the result layers (GUI thread).
+- :meth:`LayerFill.add` adds (or replaces) the result layers (GUI thread);
+- or :meth:`LayerFill.write` fills and writes the whole result into a file
+  (any thread), chunk by chunk for a lazy layer.
+
+A lazy layer (dask, or the levels of a multiscale layer: napari's zarr
+reader and napari-ome-zarr open OME-Zarr images so) is filled at its
+highest resolution and stays lazy: the result layer computes the crops of
+the planes and tiles napari shows, and nothing else (:func:`pyramid` gives
+a multiscale result its coarser levels).
 
 napari is only imported inside functions, so importing this module is cheap.
 """
 
 import dataclasses
 import sys
+import uuid
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,10 +46,9 @@ from napari_inpaint.layers import (
     add_mask,
     add_result,
     grid_shape,
+    layer_data,
     layer_mask,
-    mask_details,
     reference_data,
-    reference_details,
 )
 from napari_inpaint.methods import get_method, list_methods
 
@@ -202,16 +211,15 @@ class LayerFill:
     ):
         """Fetch the method's weights, then fill; returns the result (lazy for a dask layer).
 
-        ``status(text)`` is told each stage ("downloading weights: lama",
-        "filling"); ``progress`` and ``cancel`` are the engine's.
+        ``status(text)`` is told each stage: "downloading weights: lama
+        (196 MiB)", then the engine's ("training the network", "filling
+        3/12 (plane 2)"); ``progress`` and ``cancel`` are the engine's.
         """
         for name in self.method.weights:
             if status is not None and not models.is_cached(name):
                 status(f"downloading weights: {name} ({size_text(models.get_model(name).size)})")
             models.fetch(name, progress=progress)
-        if status is not None:
-            status("filling")
-        kwargs = {"cancel": cancel, "progress": progress, **self.options, **self.params}
+        kwargs = {"cancel": cancel, "progress": progress, "status": status, **self.options, **self.params}
         data, mask, plane, reference = self.data, self.mask, self.plane, self.reference
         if plane is None:
             # The engine returns a lazy result for a dask layer, computed plane by plane as napari shows it.
@@ -237,22 +245,223 @@ class LayerFill:
         result[plane] = filled  # on a dask array: a lazy assignment, the other planes are left as they are
         return result
 
+    def invented(self, *, lazy: bool = False):
+        """The pixels the fill invents, of the image's grid; ``lazy``: as a dask array, not held in memory."""
+        grid = grid_shape(self.image_layer)
+        if not lazy:
+            if self.plane is None:
+                return self.mask
+            invented = np.zeros(grid, bool)
+            invented[self.plane] = plane_of(self.mask, self.plane)
+            return invented
+        import dask.array as da
+
+        if self.plane is None:
+            return da.broadcast_to(da.from_array(self.mask), grid)
+        invented = da.zeros(grid, bool, chunks=(1,) * (len(grid) - 2) + grid[-2:])
+        invented[self.plane] = plane_of(self.mask, self.plane)
+        return invented
+
     def add(self, viewer, result):
-        """Add the result (and the overlay of filled pixels) to ``viewer``; returns the result layer."""
+        """Add the result (and the overlay of filled pixels) to ``viewer``; returns the result layer.
+
+        The result of a multiscale layer is a multiscale layer too (see :func:`pyramid`).
+        """
         image = self.image_layer
+        if image.multiscale:
+            result = pyramid(list(image.data), result, self.invented(lazy=True))
         layer = add_result(viewer, image, result, self.provenance, name=self.name, replace=self.name is None)
         if self.overlay:
-            invented = self.mask
-            if self.plane is not None:
-                invented = np.zeros(grid_shape(image), bool)
-                invented[self.plane] = plane_of(self.mask, self.plane)
             name = image.name + OVERLAY_SUFFIX
             if self.name is not None:
                 name += f" ({self.method.name})"
             add_mask(
-                viewer, image, invented, name=name, provenance=self.provenance, replace=self.name is None
+                viewer, image, self.invented(), name=name, provenance=self.provenance,
+                replace=self.name is None,
             )
         return layer
+
+    def write(self, path, *, cancel=None, progress=None, status=None) -> Path:
+        """Fill, and write the whole result into the file ``path``: TIFF, zarr or OME-Zarr, by its suffix.
+
+        Through :func:`napari_inpaint.io.write_image`: a lazy result (a dask
+        or multiscale layer) is computed chunk by chunk into the file, each
+        crop once, never whole in memory; the output keeps the metadata of
+        the file the layer was read from (:func:`source_file`: axes,
+        calibration, pyramid levels...), records the provenance of the fill
+        and, with ``overlay``, the mask of the invented pixels (inside an
+        OME-Zarr output, beside the others).  An existing file is replaced,
+        only once the new one is complete; on an error or a cancel nothing
+        is left at ``path``.  ``progress`` counts the crops filled and the
+        chunks written; ``status`` is told each stage.
+        """
+        from napari_inpaint import io
+
+        path, image = Path(path), self.image_layer
+        like = source_file(image)
+        if like is not None and like.path.resolve() == path.resolve():
+            raise ValueError(f"layer {image.name!r} is read from {path}: write the result to another file")
+        stage = []  # once writing: the engine's stages are those of the crops computed for the file
+
+        def told(text: str) -> None:
+            if status is not None:
+                status(": ".join([*stage, text]))
+
+        lazy = is_dask(self.data)
+        filled = self.run(cancel=cancel, progress=None if lazy else progress, status=told)
+        made = self.provenance
+        holes = (self.mask, grid_shape(image))
+        if self.plane is not None:
+            holes = (plane_of(self.mask, self.plane), None)
+        details = {"source": image.name, "mask_layer": made.mask_layer, **made.details}
+        if like is not None:
+            details["source_file"] = like.path.name
+        record = io.provenance(self.method.name, made.parameters, mask=holes[0], shape=holes[1], **details)
+        told(f"writing {path.name}")
+        stage.append(f"writing {path.name}")
+        axes = None
+        if like is None and image.rgb:  # a layer of no file: channels last, else io's default axes
+            axes = "tzyx"[-len(grid_shape(image)) :] + "c"
+        return io.write_image(
+            path, filled, like=like, axes=axes, provenance=record, overwrite=True, progress=progress,
+            invented=self.invented(lazy=True) if self.overlay else None, cancel=cancel,
+        )
+
+
+def source_file(image_layer):
+    """The file ``image_layer`` was opened from, as :func:`napari_inpaint.io.read_image` reads it, or None.
+
+    Its pixels are not read (a TIFF lazily), only its metadata; None when the
+    layer has no file, a file that ``read_image`` does not read, or a file
+    whose highest resolution is not of the layer's shape (e.g. a channel of
+    it, split into a layer of its own).
+    """
+    from napari_inpaint import io
+
+    path = getattr(image_layer.source, "path", None)
+    if not path:
+        return None
+    try:
+        image = io.read_image(path, lazy=True)
+    except (OSError, ValueError, KeyError, TypeError):  # not a file io reads: written without its metadata
+        return None
+    return image if tuple(image.data.shape) == tuple(layer_data(image_layer).shape) else None
+
+
+def pyramid(levels: list, filled, invented) -> list:
+    """The levels of the result of a multiscale layer, each as lazy as the source's.
+
+    Level 0 is the ``filled`` highest resolution.  Each coarser level is the
+    source's, but for its pixels over ``invented`` pixels (a mask of the
+    grid of level 0, as :meth:`LayerFill.invented` gives), which are the
+    mean of the fill beneath them: a tile napari shows computes the crops
+    under its holes, and reads nothing more than the source's level.
+    """
+    import dask.array as da
+
+    result = [filled]
+    for level in levels[1:]:
+        level = level if is_dask(level) else da.from_array(level)
+        factors = tuple(max(1, round(n / m)) for n, m in zip(filled.shape, level.shape))
+        name = f"inpaint-level-{uuid.uuid4().hex}"  # named: tokenizing would hash the fill's graph
+        result.append(level.map_blocks(_FillBeneath(filled, invented, factors), dtype=level.dtype, name=name))
+    return result
+
+
+class _FillBeneath:
+    """Computes a block of a coarser level of a result (see :func:`pyramid`).
+
+    The fill is held by this object, not handed to dask as an argument,
+    which would make its whole graph a dependency of every block.
+    """
+
+    def __init__(self, filled, invented, factors: tuple[int, ...]):
+        self.filled, self.invented, self.factors = filled, invented, factors
+
+    def __call__(self, block: np.ndarray, block_info=None) -> np.ndarray:
+        grid = self.invented.ndim  # the axes but an RGB one, which is last and not downsampled
+        starts = [start for start, _ in block_info[0]["array-location"]]
+        region = tuple(slice(s * f, (s + n) * f) for s, n, f in zip(starts, block.shape, self.factors))
+        affected = _block_reduce(_read(self.invented, region[:grid]), self.factors[:grid], block.shape[:grid],
+                                 False, np.any)
+        if not affected.any():
+            return block
+        where = np.argwhere(affected)
+        low, high = where.min(axis=0), where.max(axis=0) + 1  # the box of the affected pixels
+        inner = tuple(slice(a, b) for a, b in zip(low, high))
+        factors = self.factors
+        beneath = tuple(slice((s + a) * f, (s + b) * f) for s, a, b, f in zip(starts, low, high, factors))
+        values = _read(self.filled, beneath + region[grid:])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the padding beyond the image's edge is NaN
+            shape = tuple(high - low) + block.shape[grid:]
+            means = _block_reduce(values.astype(np.float64), self.factors, shape, np.nan, np.nanmean)
+        if np.issubdtype(block.dtype, np.integer):
+            info = np.iinfo(block.dtype)
+            means = np.clip(np.rint(means), info.min, info.max)
+        out = block.copy()
+        chosen = affected[inner].reshape(affected[inner].shape + (1,) * (block.ndim - grid))
+        out[inner] = np.where(chosen, means.astype(block.dtype), out[inner])
+        return out
+
+
+def _read(array, region: tuple[slice, ...]) -> np.ndarray:
+    """``array[region]`` as NumPy; a dask array's computed in this thread (the caller is a dask task)."""
+    part = array[region]
+    return part.compute(scheduler="sync") if is_dask(part) else np.asarray(part)
+
+
+def _block_reduce(values: np.ndarray, factors, shape: tuple[int, ...], pad, reduce) -> np.ndarray:
+    """``reduce`` over the blocks of ``factors`` pixels of ``values``, padded with ``pad`` to ``shape`` blocks
+
+    Examples
+    --------
+    >>> _block_reduce(np.arange(5.0), (2,), (3,), np.nan, np.nanmean).tolist()
+    [0.5, 2.5, 4.0]
+    """
+    widths = [(0, n * f - m) for n, f, m in zip(shape, factors, values.shape)]
+    padded = np.pad(values, widths, constant_values=pad)
+    split = [size for n, f in zip(shape, factors) for size in (n, f)]
+    return reduce(padded.reshape(split), axis=tuple(range(1, 2 * len(shape), 2)))
+
+
+def reference_details(reference, align: bool) -> dict[str, Any]:
+    """What :attr:`Provenance.details` records of a fill's reference (nothing when it had none).
+
+    ``reference`` is what the fill was given: None, ``"adjacent"`` (the
+    stack's neighbouring planes), an Image layer or an array.
+
+    Examples
+    --------
+    >>> reference_details("adjacent", True)
+    {'reference': 'adjacent', 'align': True}
+    >>> reference_details(None, True)
+    {}
+    """
+    from napari.layers import Layer
+
+    if reference is None:
+        return {}
+    if isinstance(reference, str):
+        return {"reference": reference, "align": align}
+    if isinstance(reference, Layer):
+        return {"reference": "layer", "reference_layer": reference.name, "align": align}
+    return {"reference": "array", "align": align}
+
+
+def mask_details(mask_layer, *, label: int | None, radius: float) -> dict[str, Any]:
+    """What :func:`layer_mask` took from ``mask_layer``, for :attr:`Provenance.details`.
+
+    The label of a Labels layer (``"all"``: every nonzero label) or the
+    point radius of a Points layer; nothing for Shapes.
+    """
+    from napari.layers import Labels, Points
+
+    if isinstance(mask_layer, Labels):
+        return {"label": label or "all"}
+    if isinstance(mask_layer, Points):
+        return {"point_radius": radius}
+    return {}
 
 
 def plan_fill(
@@ -320,7 +529,7 @@ def plan_fill(
     }  # fmt: skip
     name = f"{image_layer.name}{RESULT_SUFFIX} ({spec.name})" if new_layer else None
     return LayerFill(
-        image_layer, image_layer.data, mask, plane, spec, params, options, given, made, name, overlay
+        image_layer, layer_data(image_layer), mask, plane, spec, params, options, given, made, name, overlay
     )
 
 
@@ -343,7 +552,7 @@ def _reference(viewer, image_layer, spec: Method, scope: str, reference) -> tupl
                 "adjacent planes are the reference of a stack filled plane by plane: choose the scope "
                 "'every plane of the stack' or 'current plane'"
             )
-        if scope == STACK and is_dask(image_layer.data):
+        if scope == STACK and is_dask(layer_data(image_layer)):
             raise ValueError(
                 f"the planes of layer {image_layer.name!r} are loaded lazily, each on its own: fill from "
                 "adjacent planes with the scope 'current plane', or choose a reference layer"

@@ -175,6 +175,11 @@ class Param:
     suggestions : callable, optional
         ``suggestions() -> list of str``: the values worth offering now (e.g.
         the devices present), for drop-downs; computed when asked.
+    advanced : bool
+        A parameter most users leave at its default: front ends fold it
+        away (the widgets' "Advanced" section).
+    file : bool
+        The value is a file path (front ends offer a file picker).
     """
 
     name: str
@@ -186,6 +191,8 @@ class Param:
     choices: tuple[str, ...] | None = None
     pattern: str | None = None
     suggestions: Callable[[], list[str]] | None = None
+    advanced: bool = False
+    file: bool = False
 
     def validate(self, value: Any, method: str) -> Any:
         """Return ``value`` coerced to :attr:`kind`, or raise a clear error."""
@@ -224,6 +231,8 @@ class Param:
             "range": None if self.low is None and self.high is None else (self.low, self.high),
             "choices": None if self.choices is None else list(self.choices),
             "pattern": self.pattern,
+            "advanced": self.advanced,
+            "file": self.file,
         }
 
 
@@ -422,8 +431,13 @@ def _check_params(name: str, params: Sequence[Param], signature: Mapping, prepar
             if p.kind is inspect.Parameter.KEYWORD_ONLY and key not in supplied
         )
     declared = {p.name: p.default for p in params}
-    problems = [f"{key!r} is not a keyword-only argument of the fill or preparation function" for key in declared.keys() - keywords]
-    problems += [f"keyword {key!r} of the fill or preparation function has no Param" for key in keywords.keys() - declared]
+    problems = [
+        f"{key!r} is not a keyword-only argument of the fill or preparation function"
+        for key in declared.keys() - keywords
+    ]
+    problems += [
+        f"keyword {key!r} of the fill or preparation function has no Param" for key in keywords.keys() - declared
+    ]
     problems += [
         f"{key!r} defaults to {declared[key]!r} in its Param but to {keywords[key]!r} in the function"
         for key in declared.keys() & keywords.keys() if declared[key] != keywords[key]

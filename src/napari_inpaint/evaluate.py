@@ -42,203 +42,28 @@ Examples
 """
 
 import contextlib
-import csv
-import io
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from napari_inpaint import masks as mask_generators
 from napari_inpaint import metrics
 from napari_inpaint._engine import InpaintCancelled, inpaint
+from napari_inpaint._evaluation_table import _SCORES, BUCKET_WIDTH, EvaluationTable, Example, bucket_of
 from napari_inpaint._layout import resolve_channel_axis
 from napari_inpaint._reference import check_reference
 from napari_inpaint.methods import get_method, list_methods
 
+__all__ = [
+    "BUCKET_WIDTH", "DEFAULT_MASKS", "DEFAULT_RATIOS", "EvaluationTable", "Example", "bucket_of", "default_methods",
+    "evaluate", "warm_up",
+]
+
 DEFAULT_MASKS = ("strokes", "rectangles")
 DEFAULT_RATIOS = (0.05, 0.15, 0.25)
-BUCKET_WIDTH = 0.1
 _MIN_SIDE = 16  # SSIM's 7-pixel window needs room around the holes
-
-# Column key -> (text header, format of a value in the text table).
-_COLUMNS = {
-    "method": ("method", "{}"),
-    "mask": ("mask", "{}"),
-    "bucket": ("holes", "{}"),
-    "ratio": ("hole %", "{:.1%}"),
-    "psnr_hole": ("PSNR hole dB", "{:.2f}"),
-    "ssim_hole": ("SSIM hole", "{:.4f}"),
-    "mae_hole": ("MAE hole %", "{:.2f}"),
-    "psnr_image": ("PSNR image dB", "{:.2f}"),
-    "lpips": ("LPIPS", "{:.4f}"),
-    "seconds": ("seconds", "{:.3f}"),
-    "n": ("n", "{}"),
-    "error": ("error", "{}"),
-}
-_SCORES = ("ratio", "psnr_hole", "ssim_hole", "mae_hole", "psnr_image", "lpips", "seconds")
-
-
-def bucket_of(ratio: float) -> str:
-    """The label of the 10 % bucket holding a hole ratio: ``(k/10, (k+1)/10]`` is ``"10k-10(k+1)%"``.
-
-    Examples
-    --------
-    >>> bucket_of(0.05), bucket_of(0.1), bucket_of(0.25)
-    ('0-10%', '0-10%', '20-30%')
-    """
-    k = max(0, math.ceil(round(ratio / BUCKET_WIDTH, 9)) - 1)
-    width = round(100 * BUCKET_WIDTH)
-    return f"{k * width}-{(k + 1) * width}%"
-
-
-@dataclass(frozen=True)
-class Example:
-    """One scored hole and the fills that were scored on it, to show next to the table.
-
-    Attributes
-    ----------
-    kind : str
-        The hole's mask kind.
-    ratio : float
-        The target hole ratio it was drawn at.
-    hole : ndarray of bool
-        The hidden pixels, of the scored plane's spatial shape.
-    fills : dict of str to ndarray
-        Each method's fill of the scored plane (the image, or the plane of a
-        stack), in its shape and layout; methods that failed on this hole
-        are absent.
-    """
-
-    kind: str
-    ratio: float
-    hole: np.ndarray
-    fills: dict[str, np.ndarray]
-
-
-@dataclass
-class EvaluationTable:
-    """Scores of an :func:`evaluate` run: one row per method and hole-ratio bucket.
-
-    Attributes
-    ----------
-    trials : list of dict
-        One record per (hidden mask, method): keys ``method``, ``mask``,
-        ``ratio`` (actual hole ratio), ``bucket``, ``seed``, the scores
-        ``psnr_hole``, ``ssim_hole``, ``mae_hole``, ``psnr_image``,
-        ``lpips`` (None when not computed), ``seconds``, and ``error`` (None,
-        or the message of a fill that failed; its scores are None).
-    notes : list of str
-        Remarks printed under the table (e.g. why LPIPS is missing).
-    per_mask : bool
-        Group the rows also by mask kind.
-    example : Example or None
-        With ``evaluate(..., keep_example=True)``: the first hole kind at the
-        middle ratio (first repeat) and its fills; None otherwise, or when
-        that hole did not fit.
-
-    Examples
-    --------
-    >>> table = EvaluationTable([
-    ...     {"method": "harmonic", "mask": "strokes", "ratio": 0.05, "bucket": "0-10%", "seed": 0,
-    ...      "psnr_hole": 30.0, "ssim_hole": 0.8, "mae_hole": 2.0, "psnr_image": 43.0, "lpips": None,
-    ...      "seconds": 0.01, "error": None}])
-    >>> table.rows[0]["psnr_hole"], table.columns[:3]
-    (30.0, ['method', 'bucket', 'ratio'])
-    """
-
-    trials: list[dict]
-    notes: list[str] = field(default_factory=list)
-    per_mask: bool = False
-    example: Example | None = None
-
-    @property
-    def columns(self) -> list[str]:
-        """Keys of :attr:`rows`, in display order (LPIPS only when some trial has it)."""
-        keys = ["method"] + (["mask"] if self.per_mask else []) + ["bucket", *_SCORES, "n", "error"]
-        if all(trial.get("lpips") is None for trial in self.trials):
-            keys.remove("lpips")
-        return keys
-
-    @property
-    def rows(self) -> list[dict]:
-        """One dict per group (method, [mask,] bucket), in order of first appearance.
-
-        Scores are means over the group's successful trials (None when none
-        succeeded), ``n`` their count, ``error`` the distinct failure
-        messages joined by ``"; "`` (None when none failed).
-        """
-        group_keys = ("method", "mask", "bucket") if self.per_mask else ("method", "bucket")
-        groups: dict[tuple, list[dict]] = {}
-        for trial in self.trials:
-            groups.setdefault(tuple(trial[key] for key in group_keys), []).append(trial)
-        # Buckets in ascending order within each method (and mask), methods as they came.
-        order = {key: i for i, key in enumerate(dict.fromkeys(k[:-1] for k in groups))}
-        rows = []
-        for key in sorted(groups, key=lambda k: (order[k[:-1]], _bucket_start(k[-1]))):
-            trials = groups[key]
-            done = [t for t in trials if t["error"] is None]
-            row = dict(zip(group_keys, key))
-            for score in _SCORES:
-                values = [t[score] for t in done if t.get(score) is not None]
-                row[score] = float(np.mean(values)) if values else None
-            errors = list(dict.fromkeys(t["error"] for t in trials if t["error"] is not None))
-            row.update(n=len(done), error="; ".join(errors) or None)
-            rows.append({column: row[column] for column in self.columns})
-        return rows
-
-    def to_dict(self) -> dict:
-        """Plain data: ``{"columns": [...], "rows": [{column: value}], "notes": [...]}``.
-
-        ``pandas.DataFrame(table.to_dict()["rows"])`` makes a data frame.
-        """
-        return {"columns": self.columns, "rows": self.rows, "notes": list(self.notes)}
-
-    def to_csv(self, path: str | Path | None = None) -> str:
-        """The rows as CSV text (empty cells for missing values); also written to ``path`` if given."""
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")
-        writer.writeheader()
-        for row in self.rows:
-            writer.writerow({key: "" if value is None else value for key, value in row.items()})
-        text = buffer.getvalue()
-        if path is not None:
-            Path(path).write_text(text)
-        return text
-
-    def to_text(self) -> str:
-        """An aligned plain-text table, failures and notes below it."""
-        columns = [c for c in self.columns if c != "error"]
-        cells = [[_COLUMNS[c][0] for c in columns]]
-        failures = []
-        for row in self.rows:
-            cells.append(["-" if row[c] is None else _COLUMNS[c][1].format(row[c]) for c in columns])
-            if row["error"] is not None:
-                where = " ".join(str(row[c]) for c in columns[: columns.index("bucket") + 1])
-                failures.append(f"{where}: {row['error']}")
-        widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-        text_columns = {"method", "mask", "bucket"}
-        lines = [
-            "  ".join(
-                cell.ljust(width) if column in text_columns else cell.rjust(width)
-                for cell, width, column in zip(line, widths, columns)
-            ).rstrip()
-            for line in cells
-        ]
-        lines += [f"failed: {failure}" for failure in failures]
-        lines += [f"note: {note}" for note in self.notes]
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.to_text()
-
-
-def _bucket_start(label: str) -> int:
-    return int(label.split("-")[0])
 
 
 def default_methods(mask_kinds: Sequence[str] = DEFAULT_MASKS, *, reference: bool = False) -> list[str]:
@@ -429,7 +254,7 @@ def evaluate(
     users = {name for name in methods if reference is not None and get_method(name).uses_reference}
     given = {name: {"reference": reference, "align": align} if name in users else {} for name in methods}
     for name, params in methods.items():
-        _warm_up(data, plane, channels, name, {**params, **given[name]})
+        warm_up(data, plane, channels, name, {**params, **given[name]})
     trials = []
     total, done = len(holes) * len(methods), 0
     area = np.count_nonzero(region)
@@ -552,8 +377,27 @@ def _hide_hole(kind: str, region: np.ndarray, ratio: float, rng: np.random.Gener
     return hole
 
 
-def _warm_up(data: np.ndarray, plane: int | None, channels: int | None, name: str, keywords: dict) -> None:
-    """Fill a small hole once, so that the timings leave out one-time costs (imports, JIT compilation)."""
+def warm_up(data: np.ndarray, plane: int | None, channels: int | None, name: str, keywords: dict) -> None:
+    """Fill a small hole once, so that timings leave out one-time costs (imports, JIT compilation).
+
+    Parameters
+    ----------
+    data : ndarray
+        The image (channels last when ``channels`` is -1), or a stack with ``plane``.
+    plane : int or None
+        The plane of a stack to warm up on.
+    channels : int or None
+        The channel axis to give :func:`napari_inpaint.inpaint`.
+    name : str
+        The method.
+    keywords : dict
+        Its parameters and engine keywords, as the timed runs get them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> warm_up(np.zeros((32, 32)), None, None, "harmonic", {})  # any error is left to the timed runs
+    """
     index = () if plane is None else (plane,)
     corner = (slice(None),) * len(index) + (slice(0, _MIN_SIDE),) * 2
     if isinstance(keywords.get("reference"), np.ndarray):

@@ -109,8 +109,6 @@ def read_image(path, *, level: int = 0, lazy: bool | None = None) -> Image:
     -------
     Image
     """
-    import zarr
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
@@ -121,6 +119,8 @@ def read_image(path, *, level: int = 0, lazy: bool | None = None) -> Image:
     if _omezarr.is_ome_zarr(path):
         data, metadata = _omezarr.read(path, level)
         return Image(data, "".join(a["name"] for a in metadata.axes), "ome-zarr", path, metadata)
+    import zarr  # here, not above: TIFF files are read and written without zarr installed
+
     try:
         stored = zarr.open(path, mode="r")
     except Exception as error:
@@ -192,7 +192,7 @@ def write_image(
             lazy, mask, axes = _ngff_order(_as_dask(data, axes), invented, axes)
             multiscale = _multiscale(lazy, axes, like)
             mask = None if mask is None else _as_dask(mask, axes, like=lazy)
-            targets = _omezarr.write(folder / path.name, lazy, multiscale, 
+            targets = _omezarr.write(folder / path.name, lazy, multiscale,
                                      provenance=provenance, invented=mask)
             compute_into(targets, marker, progress=progress, cancel=cancel)
         elif form == "zarr":
@@ -349,15 +349,13 @@ def _zarr_target(path: Path, data, axes: str, like: Image | None, provenance: di
     attributes["axes"] = axes
     if provenance is not None:
         attributes["napari_inpaint"] = provenance
-    array = zarr.create_array(path, shape=data.shape, chunks=data.chunksize, 
+    array = zarr.create_array(path, shape=data.shape, chunks=data.chunksize,
                               dtype=data.dtype, attributes=attributes)
     return data, array
 
 
 def _write_tiffs(folder: Path, outputs: list, data, axes, like, provenance, invented, progress, cancel):
     """The TIFF output (and the mask beside it): a lazy result is computed into zarr first, then streamed."""
-    import zarr
-
     if like is not None and like.format == "tiff":
         metadata = dataclasses.replace(like.metadata, axes=axes)
     else:
@@ -366,6 +364,8 @@ def _write_tiffs(folder: Path, outputs: list, data, axes, like, provenance, inve
     lazy = [i for i, source in enumerate(sources) if not isinstance(source, np.ndarray)]
     targets = []
     for i in lazy:
+        import zarr  # only for lazy data: in-memory TIFF outputs need no zarr
+
         array = _as_dask(sources[i], axes)
         array = array.rechunk(tuple(max(c) for c in array.chunks))
         stored = zarr.create_array(

@@ -31,14 +31,19 @@ MASK_SUFFIX = " mask"
 INPAINT, DETECT, COMPARE = "inpaint", "detect", "compare"
 
 
+def layer_data(image_layer):
+    """The pixels of an image layer: its data, or the highest resolution of a multiscale layer.
+
+    napari's zarr reader and napari-ome-zarr open an OME-Zarr image as a
+    multiscale layer, a list of lazy (dask) levels; napari-inpaint fills and
+    measures the full resolution, level 0, never a whole level at once.
+    """
+    return image_layer.data[0] if image_layer.multiscale else image_layer.data
+
+
 def grid_shape(image_layer) -> tuple[int, ...]:
-    """Shape of an image layer's pixel grid: its data shape without an RGB(A) axis."""
-    if image_layer.multiscale:
-        raise ValueError(
-            f"layer {image_layer.name!r} is multiscale; inpaint its full-resolution level "
-            "(add layer.data[0] as a layer of its own) instead"
-        )
-    shape = tuple(image_layer.data.shape)
+    """Shape of an image layer's pixel grid: its (highest resolution's) shape without an RGB(A) axis."""
+    shape = tuple(layer_data(image_layer).shape)
     return shape[:-1] if image_layer.rgb else shape
 
 
@@ -123,7 +128,7 @@ def layer_mask(mask_layer, image_layer, *, label: int | None = None, radius: flo
 def label_values(labels_layer) -> list[int]:
     """The nonzero labels that ``labels_layer`` holds, in increasing order."""
     data = np.asarray(labels_layer.data)
-    if data.size and np.issubdtype(data.dtype, np.integer) and 0 <= data.min() and data.max() < 2**24:
+    if data.size and np.issubdtype(data.dtype, np.integer) and data.min() >= 0 and data.max() < 2**24:
         counts = np.bincount(data.ravel())  # far faster than np.unique on a large label image
         return [int(value) for value in np.flatnonzero(counts[1:]) + 1]
     return [int(value) for value in np.unique(data) if value != 0]
@@ -194,7 +199,7 @@ def reference_data(reference_layer, image_layer):
             f"reference layer {reference_layer.name!r} has pixel grid {grid} but image {image_layer.name!r} "
             f"has {image_grid}: choose a layer of the image's grid, or of one plane {image_grid[-2:]}"
         )
-    data = reference_layer.data
+    data = layer_data(reference_layer)
     if not image_layer.rgb:
         if reference_layer.rgb:
             raise ValueError(
@@ -204,51 +209,12 @@ def reference_data(reference_layer, image_layer):
         return data
     if not reference_layer.rgb:
         return data[..., None]  # the same reference for every channel
-    if data.shape[-1] != image_layer.data.shape[-1]:
+    if data.shape[-1] != layer_data(image_layer).shape[-1]:
         raise ValueError(
             f"reference layer {reference_layer.name!r} has {data.shape[-1]} channels but image "
-            f"{image_layer.name!r} has {image_layer.data.shape[-1]}"
+            f"{image_layer.name!r} has {layer_data(image_layer).shape[-1]}"
         )
     return data
-
-
-def reference_details(reference, align: bool) -> dict[str, Any]:
-    """What :attr:`Provenance.details` records of a fill's reference (nothing when it had none).
-
-    ``reference`` is what the fill was given: None, ``"adjacent"`` (the
-    stack's neighbouring planes), an Image layer or an array.
-
-    Examples
-    --------
-    >>> reference_details("adjacent", True)
-    {'reference': 'adjacent', 'align': True}
-    >>> reference_details(None, True)
-    {}
-    """
-    from napari.layers import Layer
-
-    if reference is None:
-        return {}
-    if isinstance(reference, str):
-        return {"reference": reference, "align": align}
-    if isinstance(reference, Layer):
-        return {"reference": "layer", "reference_layer": reference.name, "align": align}
-    return {"reference": "array", "align": align}
-
-
-def mask_details(mask_layer, *, label: int | None, radius: float) -> dict[str, Any]:
-    """What :func:`layer_mask` took from ``mask_layer``, for :attr:`Provenance.details`.
-
-    The label of a Labels layer (``"all"``: every nonzero label) or the
-    point radius of a Points layer; nothing for Shapes.
-    """
-    from napari.layers import Labels, Points
-
-    if isinstance(mask_layer, Labels):
-        return {"label": label or "all"}
-    if isinstance(mask_layer, Points):
-        return {"point_radius": radius}
-    return {}
 
 
 def _version() -> str:
@@ -366,7 +332,7 @@ def _covered_ndim(source_layer, shape: tuple[int, ...], *, channels: bool) -> in
 
     ``channels``: whether the data has the source's RGB(A) axis (an image) or not (a mask).
     """
-    full = tuple(source_layer.data.shape) if channels else grid_shape(source_layer)
+    full = tuple(layer_data(source_layer).shape) if channels else grid_shape(source_layer)
     ndim = len(shape) - int(channels and source_layer.rgb)
     if not 2 <= ndim <= source_layer.ndim or tuple(shape) != full[len(full) - len(shape) :]:
         raise ValueError(
@@ -398,12 +364,13 @@ def _add_or_replace(
     """
     metadata = {**settings.pop("metadata", {}), PROVENANCE_KEY: provenance}
     earlier = _earlier(viewer, kind, name, provenance.source) if replace else None
-    fits = earlier is not None and np.ndim(earlier.data) == np.ndim(data)
-    if fits and getattr(earlier, "rgb", False) == settings.get("rgb", False):
+    fixed = ("rgb", "multiscale")  # fixed for a layer's life
+    fits = earlier is not None and np.ndim(earlier.data) == np.ndim(data[0] if _levels(data) else data)
+    if fits and all(getattr(earlier, key, False) == settings.get(key, False) for key in fixed):
         earlier.data = data
         earlier.metadata = metadata
         for key, value in settings.items():
-            if key != "rgb":  # fixed for a layer's life; equal here
+            if key not in fixed:  # equal here
                 setattr(earlier, key, value)
         return earlier
     layer = getattr(viewer, f"add_{kind.lower()}")(data, name=name, metadata=metadata, **settings, **initial)
@@ -413,6 +380,11 @@ def _add_or_replace(
         viewer.layers.move(viewer.layers.index(layer.name), index)
         layer.name = name  # napari renamed the newcomer while both existed
     return layer
+
+
+def _levels(data) -> bool:
+    """Whether ``data`` is a list of resolution levels (the data of a multiscale layer)."""
+    return isinstance(data, (list, tuple))
 
 
 def add_result(
@@ -430,10 +402,11 @@ def add_result(
     ----------
     viewer : napari.Viewer or napari.components.ViewerModel
     source_layer : napari.layers.Image
-    data : ndarray or dask array
+    data : ndarray, dask array or list of them
         The result, of the source's shape; or of the shape of its trailing
         planes (e.g. one plane of a stack), then placed over those axes and
-        shown on every plane.
+        shown on every plane; or a list of resolution levels (highest first)
+        for a multiscale layer.
     provenance : Provenance
         How the result was made.
     name : str, optional
@@ -446,8 +419,9 @@ def add_result(
     -------
     napari.layers.Image
     """
-    ndim = _covered_ndim(source_layer, data.shape, channels=True)
+    ndim = _covered_ndim(source_layer, (data[0] if _levels(data) else data).shape, channels=True)
     settings = {
+        "multiscale": _levels(data),
         "metadata": source_layer.metadata,
         "blending": source_layer.blending,
         "rgb": source_layer.rgb,

@@ -31,6 +31,7 @@ Examples
 True
 """
 
+import itertools
 from collections.abc import Callable
 
 import numpy as np
@@ -404,7 +405,7 @@ def strokes(shape: tuple[int, int], ratio: float, seed: Seed = 0) -> np.ndarray:
             step = length * flips * np.array([np.sin(angle), np.cos(angle)])
             path.append(np.clip(path[-1] + step, 0, limit))
         added = 0
-        for start, stop in zip(path[:-1], path[1:]):
+        for start, stop in itertools.pairwise(path):
             for stamp in _sample_segment(start, stop, radius / 2):
                 lo = np.maximum(np.floor(stamp - radius), 0).astype(int)
                 hi = np.minimum(np.ceil(stamp + radius) + 1, shape).astype(int)

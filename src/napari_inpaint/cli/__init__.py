@@ -1,4 +1,4 @@
-"""The ``napari-inpaint`` command line: fill image files, list methods, run the demo, compare methods.
+"""The ``napari-inpaint`` command line: fill image files, find bad pixels, list methods, compare them.
 
 Examples
 --------
@@ -7,6 +7,10 @@ Examples
     $ napari-inpaint methods
     $ napari-inpaint fill stack.tif --mask bad.tif --method biharmonic -o filled.tif
     $ napari-inpaint fill photo.png --mask dust.png --method exemplar --param patch_size=11 -o clean.png
+    $ napari-inpaint fill slide.ome.zarr --mask seams.zarr --method harmonic -o filled.ome.zarr --workers 4
+    $ napari-inpaint fill raw/ --mask-dir masks/ --method harmonic -o filled/ --invented
+    $ napari-inpaint detect frames/ --detect cosmic-rays --lacosmic-gain 1.5 -o masks/
+    $ napari-inpaint fill frames/ --detect hot-pixels --persistent --dilate 1 --method harmonic -o clean/
     $ napari-inpaint demo -o demo-output
     $ napari-inpaint compare cells.tif --masks strokes,scratches --ratios 0.05,0.15 --csv scores.csv
     $ napari-inpaint compare stack.tif --plane 12 --reference adjacent
@@ -17,10 +21,14 @@ Every user error (a missing or unreadable file, an unknown method, a bad
 parameter, an output that would overwrite data or does not fit on its device)
 prints one ``error: ...`` line on stderr and exits with status 2.  Ctrl-C prints
 ``interrupted`` and exits with status 130.  An output file is either written
-completely or not at all.
+completely or not at all.  Commands given several images (or folders) write
+into an output folder, keep going past a file that fails, report every
+failure at the end and exit with status 1 if any; they skip the outputs that
+exist (which are complete), so that running them again resumes them.
 
-The lists the help shows (methods, their dimensions, hole kinds, models) are
-read from the registries, so they never disagree with what the commands accept.
+The lists the help shows (methods, their dimensions, hole kinds, models,
+cosmic-ray detectors and their parameters) are read from the registries, so
+they never disagree with what the commands accept.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from napari_inpaint import __version__
-from napari_inpaint.cli import _commands
+from napari_inpaint.cli import _commands, _detection, _fill
 from napari_inpaint.cli._files import Refused
 
 # Heavy modules (numpy, scipy through the engine, image codecs) are imported inside the functions that
@@ -73,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     _add_fill(commands)
+    _add_detect(commands)
     methods = commands.add_parser("methods", help="list the inpainting methods and their parameters")
     methods.add_argument("--json", action="store_true", help="print machine-readable JSON")
     methods.set_defaults(command=_commands.methods)
@@ -89,14 +98,28 @@ def _add_fill(commands) -> None:
     records = list_methods()
     fill = commands.add_parser(
         "fill",
-        help="fill the masked pixels of an image file",
-        description="Fill the pixels of IMAGE that are nonzero in MASK and write the result to OUT. "
-        "TIFF files keep their dtype; PNG/JPEG are read and written as 8 or 16-bit images.",
+        help="fill the bad pixels of image files (one, or many into a folder; on a cluster if asked)",
+        description="Fill the bad pixels of each IMAGE and write the result to OUT: the pixels that are "
+        "nonzero in its mask (--mask, --mask-dir) or that a detector finds (--detect), or both.  One IMAGE "
+        "file gives the file OUT; several, or a folder of them, go into the folder OUT under their own names "
+        "(existing outputs are complete and skipped, so running a stopped batch again resumes it; a file "
+        "that fails is reported at the end and the exit status is 1).  TIFF, zarr and OME-Zarr outputs keep "
+        "the input's dtype, axes and metadata and record how they were filled; PNG/JPEG are read and written "
+        "as 8 or 16-bit images.",
     )
-    fill.add_argument("image", type=Path, metavar="IMAGE", help="input image (TIFF, PNG or JPEG)")
     fill.add_argument(
-        "--mask", type=Path, required=True,
-        help="mask image: nonzero marks a bad pixel (in a colour PNG/JPEG, any nonzero R, G or B)",
+        "images", type=Path, nargs="+", metavar="IMAGE",
+        help="input images (TIFF, OME-TIFF, zarr, OME-Zarr, PNG or JPEG), or folders of them",
+    )
+    masks = fill.add_mutually_exclusive_group()
+    masks.add_argument(
+        "--mask", type=Path,
+        help="mask image: nonzero marks a bad pixel (in a colour PNG/JPEG, any nonzero R, G or B); "
+        "of the image's shape without channels, or of its planes; one for every IMAGE",
+    )
+    masks.add_argument(
+        "--mask-dir", type=Path, metavar="DIR",
+        help="folder of masks named like the images (the same file name, or the same name in another format)",
     )
     fill.add_argument(
         "--method", required=True,
@@ -107,13 +130,7 @@ def _add_fill(commands) -> None:
         help="method parameter, repeatable (see 'napari-inpaint methods')",
     )
     dimensions = sorted({n for m in records for n in m.ndims})
-    fill.add_argument(
-        "--spatial-ndim", type=int, choices=dimensions, default=2,
-        help="2: fill each 2D plane of a stack; 3: fill 3D volumes, with a method that can (default 2)",
-    )
-    fill.add_argument(
-        "--channel-axis", type=int, metavar="N", help="axis holding channels (default: RGB(A) last)"
-    )
+    _add_layout(fill, dimensions, "fill each 2D plane of a stack; 3: fill 3D volumes, with a method that can")
     users = ", ".join(m.name for m in records if m.uses_reference)
     fill.add_argument(
         "--reference", metavar="adjacent|FILE",
@@ -126,9 +143,75 @@ def _add_fill(commands) -> None:
     )
     fill.add_argument("--noise", choices=NOISE_MODELS, help="add noise matching the surroundings to the fill")
     fill.add_argument("--seed", type=int, default=0, help="seed for noise and stochastic methods (default 0)")
-    fill.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="output image")
-    fill.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    fill.set_defaults(command=_commands.fill)
+    fill.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="OUT",
+        help="output image (.tif, .ome.tif, .zarr, .ome.zarr, .png, .jpg), or folder for several images",
+    )
+    fill.add_argument(
+        "--invented", action="store_true",
+        help="also write the mask of the filled (invented) pixels beside each output, as NAME.invented.tif "
+        "(inside an OME-Zarr output, as its label image 'invented')",
+    )
+    fill.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+    _add_cluster(fill)
+    _detection.add_options(fill, "to fill them (with --mask or --mask-dir: as well as the mask's)")
+    fill.set_defaults(command=_fill.fill)
+
+
+def _add_layout(parser, dimensions: list[int], three: str) -> None:
+    """The options that say how an image's axes are laid out: planes or volumes, channels."""
+    parser.add_argument(
+        "--spatial-ndim", type=int, choices=dimensions, default=2,
+        help=f"2: {three} (default 2)",
+    )
+    parser.add_argument(
+        "--channel-axis", type=int, metavar="N",
+        help="axis holding channels (default: the file's channel axis, else RGB(A) last)",
+    )
+
+
+def _add_cluster(parser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=_positive, metavar="N",
+        help="compute on a local dask.distributed cluster of N worker processes (default: threads of "
+        "this process)",
+    )
+    where.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="compute on a running dask.distributed cluster, e.g. tcp://10.0.0.5:8786 (dask-jobqueue, "
+        "Kubernetes and SSH clusters give such an address); its workers must reach the files",
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _add_detect(commands) -> None:
+    detect = commands.add_parser(
+        "detect",
+        help="write masks of the bad pixels that detectors find, to check them before filling",
+        description="Find the bad pixels of each IMAGE and write their mask (0 and 255, with the image's "
+        "metadata) to OUT: one IMAGE file gives the file OUT; several, or a folder of them, go into the "
+        "folder OUT under the images' names (a JPEG's as PNG), where 'fill --mask-dir OUT' finds them.  "
+        "Existing masks are skipped; a file that fails is reported at the end and the exit status is 1.",
+    )
+    detect.add_argument(
+        "images", type=Path, nargs="+", metavar="IMAGE",
+        help="input images (TIFF, OME-TIFF, zarr, OME-Zarr, PNG or JPEG), or folders of them",
+    )
+    detect.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="OUT",
+        help="mask file (.tif, .zarr, .ome.zarr, .png), or folder for several images",
+    )
+    detect.add_argument("--overwrite", action="store_true", help="replace masks that exist")
+    _add_layout(detect, [2, 3], "work plane by plane; 3: volume by volume (hot pixels, sizes, dilation)")
+    _detection.add_options(detect, "and write where they are")
+    detect.set_defaults(command=_fill.detect)
 
 
 def _add_demo(commands) -> None:

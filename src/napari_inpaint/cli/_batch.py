@@ -15,8 +15,11 @@ computed there, one after the other, each spread over the workers.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,28 +56,30 @@ def images_in(paths: Sequence[Path]) -> list[Path]:
     return images
 
 
-def output_folder(output: Path, images: Sequence[Path], others: Sequence[Path] = ()) -> Path:
+def output_folder(output: Path, images: Sequence[Path], mask_dir: Path | None = None) -> Path:
     """Check (and create) the folder that several outputs go into.
 
-    Refused when it is a file, when it holds an input (an output could
-    replace it) or one of ``others`` (a mask folder), or when its name
-    looks like a file's.
+    Refused when it is a file, when it holds an input or is the folder of
+    the masks (an output could replace them, or pass for a finished one),
+    or when its name looks like a file's.
     """
     if output.exists() and (not output.is_dir() or is_store(output)):
         raise Refused(f"several images are written into a folder, and {output} is not one; give a folder")
-    if not output.exists():
-        if output.suffix.lower() in (*IMAGE_SUFFIXES, ".zarr"):
-            raise Refused(
-                f"several images are written into a folder, and -o {output} names a file; give a folder, "
-                f"e.g. -o {output.with_suffix('')}"
-            )
-        if not output.parent.is_dir():
-            raise Refused(f"the folder {output.parent} of the output does not exist")
-        output.mkdir()
-    for path in (*images, *others):
-        folder = path.parent if path in images else path
-        if folder.exists() and os.path.samefile(folder, output):
-            raise Refused(f"the output folder {output} holds {path}; write into another folder")
+    if output.exists():
+        for path in images:
+            if path.parent.exists() and os.path.samefile(path.parent, output):
+                raise Refused(f"the output folder {output} holds the input {path}; write into another folder")
+        if mask_dir is not None and mask_dir.exists() and os.path.samefile(mask_dir, output):
+            raise Refused(f"the output folder {output} is the folder of the masks; write into another folder")
+        return output
+    if output.suffix.lower() in (*IMAGE_SUFFIXES, ".zarr"):
+        raise Refused(
+            f"several images are written into a folder, and -o {output} names a file; give a folder, "
+            f"e.g. -o {output.with_suffix('')}"
+        )
+    if not output.parent.is_dir():
+        raise Refused(f"the folder {output.parent} of the output does not exist")
+    output.mkdir()
     return output
 
 
@@ -127,7 +132,8 @@ def run_batch(
                 print(f"skipped {job.source}: {job.output} exists", file=sys.stderr)
                 continue
             absent = ", ".join(str(path) for path in expected if path not in present)
-            failures.append((job.source, f"{present[0]} exists but not {absent}; pass --overwrite to redo it"))
+            reason = f"{present[0]} exists but not {absent}; pass --overwrite to redo it"
+            failures.append((job.source, reason))
             continue
         try:
             work(job, f"[{number}/{len(jobs)}] {job.source.name}")
@@ -167,9 +173,13 @@ def cluster(workers: int | None, scheduler: str | None) -> Iterator[bool]:
             '--workers and --scheduler run on dask.distributed: pip install "napari-inpaint[distributed]"'
         ) from None
     if workers is not None:
-        # One thread per worker: the fills use their own threads (BLAS, PyTorch).
-        with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as local, \
-                Client(local):
+        # One thread per worker: the fills use their own threads (BLAS, PyTorch).  The workers log
+        # nothing: the command reports the errors of its work (a file's failure), and the workers' logs
+        # add tracebacks of connections cut as the cluster closes, after a Ctrl-C most of all.
+        with _started_deaf_to_ctrl_c():
+            local = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None,
+                                 silence_logs=logging.CRITICAL)
+        with local, Client(local):
             yield True
         return
     try:
@@ -178,3 +188,23 @@ def cluster(workers: int | None, scheduler: str | None) -> Iterator[bool]:
         raise Refused(f"cannot reach the scheduler at {scheduler}: {exc}") from None
     with client:
         yield True
+
+
+@contextlib.contextmanager
+def _started_deaf_to_ctrl_c() -> Iterator[None]:
+    """Processes started within the block ignore Ctrl-C (SIGINT), and so do the processes they start.
+
+    A terminal sends Ctrl-C to every process of the command: the workers of
+    its LocalCluster would die at once, each with a traceback, while the
+    command cancels their work and closes them.  An ignored signal is the one
+    disposition a new process inherits; Ctrl-C is ignored meanwhile (the
+    start takes seconds) and works again after.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread handles signals
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -13,54 +13,20 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from napari_inpaint.cli._files import (
-    check_format,
-    check_output,
-    check_storable,
-    read_image,
-    read_mask,
-    replacing,
-    write_image,
-)
+from napari_inpaint.cli._files import check_output, read_image, read_mask, replacing
 from napari_inpaint.cli._progress import progress_bar
+from napari_inpaint.cli._values import convert, domain, split, split_pair
 
 if TYPE_CHECKING:
-    from napari_inpaint._registry import Method, Param
-
-def fill(args: argparse.Namespace) -> int:
-    from napari_inpaint._engine import inpaint
-    from napari_inpaint.methods import get_method
-
-    method = get_method(args.method)
-    # Validate before reading anything: a typo should not cost the reading of a large stack.
-    params = method.resolve(parse_params(method, args.param))
-    if method.needs_reference and args.reference is None:
-        raise ValueError(_no_reference(method.name, "--reference adjacent"))
-    reference_file = _reference_file(args)
-    inputs = (args.image, args.mask) + ((reference_file,) if reference_file else ())
-    check_output(args.output, args.overwrite, inputs=inputs, file_name="filled.tif")
-    check_format(args.output)
-    image = read_image(args.image)
-    check_storable(args.output, image.dtype)
-    mask = read_mask(args.mask)
-    reference = read_image(reference_file) if reference_file else args.reference
-    with progress_bar(method.name) as progress:
-        result = inpaint(
-            image, mask, method.name, channel_axis=args.channel_axis, spatial_ndim=args.spatial_ndim,
-            progress=progress, noise=args.noise, seed=args.seed, reference=reference, align=args.align,
-            **params,
-        )
-    write_image(args.output, result)
-    print(f"wrote {args.output}", file=sys.stderr)
-    return 0
+    from napari_inpaint._registry import Method
 
 
-def _reference_file(args: argparse.Namespace) -> Path | None:
+def reference_file(args: argparse.Namespace) -> Path | None:
     """The file named by ``--reference``, or None for no reference or ``--reference adjacent``."""
     return None if args.reference in (None, "adjacent") else Path(args.reference)
 
 
-def _no_reference(method: str, adjacent: str) -> str:
+def no_reference(method: str, adjacent: str) -> str:
     """The error for a method that needs a reference, in the command line's words."""
     return (
         f"method {method!r} fills from reference data: give {adjacent} (a stack's neighbouring planes), "
@@ -77,19 +43,21 @@ def methods(args: argparse.Namespace) -> int:
         return 0
     params = [p for m in records for p in m.params]
     setting_width = max((len(f"{p.name}={p.default}") for p in params), default=0)
-    domain_width = max((len(_domain(p)) for p in params), default=0)
+    domain_width = max((len(domain(p)) for p in params), default=0)
     needs = {m.name: ", ".join(_needs(m)) or "-" for m in records}
     name_width = max(len(m.name) for m in records)
     family_width = max(len(m.family) for m in records)
     needs_width = max(len(text) for text in needs.values())
-    print(f"{'METHOD':<{name_width}}  {'FAMILY':<{family_width}}  {'DIMS':<5}  {'NEEDS':<{needs_width}}  SUMMARY")
+    print(f"{'METHOD':<{name_width}}  {'FAMILY':<{family_width}}  {'DIMS':<5}  "
+          f"{'NEEDS':<{needs_width}}  SUMMARY")
     for m in records:
         dims = "/".join(f"{n}D" for n in m.ndims)
-        print(f"{m.name:<{name_width}}  {m.family:<{family_width}}  {dims:<5}  {needs[m.name]:<{needs_width}}  "
-              f"{m.summary}")
+        print(f"{m.name:<{name_width}}  {m.family:<{family_width}}  {dims:<5}  "
+              f"{needs[m.name]:<{needs_width}}  {m.summary}")
         for p in m.params:
-            setting, domain = f"{p.name}={p.default}", _domain(p)
-            print(f"    {setting:<{setting_width}}  {p.kind.__name__:<5}  {domain:<{domain_width}}  {p.help}")
+            setting, accepted = f"{p.name}={p.default}", domain(p)
+            kind = p.kind.__name__
+            print(f"    {setting:<{setting_width}}  {kind:<5}  {accepted:<{domain_width}}  {p.help}")
     print("\nParameters are shown as NAME=DEFAULT; set one with --param NAME=VALUE.  Weights are downloaded "
           "once, on first use or with 'napari-inpaint models fetch NAME'.")
     return 0
@@ -100,18 +68,6 @@ def _needs(method: Method) -> list[str]:
     needs = ["torch"] if method.needs_torch else []
     needs += ["reference"] if method.needs_reference else []
     return needs + [f"weights {name}" for name in method.weights]
-
-
-def _domain(param: Param) -> str:
-    if param.choices is not None:
-        return "|".join(param.choices)
-    if param.pattern is not None:
-        return param.pattern
-    if param.low is None and param.high is None:
-        return ""
-    low = "-inf" if param.low is None else f"{param.low:g}"
-    high = "inf" if param.high is None else f"{param.high:g}"
-    return f"[{low}, {high}]"
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -139,16 +95,16 @@ def compare(args: argparse.Namespace) -> int:
         )
     for name in names if args.reference is None else ():
         if get_method(name).needs_reference:
-            raise ValueError(_no_reference(name, "--plane N --reference adjacent"))
-    reference_file = _reference_file(args)
+            raise ValueError(no_reference(name, "--plane N --reference adjacent"))
+    reference_path = reference_file(args)
     if args.csv is not None:
-        inputs = tuple(path for path in (args.image, args.region, reference_file) if path is not None)
+        inputs = tuple(path for path in (args.image, args.region, reference_path) if path is not None)
         check_output(args.csv, args.overwrite, inputs=inputs, file_name="scores.csv")
     image = read_image(args.image)
     region = None if args.region is None else read_mask(args.region).astype(bool)
     if region is not None and region.ndim == 3 and args.plane in range(-len(region), len(region)):
         region = region[args.plane]  # a region of the whole stack (evaluate checks the plane)
-    reference = read_image(reference_file) if reference_file else args.reference
+    reference = read_image(reference_path) if reference_path else args.reference
     with progress_bar("compare") as progress:
         table = evaluate(
             image, names or None, kinds, region=region, seed=args.seed, plane=args.plane, reference=reference,
@@ -208,7 +164,8 @@ def models_fetch(args: argparse.Namespace) -> int:
     if args.all:
         names = [spec.name for spec in weights.list_models()]
     elif args.names:
-        names = [weights.get_model(name).name for name in args.names]  # unknown names fail before any download
+        # Unknown names fail before any download.
+        names = [weights.get_model(name).name for name in args.names]
     else:
         raise ValueError("give the names of the models to fetch, or --all (see 'napari-inpaint models')")
     for name in names:

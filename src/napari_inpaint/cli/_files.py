@@ -1,4 +1,4 @@
-"""Image files for the command line: read them with their metadata, and write results completely or not at all.
+"""Image files for the command line: read them with their metadata, write results completely or not at all.
 
 TIFF files (OME-TIFF and ImageJ hyperstacks included), zarr arrays and
 OME-Zarr images go through :mod:`napari_inpaint.io`: large ones are read
@@ -20,6 +20,7 @@ import dataclasses
 import errno
 import logging
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ IMAGE_SUFFIXES = _TIFF_SUFFIXES + _PICTURE_SUFFIXES
 # Files whose presence makes a folder a zarr store (zarr v3, then v2).
 _ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup")
 _READABLE = "expected a TIFF, PNG or JPEG file, a zarr array or an OME-Zarr image"
+_ZARR_EXTRA = 'pip install "napari-inpaint[zarr]" (zarr needs Python 3.11 or later)'
 
 
 class Refused(Exception):
@@ -102,6 +104,8 @@ def open_image(path: Path, *, cluster: bool = False) -> Image:
             image = io.Image(data, "YXS" if colour else "YX"[-data.ndim :], path.suffix.lower()[1:], path)
     except MemoryError:  # the machine's limit, not the file's fault
         raise
+    except ModuleNotFoundError as exc:
+        raise Refused(f"reading {path} needs {exc.name}: {_ZARR_EXTRA}") from None
     except Exception as exc:
         # The file system's errors carry an errno; decoders raise about anything on corrupt data
         # (Pillow a SyntaxError, tifffile a ValueError, imageio an OSError without errno...).
@@ -202,7 +206,7 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def open_mask(path: Path, *, cluster: bool = False):
-    """The mask at ``path`` (nonzero: a bad pixel), lazy where the file is; a colour picture's RGB are OR-ed."""
+    """The mask at ``path`` (nonzero: a bad pixel), lazy where the file is; a colour picture's RGB OR-ed."""
     image = open_image(path, cluster=cluster)
     mask = image.data
     if image.format in ("png", "jpg", "jpeg") and mask.ndim == 3 and mask.shape[-1] in (3, 4):
@@ -317,6 +321,8 @@ def write_image(
         for target, encoded in files.items():
             with replacing(target) as partial:
                 partial.write_bytes(encoded)
+    except ModuleNotFoundError as exc:
+        raise Refused(f"writing {path} needs {exc.name}: {_ZARR_EXTRA}") from None
     except OSError as exc:
         raise _write_error(exc, path) from None
 
@@ -365,8 +371,10 @@ def _device_full(error: OSError, folder: Path) -> bool:
     """Whether ``error``, raised while writing into ``folder``, comes from a full device.
 
     numpy's ``tofile`` (which tifffile writes with) reports a short write without an errno, as
-    "N requested and M written"; the device having no free space left tells that case apart.
+    "N requested and M written", and the temporary output may be gone (and its space free again) by the
+    time the error is seen: a short write, or a device with no free space left, tells that case apart.
     """
     if error.errno == errno.ENOSPC:
         return True
-    return error.errno is None and shutil.disk_usage(folder).free == 0
+    short_write = re.search(r"\d+ requested and \d+ written", str(error)) is not None
+    return error.errno is None and (short_write or shutil.disk_usage(folder).free == 0)

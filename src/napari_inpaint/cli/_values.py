@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from napari_inpaint._registry import Method
+    from napari_inpaint._registry import Method, Param
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
@@ -62,3 +62,16 @@ def split(values: list[str] | None) -> list[str]:
     ['a', 'b', 'c']
     """
     return [item for value in values or () for item in value.split(",") if item]
+
+
+def domain(param: Param) -> str:
+    """The values ``param`` accepts, in a few characters: ``a|b``, a pattern, or a range ``[low, high]``."""
+    if param.choices is not None:
+        return "|".join(param.choices)
+    if param.pattern is not None:
+        return param.pattern
+    if param.low is None and param.high is None:
+        return ""
+    low = "-inf" if param.low is None else f"{param.low:g}"
+    high = "inf" if param.high is None else f"{param.high:g}"
+    return f"[{low}, {high}]"

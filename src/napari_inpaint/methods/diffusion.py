@@ -36,10 +36,13 @@ References
        Math. Sci. (2018), doi:10.1155/2018/3950312.
 """
 
+import functools
+import itertools
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from scipy import ndimage as ndi
 
 from napari_inpaint._registry import register
 
@@ -49,55 +52,124 @@ _DIRECT_3D_LIMIT = 3000
 _CG_RTOL = 1e-9
 
 
-def _laplacian_rows(shape: tuple[int, ...], rows: np.ndarray) -> sp.csr_matrix:
-    """Rows ``rows`` (flat indices) of the grid's graph Laplacian, shape (len(rows), prod(shape))."""
-    size = int(np.prod(shape))
-    coords = np.unravel_index(rows, shape)
-    strides = np.cumprod((1,) + shape[:0:-1])[::-1]
-    local = np.arange(rows.size)
-    row_parts, col_parts = [local], [rows]
-    degree = np.zeros(rows.size)
-    for axis, stride in enumerate(strides):
-        for step in (-1, 1):
-            inside = (coords[axis] + step >= 0) & (coords[axis] + step < shape[axis])
-            row_parts.append(local[inside])
-            col_parts.append(rows[inside] + step * stride)
-            degree += inside
-    values = np.concatenate([degree, -np.ones(sum(p.size for p in row_parts[1:]))])
-    return sp.csr_matrix(
-        (values, (np.concatenate(row_parts), np.concatenate(col_parts))), shape=(rows.size, size)
-    )
+def _degrees(coords: tuple[np.ndarray, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """Number of grid neighbours of each pixel: fewer at the border (the Neumann condition)."""
+    degree = np.zeros(coords[0].shape, np.float64)
+    for coord, size in zip(coords, shape):
+        degree += (coord > 0).astype(np.float64) + (coord < size - 1)
+    return degree
 
 
-def _split_columns(matrix: sp.csr_matrix, hole: np.ndarray, data: np.ndarray) -> tuple[sp.csc_matrix, np.ndarray]:
-    """Split ``matrix @ u`` into a hole part (matrix) and the known pixels' contribution (vector)."""
-    is_hole = np.zeros(matrix.shape[1], bool)
-    is_hole[hole] = True
-    coo = matrix.tocoo()
-    on_hole = is_hole[coo.col]
-    position = np.cumsum(is_hole) - 1  # column index among the hole pixels
-    hole_part = sp.csc_matrix(
-        (coo.data[on_hole], (coo.row[on_hole], position[coo.col[on_hole]])), shape=(matrix.shape[0], hole.size)
-    )
-    known_part = sp.csr_matrix((coo.data[~on_hole], (coo.row[~on_hole], coo.col[~on_hole])), shape=matrix.shape)
-    return hole_part, known_part @ data
+def _steps(ndim: int, order: int) -> list[np.ndarray]:
+    """Offsets of the stencil of ``L`` (order 1) or ``L^2`` (order 2), centre included, in raster order."""
+    unit = np.eye(ndim, dtype=np.int64)
+    steps = [np.zeros(ndim, np.int64)] + [sign * unit[axis] for axis in range(ndim) for sign in (-1, 1)]
+    if order == 2:
+        steps += [2 * step for step in steps[1:]]
+        steps += [a * unit[i] + b * unit[j] for i, j in itertools.combinations(range(ndim), 2)
+                  for a in (-1, 1) for b in (-1, 1)]
+    # Raster order of the offsets is the order of the columns they reach: each row's columns come sorted.
+    return sorted(steps, key=tuple)
+
+
+def _system(mask: np.ndarray, values: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The hole rows of ``L`` (order 1) or ``L^2`` (order 2), split into unknowns and known data.
+
+    Returns the hole's flat indices; the symmetric positive definite matrix
+    ``M = (L^order)[hole, hole]`` as two tables of shape (holes, stencil
+    size): the column of each stencil entry (-1 where it is not a hole
+    pixel) and its value; and the right-hand side
+    ``-(L^order)[hole, known] @ values[known]``.  The entries of ``L^2`` come
+    from its stencil: ``deg^2 + deg`` on the diagonal, ``-(deg(p) + deg(q))``
+    between neighbours, 2 between diagonal neighbours and 1 two pixels
+    apart (``deg`` is the number of grid neighbours), so the system is built
+    in a few passes over the hole pixels.
+    """
+    hole = np.flatnonzero(mask)
+    coords = np.unravel_index(hole, mask.shape)
+    data = values.reshape(mask.size, values.shape[-1])
+    # Each pixel's role on the crop padded by the stencil's reach: hole position, -1 known, -2 outside.
+    padded = np.full(tuple(n + 2 * order for n in mask.shape), -2, np.int64 if hole.size >= 2**31 else np.int32)
+    padded[tuple(slice(order, order + n) for n in mask.shape)] = -1
+    roles = padded.ravel()
+    at = np.ravel_multi_index(tuple(c + order for c in coords), padded.shape)
+    roles[at] = np.arange(hole.size)
+    strides, padded_strides = (np.cumprod((1,) + shape[:0:-1])[::-1] for shape in (mask.shape, padded.shape))
+    degree = _degrees(coords, mask.shape)
+    steps = _steps(mask.ndim, order)
+    columns = np.empty((hole.size, len(steps)), roles.dtype)
+    entries = np.empty((hole.size, len(steps)))
+    rhs = np.zeros((hole.size, data.shape[1]))
+    for k, step in enumerate(steps):
+        columns[:, k] = role = roles[at + int(step @ padded_strides)]
+        reach = int(np.abs(step).sum())
+        if reach == 0:
+            entries[:, k] = degree * (degree + 1) if order == 2 else degree
+            continue
+        if order == 1:
+            entries[:, k] = -1.0
+        elif reach == 1:
+            entries[:, k] = -(degree + _degrees(tuple(c + s for c, s in zip(coords, step)), mask.shape))
+        else:  # two pixels apart (one path through the middle pixel) or diagonal (two paths)
+            entries[:, k] = 1.0 if np.abs(step).max() == 2 else 2.0
+        known = np.flatnonzero(role == -1)
+        rhs[known] -= entries[known, k, np.newaxis] * data[hole[known] + int(step @ strides)]
+    return hole, columns, entries, rhs
+
+
+def _matrix(columns: np.ndarray, entries: np.ndarray, rows: np.ndarray, numbering: np.ndarray) -> sp.csr_matrix:
+    """The CSR matrix of the stencil tables' ``rows``, its columns renumbered by ``numbering``."""
+    columns, entries = columns[rows], entries[rows]
+    present = columns >= 0
+    indptr = np.concatenate([[0], np.cumsum(np.count_nonzero(present, axis=1))])
+    return sp.csr_matrix((entries[present], numbering[columns[present]], indptr), shape=(rows.size, rows.size))
+
+
+def _fill(image: np.ndarray, mask: np.ndarray, order: int) -> np.ndarray:
+    """Solve the hole rows of ``L^order u = 0`` with the known pixels as data; return the filled image."""
+    hole, columns, entries, rhs = _system(mask, image, order)
+    solution = np.empty_like(rhs)
+    centre = len(_steps(mask.ndim, order)) // 2
+    # A pixel with no unknown within reach (a hot pixel) is a 1 x 1 block: divide instead of factorising.
+    coupled = np.count_nonzero(columns >= 0, axis=1) > 1
+    isolated = ~coupled
+    solution[isolated] = rhs[isolated] / entries[isolated, centre, np.newaxis]
+    if coupled.any():
+        rows = np.flatnonzero(coupled)
+        numbering = np.cumsum(coupled) - 1
+        system = _matrix(columns, entries, rows, numbering)
+        laplacian = None
+        if _iterative(mask.ndim, rows.size):
+            laplacian = system if order == 1 else _matrix(*_system(mask, image[..., :0], 1)[1:3], rows, numbering)
+        solution[rows] = _solve(system, rhs[rows], mask.ndim, laplacian=laplacian, squared=order == 2)
+    out = image.reshape(-1, image.shape[-1]).copy()
+    out[hole] = solution
+    return out.reshape(image.shape)
 
 
 def _iterative(ndim: int, unknowns: int) -> bool:
     return ndim == 3 and unknowns > _DIRECT_3D_LIMIT
 
 
-def _solve(system: sp.spmatrix, rhs: np.ndarray, ndim: int, laplacian=None, squared: bool = False) -> np.ndarray:
+@functools.cache
+def _cholmod():
+    """CVXOPT's CHOLMOD (supernodal Cholesky), when the ``fast`` extra is installed; else None."""
+    try:
+        from cvxopt import cholmod
+    except ImportError:
+        return None
+    return cholmod
+
+
+def _solve(system: sp.csr_matrix, rhs: np.ndarray, ndim: int, laplacian=None, squared: bool = False) -> np.ndarray:
     """Solve an SPD system for every column of ``rhs``.
 
-    Directly, or (large 3D systems) by conjugate gradients preconditioned with
-    multigrid cycles of ``laplacian``, applied twice when ``squared``.
+    Directly (CHOLMOD when installed, else SuperLU), or (large 3D systems) by
+    conjugate gradients preconditioned with multigrid cycles of ``laplacian``,
+    applied twice when ``squared``.
     """
     if not _iterative(ndim, system.shape[0]):
-        # Symmetric mode keeps the symmetric ordering (no row pivoting): about 4x less fill.
-        return spla.splu(
-            sp.csc_matrix(system), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
-        ).solve(rhs)
+        return _direct(system)(rhs)
     from threadpoolctl import threadpool_limits
 
     # Multigrid set-up and CG are many small operations: BLAS threads only add overhead.
@@ -109,6 +181,35 @@ def _solve(system: sp.spmatrix, rhs: np.ndarray, ndim: int, laplacian=None, squa
             if info:
                 raise RuntimeError(f"conjugate gradients did not converge ({info} iterations)")
     return solution
+
+
+def _direct(system: sp.csr_matrix) -> Callable[[np.ndarray], np.ndarray]:
+    """A direct solver of the SPD ``system``: ``solve(rhs)``."""
+    cholmod = _cholmod()
+    if cholmod is not None:
+        from cvxopt import matrix, spmatrix
+
+        # Supernodal Cholesky with an optimised BLAS: 3-5x faster than SuperLU's LU on these systems.
+        # CHOLMOD reads the lower triangle; cvxopt matrices copy NumPy arrays through the buffer protocol.
+        lower = sp.tril(system, format="coo")
+        operator = spmatrix(matrix(lower.data), matrix(lower.row), matrix(lower.col), system.shape)
+        try:
+            factor = cholmod.symbolic(operator)
+            cholmod.numeric(operator, factor)
+        except ArithmeticError:  # not numerically positive definite: fall back to LU
+            pass
+        else:
+
+            def solve(rhs: np.ndarray) -> np.ndarray:
+                solution = matrix(rhs)
+                cholmod.solve(factor, solution)
+                return np.array(solution)
+
+            return solve
+    # Symmetric mode keeps the symmetric ordering (no row pivoting): about 4x less fill.
+    return spla.splu(
+        sp.csc_matrix(system), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
+    ).solve
 
 
 def _multigrid(laplacian: sp.spmatrix, squared: bool) -> spla.LinearOperator:
@@ -150,13 +251,7 @@ def harmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     >>> bool(np.allclose(inpaint(ramp, mask, "harmonic"), ramp))
     True
     """
-    hole = np.flatnonzero(mask)
-    data = image.reshape(-1, image.shape[-1])
-    system, known = _split_columns(_laplacian_rows(mask.shape, hole), hole, data)
-    system = system.tocsr()
-    out = data.copy()
-    out[hole] = _solve(system, -known, mask.ndim, laplacian=system)
-    return out.reshape(image.shape)
+    return _fill(image, mask, 1)
 
 
 @register(
@@ -190,15 +285,4 @@ def biharmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     >>> bool(np.allclose(inpaint(bowl, mask, "biharmonic"), bowl))
     True
     """
-    hole = np.flatnonzero(mask)
-    # Only the Laplacian at the hole and its direct neighbours involves hole pixels.
-    near = np.flatnonzero(ndi.binary_dilation(mask, ndi.generate_binary_structure(mask.ndim, 1)))
-    data = image.reshape(-1, image.shape[-1])
-    on_hole, known = _split_columns(_laplacian_rows(mask.shape, near), hole, data)
-    system = (on_hole.T @ on_hole).tocsr()
-    dirichlet = None
-    if _iterative(mask.ndim, hole.size):
-        dirichlet, _ = _split_columns(_laplacian_rows(mask.shape, hole), hole, data[:, :0])
-    out = data.copy()
-    out[hole] = _solve(system, -(on_hole.T @ known), mask.ndim, laplacian=dirichlet, squared=True)
-    return out.reshape(image.shape)
+    return _fill(image, mask, 2)

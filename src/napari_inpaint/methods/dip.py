@@ -47,9 +47,9 @@ _NOISE_CHANNELS = 32
     ndims=(2,),
     params=(
         Param("iterations", int, 1000, "optimisation steps", 1, 1_000_000),
-        Param("learning_rate", float, 0.01, "Adam learning rate", 1e-5, 1.0),
-        Param("width", int, 16, WIDTH_HELP, 4, 128),
-        Param("context", int, 32, "known pixels around each hole to fit", 4, 4096),
+        Param("learning_rate", float, 0.01, "Adam learning rate", 1e-5, 1.0, advanced=True),
+        Param("width", int, 16, WIDTH_HELP, 4, 128, advanced=True),
+        Param("context", int, 32, "known pixels around each hole to fit", 4, 4096, advanced=True),
         DEVICE,
     ),
     margin=lambda params: params["context"],

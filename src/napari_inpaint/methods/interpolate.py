@@ -40,7 +40,9 @@ def _nearest_known(known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ndims=(2, 3),
     params=(
         Param("axis", int, 0, "spatial axis to interpolate along (0 = rows/z, across a dropped row or slice)", 0, 2),
-        Param("kind", str, "linear", "linear between both neighbours, or the nearest one", choices=("linear", "nearest")),
+        Param(
+            "kind", str, "linear", "linear between both neighbours, or the nearest one", choices=("linear", "nearest")
+        ),
     ),
     margin=1,
     channel_independent=True,

@@ -106,9 +106,9 @@ def _params(max_size: int, max_high: int, context: int) -> tuple[Param, ...]:
         DEVICE,
         Param("fp16", bool, False, "half precision on CUDA (less memory, faster); ignored on other devices"),
         Param("max_size", int, max_size, "crops with a longer side are filled at this size and scaled back",
-              64, max_high),
+              64, max_high, advanced=True),
         Param("context", int, context, "pixels of known surroundings given to the network around each hole",
-              8, 1024),
+              8, 1024, advanced=True),
     )
 
 

@@ -1,9 +1,10 @@
 """Pieces the widgets share: parameter controls generated from the registry, layer drop-downs, the runner
 (progress, status line, activity dock, cancel on close), remembered settings and download confirmation.
 
-Notifications go through ``notifications.show_error`` / ``show_info`` and
-questions through :func:`ask` (looked up on their modules at each call), so
-that tests can capture them in one place.
+Notifications go through ``notifications.show_error`` / ``show_info``,
+questions through :func:`ask` and save dialogs through :func:`save_path`
+(looked up on their modules at each call), so that tests can capture them
+in one place.
 """
 
 # No ``from __future__ import annotations``: magicgui resolves annotations at runtime.
@@ -34,7 +35,7 @@ from magicgui.widgets import (
 from napari.qt.threading import create_worker
 from napari.utils import cancelable_progress, notifications
 from qtpy.QtCore import QEvent, QObject
-from qtpy.QtWidgets import QMessageBox
+from qtpy.QtWidgets import QFileDialog, QMessageBox
 from superqt.utils import ensure_main_thread
 
 from napari_inpaint import InpaintCancelled, Method, Param, models
@@ -42,9 +43,6 @@ from napari_inpaint._layer_fill import size_text
 
 INT_LIMIT = 2**31 - 1
 _FLOAT_LIMIT = 1e12
-# A method with more parameters than FOLDED_ABOVE shows its first ESSENTIALS (the registry lists a method's
-# parameters by importance) and folds the others under "Advanced".
-FOLDED_ABOVE, ESSENTIALS = 3, 2
 # Downloads at least this large are confirmed first.
 LARGE_DOWNLOAD = 20 * 2**20
 # The folder of the widgets' settings files (default: the user's configuration folder).
@@ -57,16 +55,11 @@ def _float_step(param: Param) -> float:
     return float(min(1.0, 10.0 ** (np.floor(np.log10(reference)) - 1)))
 
 
-def is_file_param(param: Param) -> bool:
-    """Whether a parameter names a file (its help says "file ..."): it gets a file picker."""
-    return param.kind is str and param.choices is None and param.help.startswith("file")
-
-
 def param_widget(param: Param) -> Widget:
     """Build the magicgui control for one method parameter, from its :class:`~napari_inpaint.Param` alone.
 
     A bool is a check box, a number a spin box within the parameter's range,
-    a file a file picker (see :func:`is_file_param`) and a string a
+    a file (``Param.file``) a file picker and a string a
     drop-down of its ``suggestions()`` (the values worth offering now, e.g.
     the devices present) or of its ``choices``, with the default selected;
     any other string is typed in.  The tooltip is the parameter's help.
@@ -89,7 +82,7 @@ def param_widget(param: Param) -> Widget:
         low = -_FLOAT_LIMIT if param.low is None else float(param.low)
         high = _FLOAT_LIMIT if param.high is None else float(param.high)
         return FloatSpinBox(value=float(param.default), min=low, max=high, step=_float_step(param), **common)
-    if is_file_param(param):
+    if param.file:
         return FileEdit(value=param.default, mode="r", **common)
     offered = list(param.suggestions() if param.suggestions is not None else param.choices or ())
     if offered:
@@ -99,17 +92,16 @@ def param_widget(param: Param) -> Widget:
 
 
 def split_params(spec: Method) -> tuple[tuple[Param, ...], tuple[Param, ...]]:
-    """The essential parameters of a method, and those folded under "Advanced" (see :data:`FOLDED_ABOVE`).
+    """The essential parameters of a method, and those folded under "Advanced" (``Param.advanced``).
 
     Examples
     --------
     >>> from napari_inpaint import get_method
-    >>> [len(part) for part in split_params(get_method("tv"))], split_params(get_method("learned"))[0][0].name
-    ([3, 0], 'steps')
+    >>> essential, folded = split_params(get_method("learned"))
+    >>> [p.name for p in folded]
+    ['crop_size', 'learning_rate', 'width', 'context']
     """
-    if len(spec.params) <= FOLDED_ABOVE:
-        return spec.params, ()
-    return spec.params[:ESSENTIALS], spec.params[ESSENTIALS:]
+    return tuple(p for p in spec.params if not p.advanced), tuple(p for p in spec.params if p.advanced)
 
 
 def control_value(control: Widget):
@@ -177,6 +169,46 @@ def ask(parent, title: str, text: str) -> bool:
     """Ask a yes/no question in a dialog; True for yes."""
     answer = QMessageBox.question(parent, title, text, QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
     return answer == QMessageBox.Yes
+
+
+def weights_note(names) -> str:
+    """Licence, size and cache state of the weight files ``names`` (registry names; "" for none).
+
+    Examples
+    --------
+    >>> weights_note(())
+    ''
+    """
+    described, restricted = [], []
+    for name in names:
+        model = models.get_model(name)
+        state = "cached" if models.is_cached(name) else f"downloaded on first run, {size_text(model.size)}"
+        described.append(f"{name} ({model.licence}, {state})")
+        if not model.commercial_use:
+            restricted.append(name)
+    if not described:
+        return ""
+    note = f" Weights: {'; '.join(described)}."
+    if restricted:
+        note += f" Non-commercial licence ({', '.join(restricted)}): not for commercial use."
+    return note
+
+
+def save_path(parent, title: str, suggested: str, filters: dict[str, str]) -> str:
+    """Ask where to save in a dialog; returns the path ("" when cancelled).
+
+    ``filters`` maps a description to its suffix (``{"OME-Zarr": ".ome.zarr"}``);
+    a name typed without a known suffix gets the chosen filter's.  The
+    dialog does not confirm replacing (a zarr store is a folder, which the
+    dialog would open instead): callers ask with :func:`ask`.
+    """
+    choices = {f"{text} (*{suffix})": suffix for text, suffix in filters.items()}
+    path, chosen = QFileDialog.getSaveFileName(
+        parent, title, suggested, ";;".join(choices), options=QFileDialog.Option.DontConfirmOverwrite
+    )
+    if path and not path.lower().endswith(tuple(filters.values())):
+        path += choices.get(chosen, next(iter(filters.values())))
+    return path
 
 
 def download_text(names: list[str]) -> str:
@@ -287,6 +319,8 @@ class Runner:
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
+        self._idle_buttons = [self.run_button]  # enabled only while no run goes on
+        self._running_task = self._task
         self._cancel_event = threading.Event()
         self._closed = False
         self._activity = None
@@ -295,14 +329,16 @@ class Runner:
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False)
         return [buttons, self.progress, self.status]
 
-    def _start(self, function, *args, on_returned, stage: str, **kwargs):
+    def _start(self, function, *args, on_returned, stage: str, task: str | None = None, **kwargs):
         """Run ``function(*args, cancel=, progress=, status=, **kwargs)`` in a worker thread.
 
         ``on_returned(result, seconds)`` is called in the GUI thread (with
         the run's duration), unless the widget was closed meanwhile;
-        ``stage`` labels the bar until ``status`` says more.
+        ``stage`` labels the bar until ``status`` says more; ``task`` names
+        the run in messages (default: the widget's task).
         """
         self._cancel_event = threading.Event()
+        self._running_task = task or self._task
         started = time.perf_counter()
 
         def returned(result) -> None:
@@ -317,11 +353,15 @@ class Runner:
             _ignore_errors=True, _start_thread=False, **kwargs,
         )  # fmt: skip
         self.worker = worker
-        self.run_button.enabled, self.cancel_button.enabled = False, True
+        for button in self._idle_buttons:
+            button.enabled = False
+        self.cancel_button.enabled = True
         self.progress.visible = True
         self._fraction = None
         if isinstance(self._viewer, napari.Viewer):  # a window with an activity dock
-            self._activity = _Activity(total=1000, desc=f"{self._task}: {stage}", cancel_callback=self.cancel)
+            self._activity = _Activity(
+                total=1000, desc=f"{self._running_task}: {stage}", cancel_callback=self.cancel
+            )
         self._on_status(stage)
         worker.start()
         return worker
@@ -338,7 +378,7 @@ class Runner:
         self._stage = text
         self._show_progress()
         if self._activity is not None:
-            self._activity.set_description(f"{self._task}: {text}")
+            self._activity.set_description(f"{self._running_task}: {text}")
 
     def _on_progress(self, done: float, total: int) -> None:
         if self.worker is None or self._closed:  # late updates from a finished run are dropped
@@ -373,8 +413,8 @@ class Runner:
             notifications.show_info(str(exc))
         else:
             message = widget_terms(str(exc))
-            self.status.value = f"{self._task} failed: {message}"
-            notifications.show_error(f"{self._task} failed: {message}")
+            self.status.value = f"{self._running_task} failed: {message}"
+            notifications.show_error(f"{self._running_task} failed: {message}")
 
     def _on_finished(self) -> None:
         self.worker = None
@@ -383,7 +423,9 @@ class Runner:
             return
         self.progress.visible = False
         self.progress.max, self.progress.value = 1000, 0
-        self.run_button.enabled, self.cancel_button.enabled = True, False
+        for button in self._idle_buttons:
+            button.enabled = True
+        self.cancel_button.enabled = False
 
     def _close_activity(self) -> None:
         if self._activity is not None:

@@ -27,6 +27,7 @@ COLUMNS: dict[str, tuple[str, str, Callable | None, str]] = {
 BEST = QColor(46, 160, 67, 90)  # a green that reads on napari's dark and light themes
 _CELL_PADDING = 10  # pixels around a cell's text
 SHOWN_ROWS = 12  # rows the table shows without scrolling
+_DODGE = 0.06  # the plot's shift between methods, in buckets
 
 
 class _Item(QTableWidgetItem):
@@ -149,9 +150,11 @@ def draw_scores(figure, evaluation, title: str) -> None:
     buckets = sorted({row["bucket"] for row in rows}, key=_bucket_start)
     figure.clear()
     axes = figure.add_subplot()
-    for method in dict.fromkeys(row["method"] for row in rows):
+    methods = list(dict.fromkeys(row["method"] for row in rows))
+    for k, method in enumerate(methods):
         mine = [row for row in rows if row["method"] == method]
-        x = [buckets.index(row["bucket"]) for row in mine]
+        dodge = _DODGE * (k - (len(methods) - 1) / 2)  # side by side, so that no error bar hides another
+        x = [buckets.index(row["bucket"]) + dodge for row in mine]
         y = [row["psnr_hole"] for row in mine]
         spread = [_spread(evaluation.trials, method, row["bucket"]) for row in mine]
         axes.errorbar(x, y, yerr=spread, marker="o", capsize=3, label=method)

@@ -24,6 +24,7 @@ from napari_inpaint.layers import (
     add_mask,
     add_result,
     grid_shape,
+    layer_data,
     layer_mask,
     provenance_of,
 )
@@ -204,7 +205,7 @@ class CompareMethodsWidget(Container, LayerChoices, Runner, Settings):
 
     def _is_stack(self) -> bool:
         image = self.image.value
-        return image is not None and not image.multiscale and len(grid_shape(image)) > 2
+        return image is not None and len(grid_shape(image)) > 2
 
     def _uses_adjacent(self) -> bool:
         """Whether the comparison takes the neighbouring planes of a stack as reference."""
@@ -336,8 +337,8 @@ class CompareMethodsWidget(Container, LayerChoices, Runner, Settings):
             self._show_outcome(summary)
 
         return self._start(
-            _compare, image.data, where, region, on_returned=on_returned, stage="preparing", methods=methods,
-            masks=kinds, ratios=ratios, seed=self.seed.value, repeats=self.repeats.value,
+            _compare, layer_data(image), where, region, on_returned=on_returned, stage="preparing",
+            methods=methods, masks=kinds, ratios=ratios, seed=self.seed.value, repeats=self.repeats.value,
             lpips=self.lpips.value, channel_axis=-1 if image.rgb else None, **options,
         )
 

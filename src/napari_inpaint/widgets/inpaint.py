@@ -10,17 +10,28 @@ does from the console, the fill in a worker thread.
 # No ``from __future__ import annotations``: napari resolves the ``viewer``
 # annotation at runtime to inject the viewer.
 import inspect
+from pathlib import Path
 
 import napari
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, SpinBox
 from napari.layers import Image, Labels, Points, Shapes
+from napari.utils import notifications
 from qtpy.QtCore import QTimer
 from superqt import QCollapsible
 
-from napari_inpaint import Method, get_method, inpaint, list_methods, models
+from napari_inpaint import get_method, inpaint, list_methods
 from napari_inpaint._layer_fill import PLANE, STACK, VOLUME, missing_weights, plan_fill
 from napari_inpaint._reference import ADJACENT
-from napari_inpaint.layers import DETECT, grid_shape, label_names, label_values, provenance_of, reference_data
+from napari_inpaint.layers import (
+    DETECT,
+    RESULT_SUFFIX,
+    grid_shape,
+    label_names,
+    label_values,
+    provenance_of,
+    reference_data,
+)
+from napari_inpaint.widgets import _common
 from napari_inpaint.widgets._common import (
     LayerChoices,
     Runner,
@@ -31,37 +42,16 @@ from napari_inpaint.widgets._common import (
     param_widget,
     set_control_value,
     split_params,
+    weights_note,
 )
 
 NOISE_CHOICES = ("none", "gaussian", "poisson")
 NO_REFERENCE = "none"  # the other reference choices: ADJACENT, or an Image layer
 REPLACE, NEW_LAYER = "replace", "new"  # what a run does with the result of the previous one
+# The files "Write result to file…" writes (napari_inpaint.io.write_image), by the suffix the dialog adds.
+EXPORT_FORMATS = {"OME-Zarr": ".ome.zarr", "zarr": ".zarr", "TIFF": ".tif"}
+_EXPORT_SUFFIXES = (".ome.zarr", ".zarr", ".tif", ".tiff")
 _PREVIEW_MS = 250  # the "what will be filled" line waits for the settings to rest this long
-
-
-def weights_note(spec: Method) -> str:
-    """Licence, size and cache state of each weight file ``spec`` downloads ("" when it downloads none).
-
-    Examples
-    --------
-    >>> from napari_inpaint import get_method
-    >>> weights_note(get_method("harmonic"))
-    ''
-    """
-    described, restricted = [], []
-    for name in spec.weights:
-        model = models.get_model(name)
-        size = f"{model.size / 2**20:.0f} MiB"
-        state = "cached" if models.is_cached(name) else f"downloaded on first run, {size}"
-        described.append(f"{name} ({model.licence}, {state})")
-        if not model.commercial_use:
-            restricted.append(name)
-    if not described:
-        return ""
-    note = f" Weights: {'; '.join(described)}."
-    if restricted:
-        note += f" Non-commercial licence ({', '.join(restricted)}): not for commercial use."
-    return note
 
 
 class InpaintWidget(Container, LayerChoices, Runner, Settings):
@@ -121,6 +111,14 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
         self.overlay = CheckBox(label="show inpainted pixels", value=False,
                                 tooltip="Add a Labels layer marking the pixels that were invented")
         runner = self._make_runner("Run", "Fill the masked pixels (in the background; napari stays usable)")
+        self.export_button = PushButton(
+            text="Write result to file…",
+            tooltip="Fill with these settings and write the whole result into a TIFF, zarr or OME-Zarr file, "
+            "with the image's metadata and how it was filled, instead of adding a layer. A lazy image (zarr, "
+            "OME-Zarr) is computed into the file chunk by chunk, never whole in memory",
+        )
+        self.export_button.changed.connect(lambda: self.export())
+        self._idle_buttons.append(self.export_button)
         self._advanced_box = advanced_box
         settings = Container(widgets=[
             self.image, self.mask, self.mask_label, self.radius, self.dilate, self.method, self.summary,
@@ -128,7 +126,7 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
             self.overlay,
         ])
         settings.margins = (0, 0, 0, 0)
-        self.extend([settings, *runner])
+        self.extend([settings, runner[0], self.export_button, *runner[1:]])
         self._preview_timer = QTimer(self.native, singleShot=True, interval=_PREVIEW_MS)
         self._preview_timer.timeout.connect(self.update_preview)
         self._watched_mask = None
@@ -192,7 +190,7 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
         spec = get_method(self.method.value)
         self.method.tooltip = f"{spec.name}: {spec.summary}"
         suits = f" Best for: {', '.join(spec.artifacts)}." if spec.artifacts else ""
-        self.summary.value = f"{spec.summary.rstrip('.')}.{suits}{weights_note(spec)}"
+        self.summary.value = f"{spec.summary.rstrip('.')}.{suits}{weights_note(spec.weights)}"
         essential, folded = split_params(spec)
         stored = self._stored("params").get(spec.name, {})
         for container, params in ((self.params, essential), (self.advanced, folded)):
@@ -237,7 +235,7 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
 
     def _scope_choices(self, _widget=None) -> list[tuple[str, str]]:
         layer = self.image.value
-        ndim = len(grid_shape(layer)) if layer is not None and not layer.multiscale else 2
+        ndim = len(grid_shape(layer)) if layer is not None else 2
         if ndim <= 2:
             return [("whole image", STACK)]
         choices = [("every plane of the stack", STACK), ("current plane", PLANE)]
@@ -249,7 +247,7 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
         """None; the adjacent planes of a stack filled plane by plane; the Image layers that fit the image."""
         choices: list[tuple[str, object]] = [("none", NO_REFERENCE)]
         layer = self.image.value
-        if layer is None or layer.multiscale:
+        if layer is None:
             return choices
         if len(grid_shape(layer)) > 2 and self.scope.value in (STACK, PLANE):
             choices.append(("adjacent planes", ADJACENT))
@@ -258,7 +256,7 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
                 continue
             try:
                 reference_data(other, layer)  # checks the shapes only
-            except ValueError:  # not of the image's grid, or a multiscale layer
+            except ValueError:  # not of the image's grid
                 continue
             choices.append((name, other))
         return choices
@@ -328,5 +326,54 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
             layer = job.add(self._viewer, result)
             self._show_outcome(f"Filled {job.describe()} in {duration_text(seconds)}: layer '{layer.name}'.")
 
-        stage = "downloading weights" if missing else "filling"
-        return self._start(job.run, on_returned=on_returned, stage=stage)
+        return self._start(job.run, on_returned=on_returned, stage="starting")
+
+    def export(self, path=None, *, overwrite: bool = False):
+        """Fill with the current settings and write the whole result into a file; returns the worker or None.
+
+        ``path`` ends in ``.ome.zarr``, ``.zarr``, ``.tif`` or ``.tiff`` (see
+        :meth:`napari_inpaint._layer_fill.LayerFill.write`); by default a save
+        dialog asks for it, and replacing a file that exists is confirmed.  A
+        ``path`` given that exists is replaced only with ``overwrite``.  No
+        layer is added or changed.
+        """
+        self._preview_timer.stop()
+        try:
+            job = self._plan()
+        except (ValueError, TypeError, KeyError) as exc:
+            self._refuse(str(exc))
+            return None
+        image = job.image_layer
+        source = getattr(image.source, "path", None)
+        if path is None:
+            folder = Path(source).parent if source else Path.cwd()
+            suggested = folder / f"{image.name}{RESULT_SUFFIX}{EXPORT_FORMATS['OME-Zarr']}"
+            path = _common.save_path(self.native, "Write the inpainted image", str(suggested), EXPORT_FORMATS)
+            if not path:
+                return None
+            question = f"{path} exists. Replace it? (Only once the new one is complete.)"
+            overwrite = Path(path).exists() and _common.ask(self.native, "Replace the file?", question)
+        path = Path(path)
+        if not path.name.lower().endswith(_EXPORT_SUFFIXES):
+            self._refuse(f"cannot write {path.name}: name it .ome.zarr, .zarr, .tif or .tiff")
+            return None
+        if source and Path(source).resolve() == path.resolve():
+            self._refuse(f"layer {image.name!r} is read from {path}: write the result to another file")
+            return None
+        if path.exists() and not overwrite:
+            self._refuse(f"{path} exists and was not replaced; choose another name")
+            return None
+        missing = missing_weights(job.method)
+        purpose = f"{job.method.name} fills with a pretrained network"
+        if missing and not confirm_download(self.native, missing, purpose):
+            self._refuse(f"{job.method.name} needs its weights, which were not downloaded")
+            return None
+        self.status.value = f"Writing {job.describe()} to {path.name}…"
+
+        def on_returned(written: Path, seconds: float) -> None:
+            self._show_outcome(f"Filled {job.describe()} and wrote {written} in {duration_text(seconds)}.")
+            notifications.show_info(f"Inpainted {image.name!r} written to {written}")
+
+        return self._start(
+            job.write, path, on_returned=on_returned, stage="starting", task="Writing the result"
+        )
