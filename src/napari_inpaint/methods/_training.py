@@ -6,7 +6,9 @@ them.  Shared by ``learned`` (which trains once per ``inpaint`` call) and
 channels (an aligned neighbouring plane), and by ``dip`` for its helpers.
 """
 
+import functools
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +37,8 @@ TOO_FEW_KNOWN_REMEDY = (
 
 Progress = Callable[[float, int], None] | None
 Check = Callable[[], None] | None
+# The version of the model files save_model_file writes (both learned's and deepcr's).
+MODEL_FILE_VERSION = 1
 
 
 @dataclass
@@ -259,3 +263,56 @@ def predict(
             check()
             total = total + net(*(a.flip(dims) for a in batch)).flip(dims)
     return np.moveaxis((total / 4)[0].cpu().numpy().astype(np.float64), 0, -1)
+
+
+def save_model_file(net: "torch.nn.Module", path: str | os.PathLike, file_format: str) -> None:
+    """Write ``net``'s architecture (``net.config``) and weights, on the CPU, to ``path``, tagged ``file_format``."""
+    import torch
+
+    state = {key: value.detach().cpu() for key, value in net.state_dict().items()}
+    saved = {"format": file_format, "version": MODEL_FILE_VERSION, "config": dict(net.config), "state": state}
+    torch.save(saved, os.fspath(path))
+
+
+def load_model_file(
+    path: str | os.PathLike,
+    device: str,
+    file_format: str,
+    *,
+    what: str,
+    writer: str,
+    assemble: Callable[[dict, dict], "torch.nn.Module"],
+) -> "torch.nn.Module":
+    """The network of a file :func:`save_model_file` wrote as ``file_format``, in evaluation mode on ``device``.
+
+    Loaded once per file version and device: ``what`` names such a file in
+    errors ("a tuned deepCR network"), ``writer`` the function that writes
+    one, ``assemble(config, state)`` builds the network.
+    """
+    from napari_inpaint.devices import select_device
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no model file {path!r}; write one with {writer}")
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size, str(select_device(device)))
+    return _load_model_file(*key, file_format, what, writer, assemble)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_model_file(path, mtime_ns, size, device, file_format, what, writer, assemble) -> "torch.nn.Module":
+    # Keyed by modification time and size, so a rewritten file is read again; every crop of an
+    # inpaint() call then reuses one loaded network.
+    import torch
+
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path!r} is not {what} ({error})") from error
+    if not isinstance(saved, dict) or saved.get("format") != file_format:
+        raise ValueError(f"{path!r} is not {what} (save one with {writer})")
+    if saved.get("version") != MODEL_FILE_VERSION:
+        raise ValueError(
+            f"{path!r} has model file version {saved.get('version')}; this version reads {MODEL_FILE_VERSION}"
+        )
+    return assemble(saved["config"], saved["state"]).to(device).eval()

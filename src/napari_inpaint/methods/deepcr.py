@@ -49,14 +49,21 @@ import numpy as np
 
 from napari_inpaint._registry import Param, Stack, fill_docs, register
 from napari_inpaint.devices import DEVICE, select_device
-from napari_inpaint.methods._training import Check, Progress, fit, normaliser, not_cancellable
+from napari_inpaint.methods._training import (
+    Check,
+    Progress,
+    fit,
+    load_model_file,
+    normaliser,
+    not_cancellable,
+    save_model_file,
+)
 from napari_inpaint.models import DEEPCR_INPAINTERS, DEEPCR_MASKS
 
 if TYPE_CHECKING:
     from napari_inpaint.methods._deepcr_networks import DeepCRNet
 
 _FORMAT = "napari-inpaint-deepcr"
-_VERSION = 1
 # deepCR standardises the input of this mask network by the image's mean and standard deviation
 # (deepCR 0.3.1 model.py: norm = True for 'WFC3-UVIS').
 _STANDARDISED = frozenset({"WFC3-UVIS"})
@@ -433,11 +440,7 @@ def save_model(net: "DeepCRNet", path: str | os.PathLike) -> None:
     >>> load_model(path).config == net.config
     True
     """
-    import torch
-
-    state = {key: value.detach().cpu() for key, value in net.state_dict().items()}
-    saved = {"format": _FORMAT, "version": _VERSION, "config": dict(net.config), "state": state}
-    torch.save(saved, os.fspath(path))
+    save_model_file(net, path, _FORMAT)
 
 
 def load_model(path: str | os.PathLike, device: str = "auto") -> "DeepCRNet":
@@ -450,25 +453,8 @@ def load_model(path: str | os.PathLike, device: str = "auto") -> "DeepCRNet":
     ValueError
         If the file is not a tuned deepCR network of this version.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no model file {path!r}; write one with deepcr.save_model")
-    stat = os.stat(path)
-    return _load_saved(os.path.abspath(path), stat.st_mtime_ns, stat.st_size, str(select_device(device)))
-
-
-@functools.lru_cache(maxsize=4)
-def _load_saved(path: str, mtime_ns: int, size: int, device: str) -> "DeepCRNet":
-    import torch
-
     from napari_inpaint.methods._deepcr_networks import assemble
 
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"{path!r} is not a tuned deepCR network ({error})") from error
-    if not isinstance(saved, dict) or saved.get("format") != _FORMAT:
-        raise ValueError(f"{path!r} is not a tuned deepCR network (save one with deepcr.save_model)")
-    if saved.get("version") != _VERSION:
-        raise ValueError(f"{path!r} has format version {saved.get('version')}; this version reads {_VERSION}")
-    return assemble(saved["config"], saved["state"]).to(device)
+    return load_model_file(
+        path, device, _FORMAT, what="a tuned deepCR network", writer="deepcr.save_model", assemble=assemble
+    )

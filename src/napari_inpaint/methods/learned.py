@@ -75,7 +75,6 @@ References
        synthesis", CVPR 2018, arXiv:1804.10992.
 """
 
-import functools
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -90,10 +89,12 @@ from napari_inpaint.methods._training import (
     TrainingData,
     check_image,
     fit,
+    load_model_file,
     normalised,
     normaliser,
     not_cancellable,
     predict,
+    save_model_file,
     torch_generator,
 )
 
@@ -101,7 +102,6 @@ if TYPE_CHECKING:
     import torch
 
 _FORMAT = "napari-inpaint-learned"
-_VERSION = 1
 # Planes kept in memory for training (float32 values, and references when there are some).
 _TRAINING_BYTES = 256 * 2**20
 
@@ -297,11 +297,7 @@ def save_model(net: "torch.nn.Module", path: str | os.PathLike) -> None:
     >>> load_model(path).config == net.config
     True
     """
-    import torch
-
-    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    saved = {"format": _FORMAT, "version": _VERSION, "config": dict(net.config), "state": state}
-    torch.save(saved, os.fspath(path))
+    save_model_file(net, path, _FORMAT)
 
 
 def load_model(path: str | os.PathLike, device: str = "auto") -> "torch.nn.Module":
@@ -330,38 +326,22 @@ def load_model(path: str | os.PathLike, device: str = "auto") -> "torch.nn.Modul
     --------
     See :func:`save_model`.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"no model file {path!r}; create one with napari_inpaint.methods.learned.save_model"
-        )
-    stat = os.stat(path)
-    return _load_cached(os.path.abspath(path), stat.st_mtime_ns, stat.st_size, str(select_device(device)))
+    return load_model_file(
+        path, device, _FORMAT, what="a napari-inpaint learned model",
+        writer="napari_inpaint.methods.learned.save_model", assemble=_assemble,
+    )
 
 
-@functools.lru_cache(maxsize=4)
-def _load_cached(path: str, mtime_ns: int, size: int, device: str) -> "torch.nn.Module":
-    # Keyed by modification time and size, so a rewritten file is read again; every
-    # crop of an inpaint() call then reuses one loaded network.
+def _assemble(config: dict, state: dict) -> "torch.nn.Module":
     import torch
 
     from napari_inpaint.methods._networks import Inpainter
 
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"{path!r} is not a napari-inpaint learned model ({error})") from error
-    if not isinstance(saved, dict) or saved.get("format") != _FORMAT:
-        raise ValueError(f"{path!r} is not a napari-inpaint learned model (save one with save_model)")
-    if saved.get("version") != _VERSION:
-        raise ValueError(
-            f"{path!r} has model format version {saved.get('version')}; this version reads {_VERSION}"
-        )
     # Built on the meta device: no initial weights drawn from torch's global RNG, the saved ones are assigned.
     with torch.device("meta"):
-        net = Inpainter(**saved["config"])
-    net.load_state_dict(saved["state"], assign=True)
-    return net.to(device).eval()
+        net = Inpainter(**config)
+    net.load_state_dict(state, assign=True)
+    return net
 
 
 # --------------------------------------------------------------------------- the method
