@@ -361,9 +361,9 @@ def test_ctrl_c_cancels_the_fill_and_leaves_no_partial_output(tmp_path, where):
     stored = zarr.create_array(tmp_path / "in.zarr", shape=(256, 256), chunks=(64, 64), dtype=np.float32)
     stored[:] = rng.random((256, 256), dtype=np.float32)
     mask = rng.random((256, 256)) > 0.995
-    mask[100:140, 100:140] = True
+    mask[20:236, 20:236] = True
     tifffile.imwrite(tmp_path / "mask.tif", mask)
-    # A slow method: a TV fill that never converges, so that Ctrl-C comes while crops are being filled.
+    # A slow method: a TV fill of a wide hole that never stops early, so that Ctrl-C comes while it is filled.
     command = subprocess.Popen(
         [sys.executable, "-m", "napari_inpaint", "fill", "in.zarr", "--mask", "mask.tif", "--method", "tv",
          "--param", "iterations=20000", "--param", "tol=0", "-o", "out.zarr", *where],

@@ -88,6 +88,7 @@ def test_cancel_on_the_cluster_leaves_no_partial_output(client, tmp_path):
     from napari_inpaint.io import write_image
 
     image, mask = _data()
+    mask[20:236, 20:300] = True  # one wide hole: total variation at a fixed 20000 iterations takes many seconds
     slow = inpaint(da.from_array(image, chunks=64), mask, "tv", iterations=20000, tol=0.0)
     event = threading.Event()
     timer = threading.Timer(1.0, event.set)

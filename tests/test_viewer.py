@@ -78,7 +78,7 @@ def _click_and_wait(qtbot, widget) -> None:
     qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
 
 
-def test_inpaint_the_sample(make_napari_viewer_proxy, qtbot, shots):
+def test_inpaint_the_sample(make_napari_viewer_proxy, qtbot, shots, tmp_path):
     viewer = _viewer(make_napari_viewer_proxy)
     source, damage = viewer.layers["damaged cell"], viewer.layers["damage"]
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Inpaint")
@@ -126,6 +126,17 @@ def test_inpaint_the_sample(make_napari_viewer_proxy, qtbot, shots):
     gap = np.full((before.shape[0], 8, before.shape[2]), 255, before.dtype)
     _save(np.concatenate([before, gap, after], axis=1), shots / "before-after.png")
 
+    # Write result to file: in the background, with the run in the activity dock; the file gets the fill.
+    from napari.utils import progress
+
+    from napari_inpaint.io import read_image
+
+    assert widget.export(tmp_path / "filled.tif") is not None
+    assert any(bar.desc.startswith("Writing the result") for bar in progress._all_instances)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
+    np.testing.assert_array_equal(read_image(tmp_path / "filled.tif").data, out.data)
+    assert "wrote" in widget.status.value and len(viewer.layers) == 4
+
     # A method with many parameters: the essentials, the others folded under "Advanced" (opened here).
     widget.method.value = "learned"
     widget.mask_label.value = LABELS["debris"]
@@ -165,6 +176,13 @@ def test_mask_from_image_then_inpaint(make_napari_viewer_proxy, qtbot, shots):
     viewer.scene.camera.zoom = 3 * viewer.scene.camera.zoom
     qtbot.wait(200)  # let the dock lay out the new result text
     _save(viewer.screenshot(canvas_only=False, flash=False), shots / "mask-widget.png")
+    # The cosmic-ray section, generated from the detectors' records: the chosen one's note and parameters.
+    mask_widget.cosmic_rays.value, mask_widget.cosmic_detector.value = True, "lacosmic"
+    assert [c.name for c in mask_widget.cosmic_params][:2] == ["gain", "read_noise"]
+    assert "L.A.Cosmic" in mask_widget.cosmic_note.value
+    qtbot.wait(200)
+    _save(_grab(mask_widget), shots / "mask-cosmic-rays.png")
+    mask_widget.cosmic_rays.value = False
 
     # The Inpaint widget picks the new Labels layer up and fills with it.
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Inpaint")

@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -1091,9 +1092,9 @@ def test_a_new_mask_becomes_the_inpaint_widgets_mask(qtbot):
 
 def test_closing_the_widget_cancels_its_run(qtbot, notes):
     viewer = ViewerModel()
-    stack = np.random.default_rng(0).random((4, 128, 128)).astype(np.float32)
+    stack = np.random.default_rng(0).random((4, 384, 384)).astype(np.float32)
     labels = np.zeros(stack.shape, np.uint8)
-    labels[:, 40:80, 40:80] = 1
+    labels[:, 32:352, 32:352] = 1  # a wide hole: total variation at its maximum iterations takes many seconds
     widget = _inpaint_widget(qtbot, viewer, viewer.add_image(stack, name="stack"),
                              viewer.add_labels(labels, name="Labels"), method="tv")
     widget.params["iterations"].value, widget.params["tol"].value = widget.params["iterations"].max, 0.0
@@ -1265,3 +1266,167 @@ def test_the_bar_is_labelled_with_the_engines_stages(qtbot, register_method, mon
     _run(qtbot, widget)
     assert stages == ["starting", "preparing toy-prepared", "filling 1/1"]
     assert widget.status.value.startswith("Filled 100 px in ")
+
+
+# -- export: the whole result written into a file ------------------------------------------------
+
+
+def _export(qtbot, widget, path, **kwargs) -> None:
+    """Export to ``path`` and wait for the worker to finish."""
+    assert widget.export(path, **kwargs) is not None
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
+
+
+def _leftovers(folder) -> list[str]:
+    """What a write left in ``folder`` besides finished outputs: its temporary (partial, old) copies."""
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_export_of_an_in_memory_layer_to_tiff_records_the_fill(qtbot, notes, tmp_path):
+    from napari_inpaint.io import read_image
+
+    viewer = ViewerModel()
+    damaged, hole = _ramp(dtype=np.uint16), _hole() > 0
+    damaged[hole] = 0
+    image = viewer.add_image(damaged, name="cells")
+    widget = _inpaint_widget(qtbot, viewer, image, viewer.add_labels(_hole(), name="hole"))
+    seen = []
+    progress = widget._on_progress
+    widget._on_progress = lambda done, total: (seen.append(done / total), progress(done, total))
+    _export(qtbot, widget, tmp_path / "out.tif")
+
+    assert not notes["error"] and [layer.name for layer in viewer.layers] == ["cells", "hole"]
+    assert seen and seen[-1] == 1.0 and "wrote" in widget.status.value
+    written = read_image(tmp_path / "out.tif")
+    expected = napari_inpaint.inpaint(damaged, hole, "harmonic")
+    assert written.data.dtype == np.uint16
+    np.testing.assert_array_equal(written.data, expected)
+    np.testing.assert_array_equal(written.data[~hole], damaged[~hole])  # known pixels bit-identical
+    made = written.metadata.shaped["napari_inpaint"]
+    assert made["software"] == "napari-inpaint" and made["method"] == "harmonic" and made["parameters"] == {}
+    assert made["filled_pixels"] == hole.sum() and made["source"] == "cells" and made["mask_layer"] == "hole"
+    assert made["scope"] == STACK and made["version"] == napari_inpaint.__version__
+    assert _leftovers(tmp_path) == [] and (image.data == damaged).all()
+
+
+def _open_with_napari(viewer, path):
+    """Open ``path`` with napari's own reader (as File > Open does): a zarr image becomes a lazy layer."""
+    from npe2 import PluginManager
+
+    PluginManager.instance().discover(include_npe1=False)  # napari's builtin reader, as a napari window has
+    return viewer.open(str(path), plugin="napari")[0]
+
+
+def test_export_of_a_zarr_layer_to_ome_zarr_is_lazy_and_keeps_the_metadata(qtbot, notes, tmp_path):
+    da = pytest.importorskip("dask.array")
+    zarr = pytest.importorskip("zarr")
+    from napari_inpaint import _omezarr
+    from napari_inpaint.io import Image, read_image, write_image
+
+    truth = _ramp((600, 600))
+    hole = np.zeros(truth.shape, bool)
+    hole[250:270, 240:275] = True  # across the corner of four chunks
+    hole[40:44, 500:510] = True
+    damaged = np.where(hole, np.float32(-1), truth)
+    calibrated = _omezarr.new_multiscale(truth.shape, "yx", scale=[0.5, 0.5], units=["micrometer"] * 2)
+    write_image(tmp_path / "in.ome.zarr", da.from_array(damaged, chunks=256),
+                like=Image(None, "yx", "ome-zarr", None, calibrated))
+    image = _open_with_napari(viewer := ViewerModel(), tmp_path / "in.ome.zarr")
+    assert image.multiscale and isinstance(image.data[0], da.Array)
+    labels = viewer.add_labels(hole.astype(np.uint8), name="hole")
+    widget = _inpaint_widget(qtbot, viewer, image, labels)
+    widget.overlay.value = True
+    counts = []
+    progress = widget._on_progress
+    widget._on_progress = lambda done, total: (counts.append((done, total)), progress(done, total))
+    _export(qtbot, widget, tmp_path / "out.ome.zarr")
+
+    assert not notes["error"] and [layer.name for layer in viewer.layers] == ["in.ome", "hole"]
+    # Computed into the file block by block: crops filled, then the chunks of each level as they finish.
+    chunks = 3 * 3 + 2 * 2  # 600² in 256² chunks, and its 300² level
+    assert len(counts) > chunks and counts[-1][0] == counts[-1][1] > chunks
+    written = read_image(tmp_path / "out.ome.zarr")
+    source = read_image(tmp_path / "in.ome.zarr")
+    assert isinstance(written.data, da.Array) and written.data.chunksize == (256, 256)
+    expected = napari_inpaint.inpaint(source.data, hole, "harmonic").compute()
+    result = written.data.compute()
+    np.testing.assert_array_equal(result, expected)
+    np.testing.assert_array_equal(result[~hole], damaged[~hole])
+    np.testing.assert_allclose(result[hole], truth[hole], atol=1e-2)  # a ramp is filled exactly
+    meta = written.metadata
+    assert written.axes == "yx" and meta.transforms[0] == source.metadata.transforms[0]  # scale 0.5
+    assert meta.axes == source.metadata.axes and [tuple(s) for s in meta.shapes] == [(600, 600), (300, 300)]
+    group = zarr.open_group(tmp_path / "out.ome.zarr", mode="r")
+    made = group.attrs["napari_inpaint"]  # (read_image leaves it out: it is this file's own record)
+    assert made["method"] == "harmonic" and made["source_file"] == "in.ome.zarr"
+    assert made["filled_pixels"] == hole.sum() and made["source"] == "in.ome" and made["mask_layer"] == "hole"
+    invented = group["labels/invented/0"][:]
+    np.testing.assert_array_equal(invented.astype(bool), hole)
+    assert _leftovers(tmp_path) == []
+
+
+def test_export_never_replaces_a_file_without_asking(qtbot, notes, tmp_path, questions, monkeypatch):
+    from napari_inpaint.io import read_image
+
+    viewer = ViewerModel()
+    damaged = _ramp()
+    image = viewer.add_image(damaged, name="cells", scale=(0.25, 0.25), units=("um", "um"))
+    widget = _inpaint_widget(qtbot, viewer, image, viewer.add_labels(_hole(), name="hole"))
+    widget.overlay.value = True
+    beside = tmp_path / "out.invented.tif"
+    beside.write_bytes(b"an earlier mask")  # only the mask that goes beside the TIFF exists
+    assert widget.export(tmp_path / "out.tif") is None and widget.worker is None
+    assert "exist" in notes["error"][-1] and "choose another name" in notes["error"][-1]
+    assert beside.read_bytes() == b"an earlier mask" and not (tmp_path / "out.tif").exists()
+
+    # Through the save dialog: replacing is asked, and declining keeps the file.
+    path = tmp_path / "out.ome.zarr"
+    path.mkdir()
+    (path / "notes.txt").write_text("mine")
+    monkeypatch.setattr(widget_common, "save_path", lambda *args: str(path))
+    questions.answer = False
+    assert widget.export() is None and str(path) in questions[-1]
+    assert [p.name for p in path.iterdir()] == ["notes.txt"]
+    questions.answer = True
+    assert widget.export() is not None
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
+    written = read_image(path)
+    assert not (path / "notes.txt").exists() and written.data.shape == damaged.shape
+    # A layer of no file keeps its calibration in an OME-Zarr output.
+    assert written.metadata.transforms[0][0]["scale"] == [0.25, 0.25]
+    assert [axis.get("unit") for axis in written.metadata.axes] == ["micrometer"] * 2
+
+    # Given in code, an existing output is replaced only with overwrite=True.
+    assert widget.export(tmp_path / "out.tif") is None
+    _export(qtbot, widget, tmp_path / "out.tif", overwrite=True)
+    assert read_image(beside).data.max() == 255 and _leftovers(tmp_path) == []
+
+    # The file the layer is read from is never the output.
+    widget.image.value = _open_with_napari(viewer, tmp_path / "out.tif")
+    assert widget.export(tmp_path / "out.tif", overwrite=True) is None and "read from" in notes["error"][-1]
+
+
+def _read_slowly(block: np.ndarray) -> np.ndarray:
+    """A chunk of a store that takes its time (a network file system), so that a write lasts seconds."""
+    time.sleep(0.05)
+    return block
+
+
+def test_cancel_during_export_leaves_nothing_at_the_path(qtbot, notes, tmp_path):
+    da = pytest.importorskip("dask.array")
+    viewer = ViewerModel()
+    rng = np.random.default_rng(0)
+    stack = rng.random((200, 64, 64)).astype(np.float32)
+    labels = (rng.random(stack.shape) < 0.02).astype(np.uint8)  # a different mask on every plane
+    image = viewer.add_image(da.from_array(stack, chunks=(1, 64, 64)).map_blocks(_read_slowly), name="big")
+    widget = _inpaint_widget(qtbot, viewer, image, viewer.add_labels(labels, name="labels"), "biharmonic")
+    folder = tmp_path / "results"
+    folder.mkdir()
+    assert widget.export(folder / "out.ome.zarr") is not None
+    qtbot.waitUntil(lambda: widget.progress.value > 0, timeout=WAIT_MS)  # crops are being filled
+    widget.cancel_button.native.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
+    assert widget.progress.value == 0 and not notes["error"]
+    assert "cancelled" in notes["info"][-1] and "nothing was written" in widget.status.value
+    assert list(folder.iterdir()) == []  # neither the output nor its partial copy
+    assert widget.run_button.enabled and widget.export_button.enabled

@@ -123,7 +123,9 @@ def test_write_image_computes_into_a_zarr_store_with_progress(tmp_path):
 def test_cancel_leaves_no_partial_output(tmp_path):
     from napari_inpaint.io import write_image
 
-    image, mask = _image(), _mask()
+    image = _image()
+    mask = np.zeros(image.shape, bool)
+    mask[50:250, 50:350] = True  # one wide hole: total variation at a fixed 20000 iterations takes many seconds
     slow = inpaint(da.from_array(image, chunks=64), mask, "tv", iterations=20000, tol=0.0)
     event = threading.Event()
     timer = threading.Timer(0.5, event.set)

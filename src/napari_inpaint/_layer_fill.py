@@ -281,19 +281,32 @@ class LayerFill:
             )
         return layer
 
-    def write(self, path, *, cancel=None, progress=None, status=None) -> Path:
+    def outputs(self, path) -> list[Path]:
+        """The files :meth:`write` makes at ``path``: the image, and with ``overlay`` a mask beside it."""
+        from napari_inpaint import io
+
+        path, name = Path(path), Path(path).name.lower()
+        if not self.overlay or name.endswith(".ome.zarr"):
+            return [path]
+        # A .zarr output is an OME-Zarr image holding the mask when the layer's file is one (read only then).
+        like = None if name.endswith((".tif", ".tiff")) else source_file(self.image_layer)
+        return [path] if io._format_of(path, like) == "ome-zarr" else [path, io.invented_path(path)]
+
+    def write(self, path, *, overwrite: bool = False, cancel=None, progress=None, status=None) -> Path:
         """Fill, and write the whole result into the file ``path``: TIFF, zarr or OME-Zarr, by its suffix.
 
         Through :func:`napari_inpaint.io.write_image`: a lazy result (a dask
         or multiscale layer) is computed chunk by chunk into the file, each
         crop once, never whole in memory; the output keeps the metadata of
         the file the layer was read from (:func:`source_file`: axes,
-        calibration, pyramid levels...), records the provenance of the fill
+        calibration, pyramid levels...), or an OME-Zarr output the layer's
+        scale, translation and units, records the provenance of the fill
         and, with ``overlay``, the mask of the invented pixels (inside an
-        OME-Zarr output, beside the others).  An existing file is replaced,
-        only once the new one is complete; on an error or a cancel nothing
-        is left at ``path``.  ``progress`` counts the crops filled and the
-        chunks written; ``status`` is told each stage.
+        OME-Zarr output, beside the others: :meth:`outputs`).  Existing
+        files are refused before anything is filled, unless ``overwrite``:
+        then replaced only once the new ones are complete.  On an error or a
+        cancel nothing is left at ``path``.  ``progress`` counts the crops
+        filled and the chunks written; ``status`` is told each stage.
         """
         from napari_inpaint import io
 
@@ -301,6 +314,9 @@ class LayerFill:
         like = source_file(image)
         if like is not None and like.path.resolve() == path.resolve():
             raise ValueError(f"layer {image.name!r} is read from {path}: write the result to another file")
+        existing = [str(p) for p in self.outputs(path) if p.exists()]
+        if existing and not overwrite:
+            raise FileExistsError(f"{exist_text(existing)}: choose another name, or allow replacing it")
         stage = []  # once writing: the engine's stages are those of the crops computed for the file
 
         def told(text: str) -> None:
@@ -310,22 +326,42 @@ class LayerFill:
         lazy = is_dask(self.data)
         filled = self.run(cancel=cancel, progress=None if lazy else progress, status=told)
         made = self.provenance
-        holes = (self.mask, grid_shape(image))
-        if self.plane is not None:
-            holes = (plane_of(self.mask, self.plane), None)
+        holes = (self.mask, grid_shape(image)) if self.plane is None else (plane_of(self.mask, self.plane), None)
         details = {"source": image.name, "mask_layer": made.mask_layer, **made.details}
-        if like is not None:
-            details["source_file"] = like.path.name
+        details.update({} if like is None else {"source_file": like.path.name})
         record = io.provenance(self.method.name, made.parameters, mask=holes[0], shape=holes[1], **details)
         told(f"writing {path.name}")
         stage.append(f"writing {path.name}")
         axes = None
         if like is None and image.rgb:  # a layer of no file: channels last, else io's default axes
             axes = "tzyx"[-len(grid_shape(image)) :] + "c"
+        elif like is None and path.name.lower().endswith(".ome.zarr"):
+            like = _calibration(image)
         return io.write_image(
-            path, filled, like=like, axes=axes, provenance=record, overwrite=True, progress=progress,
+            path, filled, like=like, axes=axes, provenance=record, overwrite=overwrite, progress=progress,
             invented=self.invented(lazy=True) if self.overlay else None, cancel=cancel,
         )
+
+
+def _calibration(image_layer):
+    """The ``like`` of an OME-Zarr output with the scale, translation and units of ``image_layer`` (not RGB)."""
+    from napari_inpaint import _omezarr, io
+
+    shape, axes = grid_shape(image_layer), "tczyx"[-len(grid_shape(image_layer)) :]  # io's default axes
+    units = [None if str(unit) == "pixel" else str(unit) for unit in image_layer.units]
+    multiscale = _omezarr.new_multiscale(shape, axes, list(image_layer.scale), list(image_layer.translate), units)
+    return io.Image(None, axes, "ome-zarr", None, multiscale) if len(shape) <= 5 else None
+
+
+def exist_text(paths: list[str]) -> str:
+    """That the files ``paths`` exist, in words.
+
+    Examples
+    --------
+    >>> exist_text(["a.tif"]), exist_text(["a.tif", "a.invented.tif"])
+    ('a.tif exists', 'a.tif and a.invented.tif exist')
+    """
+    return f"{' and '.join(paths)} {'exists' if len(paths) == 1 else 'exist'}"
 
 
 def source_file(image_layer):

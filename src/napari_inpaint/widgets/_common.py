@@ -311,7 +311,7 @@ class Runner:
     def _make_runner(self, run_text: str, run_tooltip: str, cancellable: bool = True) -> list[Widget]:
         self.run_button = PushButton(text=run_text, tooltip=run_tooltip)
         self.cancel_button = PushButton(text="Cancel", enabled=False, visible=cancellable,
-                                        tooltip="Stop the run; no layer is added or changed")
+                                        tooltip="Stop the run; no layer is added or changed, no file written")
         self.progress = ProgressBar(value=0, min=0, max=1000, label="", visible=False,
                                     tooltip="The stage of the run and its progress")
         self.status = Label(value="", tooltip="What a run will do, or what the last run did")
@@ -329,16 +329,21 @@ class Runner:
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False)
         return [buttons, self.progress, self.status]
 
-    def _start(self, function, *args, on_returned, stage: str, task: str | None = None, **kwargs):
+    def _start(
+        self, function, *args, on_returned, stage: str, task: str | None = None,
+        cancelled: str = "nothing was added or changed", **kwargs,
+    ):
         """Run ``function(*args, cancel=, progress=, status=, **kwargs)`` in a worker thread.
 
         ``on_returned(result, seconds)`` is called in the GUI thread (with
         the run's duration), unless the widget was closed meanwhile;
         ``stage`` labels the bar until ``status`` says more; ``task`` names
-        the run in messages (default: the widget's task).
+        the run in messages (default: the widget's task); ``cancelled`` says
+        what a cancel left as it was.
         """
         self._cancel_event = threading.Event()
         self._running_task = task or self._task
+        self._cancelled = cancelled
         started = time.perf_counter()
 
         def returned(result) -> None:
@@ -409,8 +414,8 @@ class Runner:
         if self._closed:  # cancelled by closing, or failed unseen: nothing to tell
             return
         if isinstance(exc, InpaintCancelled):
-            self.status.value = "Cancelled: nothing was added or changed."
-            notifications.show_info(str(exc))
+            self.status.value = f"Cancelled: {self._cancelled}."
+            notifications.show_info(f"{self._running_task} cancelled: {self._cancelled}.")
         else:
             message = widget_terms(str(exc))
             self.status.value = f"{self._running_task} failed: {message}"

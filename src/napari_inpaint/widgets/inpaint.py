@@ -10,6 +10,7 @@ does from the console, the fill in a worker thread.
 # No ``from __future__ import annotations``: napari resolves the ``viewer``
 # annotation at runtime to inject the viewer.
 import inspect
+import os
 from pathlib import Path
 
 import napari
@@ -20,7 +21,7 @@ from qtpy.QtCore import QTimer
 from superqt import QCollapsible
 
 from napari_inpaint import get_method, inpaint, list_methods
-from napari_inpaint._layer_fill import PLANE, STACK, VOLUME, missing_weights, plan_fill
+from napari_inpaint._layer_fill import PLANE, STACK, VOLUME, exist_text, missing_weights, plan_fill
 from napari_inpaint._reference import ADJACENT
 from napari_inpaint.layers import (
     DETECT,
@@ -333,9 +334,9 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
 
         ``path`` ends in ``.ome.zarr``, ``.zarr``, ``.tif`` or ``.tiff`` (see
         :meth:`napari_inpaint._layer_fill.LayerFill.write`); by default a save
-        dialog asks for it, and replacing a file that exists is confirmed.  A
-        ``path`` given that exists is replaced only with ``overwrite``.  No
-        layer is added or changed.
+        dialog asks for it, and replacing files that exist is confirmed.  A
+        ``path`` given whose files exist is refused unless ``overwrite``.
+        No layer is added or changed; a cancel leaves nothing at ``path``.
         """
         self._preview_timer.stop()
         try:
@@ -345,14 +346,13 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
             return None
         image = job.image_layer
         source = getattr(image.source, "path", None)
-        if path is None:
+        from_dialog = path is None
+        if from_dialog:
             folder = Path(source).parent if source else Path.cwd()
             suggested = folder / f"{image.name}{RESULT_SUFFIX}{EXPORT_FORMATS['OME-Zarr']}"
             path = _common.save_path(self.native, "Write the inpainted image", str(suggested), EXPORT_FORMATS)
             if not path:
                 return None
-            question = f"{path} exists. Replace it? (Only once the new one is complete.)"
-            overwrite = Path(path).exists() and _common.ask(self.native, "Replace the file?", question)
         path = Path(path)
         if not path.name.lower().endswith(_EXPORT_SUFFIXES):
             self._refuse(f"cannot write {path.name}: name it .ome.zarr, .zarr, .tif or .tiff")
@@ -360,9 +360,16 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
         if source and Path(source).resolve() == path.resolve():
             self._refuse(f"layer {image.name!r} is read from {path}: write the result to another file")
             return None
-        if path.exists() and not overwrite:
-            self._refuse(f"{path} exists and was not replaced; choose another name")
+        if not os.access(path.parent, os.W_OK):
+            self._refuse(f"cannot write into {path.parent} (missing, or not yours to write): choose another folder")
             return None
+        existing = [str(p) for p in job.outputs(path) if p.exists()]
+        if existing and not overwrite:
+            question = f"{exist_text(existing)}. Replace? (Only once the new result is complete.)"
+            if not (from_dialog and _common.ask(self.native, "Replace the file?", question)):
+                self._refuse(f"{exist_text(existing)}, left as it is: choose another name")
+                return None
+            overwrite = True
         missing = missing_weights(job.method)
         purpose = f"{job.method.name} fills with a pretrained network"
         if missing and not confirm_download(self.native, missing, purpose):
@@ -375,5 +382,6 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
             notifications.show_info(f"Inpainted {image.name!r} written to {written}")
 
         return self._start(
-            job.write, path, on_returned=on_returned, stage="starting", task="Writing the result"
+            job.write, path, overwrite=overwrite, on_returned=on_returned, stage="starting",
+            task="Writing the result", cancelled=f"nothing was written to {path.name}",
         )
