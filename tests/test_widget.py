@@ -1309,6 +1309,24 @@ def test_export_of_an_in_memory_layer_to_tiff_records_the_fill(qtbot, notes, tmp
     assert _leftovers(tmp_path) == [] and (image.data == damaged).all()
 
 
+def test_export_of_an_rgb_layer_writes_an_rgb_tiff(qtbot, notes, tmp_path):
+    import tifffile
+
+    viewer = ViewerModel()
+    plane = (_ramp() / 2).astype(np.uint8)
+    colour = np.stack([plane, plane[::-1], plane[:, ::-1]], axis=-1)
+    hole = _hole() > 0
+    image = viewer.add_image(colour, name="stain", rgb=True)
+    widget = _inpaint_widget(qtbot, viewer, image, viewer.add_labels(_hole(), name="hole"))
+    _export(qtbot, widget, tmp_path / "out.tif")
+
+    assert not notes["error"]
+    with tifffile.TiffFile(tmp_path / "out.tif") as tiff:  # RGB samples, as viewers show a colour image
+        assert tiff.pages[0].photometric == tifffile.PHOTOMETRIC.RGB and tiff.series[0].axes == "YXS"
+        written = tiff.asarray()
+    np.testing.assert_array_equal(written, napari_inpaint.inpaint(colour, hole, "harmonic", channel_axis=-1))
+
+
 def _open_with_napari(viewer, path):
     """Open ``path`` with napari's own reader (as File > Open does): a zarr image becomes a lazy layer."""
     from npe2 import PluginManager

@@ -290,7 +290,7 @@ class LayerFill:
             return [path]
         # A .zarr output is an OME-Zarr image holding the mask when the layer's file is one (read only then).
         like = None if name.endswith((".tif", ".tiff")) else source_file(self.image_layer)
-        return [path] if io._format_of(path, like) == "ome-zarr" else [path, io.invented_path(path)]
+        return [path] if io.output_format(path, like) == "ome-zarr" else [path, io.invented_path(path)]
 
     def write(self, path, *, overwrite: bool = False, cancel=None, progress=None, status=None) -> Path:
         """Fill, and write the whole result into the file ``path``: TIFF, zarr or OME-Zarr, by its suffix.
@@ -333,8 +333,8 @@ class LayerFill:
         told(f"writing {path.name}")
         stage.append(f"writing {path.name}")
         axes = None
-        if like is None and image.rgb:  # a layer of no file: channels last, else io's default axes
-            axes = "tzyx"[-len(grid_shape(image)) :] + "c"
+        if like is None and image.rgb:  # a layer of no file: RGB samples last (an RGB TIFF), else io's default axes
+            axes = "tzyx"[-len(grid_shape(image)) :] + "s"
         elif like is None and path.name.lower().endswith(".ome.zarr"):
             like = _calibration(image)
         return io.write_image(

@@ -43,7 +43,7 @@ import numpy as np
 from napari_inpaint import _omezarr, _tiff
 from napari_inpaint._store import MARKER, compute_into, staged
 
-__all__ = ["Image", "invented_path", "provenance", "read_image", "write_image"]
+__all__ = ["Image", "invented_path", "output_format", "provenance", "read_image", "write_image"]
 
 FORMATS = ("tiff", "zarr", "ome-zarr")
 # Blocks of in-memory data written to zarr (pixels per side of a plane).
@@ -180,7 +180,7 @@ def write_image(
         ``path``.
     """
     path = Path(path)
-    form = _format_of(path, like)
+    form = output_format(path, like)
     axes = axes or (like.axes if like is not None else _default_axes(np.ndim(data)))
     if len(axes) != np.ndim(data):
         raise ValueError(f"axes {axes!r} do not fit data of shape {np.shape(data)}: give one letter per axis")
@@ -245,7 +245,17 @@ def invented_path(path) -> Path:
     return path.with_name(stem + ".invented" + suffix.replace(".ome", ""))
 
 
-def _format_of(path: Path, like: Image | None) -> str:
+def output_format(path, like: Image | None = None) -> str:
+    """The format :func:`write_image` writes to ``path``: one of :data:`FORMATS`, by the name's suffix.
+
+    A ``.zarr`` name is an OME-Zarr image when ``like`` is one.
+
+    Examples
+    --------
+    >>> output_format("a.ome.tif"), output_format("b.zarr"), output_format("c.ome.zarr")
+    ('tiff', 'zarr', 'ome-zarr')
+    """
+    path = Path(path)
     name = path.name.lower()
     if _is_tiff(path):
         return "tiff"
