@@ -65,6 +65,20 @@ def test_fill_is_scale_free():
     np.testing.assert_allclose(scaled, 1000.0 * base - 7.0, atol=1e-3 * np.ptp(1000.0 * image))
 
 
+def test_each_hole_stops_on_its_own_gap():
+    image = _step((64, 64))
+    small = np.zeros(image.shape, bool)
+    small[20:23, 24:40] = True  # a thin band across the edge: converges in a few hundred iterations
+    wide = np.zeros(image.shape, bool)
+    wide[40:60, 4:60] = True  # runs to the iteration limit
+    alone = fill(image[..., None], small)[..., 0]
+    together = fill(image[..., None], small | wide)[..., 0]
+    np.testing.assert_array_equal(together[~(small | wide)], image[~(small | wide)])
+    # The small hole's fill neither waits for the wide one nor depends on it (beyond the tolerance).
+    np.testing.assert_allclose(together[small], alone[small], atol=2e-3 * (HIGH - LOW))
+    assert np.abs(together - image)[small].max() < 0.01 * (HIGH - LOW)
+
+
 def test_3d_hole_across_a_plane_edge():
     volume = _step((20, 20, 20))
     mask = np.zeros(volume.shape, bool)

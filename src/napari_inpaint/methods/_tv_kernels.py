@@ -8,7 +8,9 @@ vector (``free .. duals - 1``), then the rest of the ring.  ``u`` and ``u_bar``
 hold one channel (float64); ``p``, ``forward`` and ``backward`` hold one
 array per axis: the dual vectors' components, and the index of each pixel's
 next / previous neighbour along the axis (-1: none, or not a pixel with a
-dual vector, for ``forward``).
+dual vector, for ``forward``).  ``duals`` and ``free`` are (start, stop)
+ranges of the pixels whose dual vectors and values are updated (those of the
+holes still iterating).
 """
 
 import numpy as np
@@ -17,39 +19,42 @@ from numba import njit
 
 @njit(cache=True, boundscheck=False)
 def iterate(u, u_bar, p, forward, backward, duals, free, tau, sigma, iterations):
-    """Run ``iterations`` Chambolle-Pock steps in place."""
+    """Run ``iterations`` Chambolle-Pock steps in place on the pixel ranges ``duals`` and ``free``."""
     ndim = len(p)
     for _ in range(iterations):
-        for i in range(duals):  # dual ascent, then projection onto the unit ball
-            norm = 0.0
-            here = u_bar[i]
-            for axis in range(ndim):
-                j = forward[axis][i]
-                value = p[axis][i]
-                if j >= 0:
-                    value += sigma * (u_bar[j] - here)
-                p[axis][i] = value
-                norm += value * value
-            if norm > 1.0:
-                scale = 1.0 / np.sqrt(norm)
+        for r in range(duals.shape[0]):  # dual ascent, then projection onto the unit ball
+            for i in range(duals[r, 0], duals[r, 1]):
+                norm = 0.0
+                here = u_bar[i]
                 for axis in range(ndim):
-                    p[axis][i] *= scale
-        for i in range(free):  # primal descent along the divergence, then over-relaxation
-            divergence = 0.0
-            for axis in range(ndim):
-                divergence += p[axis][i]
-                j = backward[axis][i]
-                if j >= 0:
-                    divergence -= p[axis][j]
-            old = u[i]
-            new = old + tau * divergence
-            u_bar[i] = 2.0 * new - old
-            u[i] = new
+                    j = forward[axis][i]
+                    value = p[axis][i]
+                    if j >= 0:
+                        value += sigma * (u_bar[j] - here)
+                    p[axis][i] = value
+                    norm += value * value
+                if norm > 1.0:
+                    scale = 1.0 / np.sqrt(norm)
+                    for axis in range(ndim):
+                        p[axis][i] *= scale
+        for r in range(free.shape[0]):  # primal descent along the divergence, then over-relaxation
+            for i in range(free[r, 0], free[r, 1]):
+                divergence = 0.0
+                for axis in range(ndim):
+                    divergence += p[axis][i]
+                    j = backward[axis][i]
+                    if j >= 0:
+                        divergence -= p[axis][j]
+                old = u[i]
+                new = old + tau * divergence
+                u_bar[i] = 2.0 * new - old
+                u[i] = new
 
 
 @njit(cache=True, boundscheck=False)
-def energy_and_gap(u, p, forward, backward, duals, free, low, high):
-    """The total variation of ``u`` and the primal-dual gap of ``(u, p)``.
+def energy_and_gap(u, p, forward, backward, component, components, free, low, high):
+    """Per hole (``component`` of each pixel with a dual vector), the total variation of ``u`` and the
+    primal-dual gap of ``(u, p)``.
 
     The gap is ``TV(u) - <grad u, p> + sum over the hole of
     max(q (u - low), q (u - high))`` with ``q = -div p``: the dual function is
@@ -57,18 +62,20 @@ def energy_and_gap(u, p, forward, backward, duals, free, low, high):
     maximum principle), so the gap bounds ``TV(u) - min TV`` from above.
     """
     ndim = len(p)
-    energy = 0.0
-    pairing = 0.0
-    for i in range(duals):
+    energy = np.zeros(components)
+    gap = np.zeros(components)
+    for i in range(component.size):
         squares = 0.0
+        pairing = 0.0
         for axis in range(ndim):
             j = forward[axis][i]
             if j >= 0:
                 step = u[j] - u[i]
                 squares += step * step
                 pairing += step * p[axis][i]
-        energy += np.sqrt(squares)
-    box = 0.0
+        length = np.sqrt(squares)
+        energy[component[i]] += length
+        gap[component[i]] += length - pairing
     for i in range(free):
         divergence = 0.0
         for axis in range(ndim):
@@ -76,5 +83,5 @@ def energy_and_gap(u, p, forward, backward, duals, free, low, high):
             j = backward[axis][i]
             if j >= 0:
                 divergence -= p[axis][j]
-        box += max(divergence * (high - u[i]), divergence * (low - u[i]))
-    return energy, energy - pairing + box
+        gap[component[i]] += max(divergence * (high - u[i]), divergence * (low - u[i]))
+    return energy, gap

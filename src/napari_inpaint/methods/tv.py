@@ -26,10 +26,22 @@ first-order primal-dual algorithm of Chambolle and Pock [1]_:
 
 with :math:`\tau \sigma \|K\|^2 < 1`, which converges for any start.  The
 projection :math:`\Pi_C` resets the known pixels; :math:`\Pi_{|p| \le 1}`
-scales each pixel's dual vector back into the unit ball.  The hole starts
-from the harmonic fill (Laplace's equation, one sparse solve), already close
-to the TV solution away from edges.  Each channel is normalised by the range
-of the known pixels around its holes, so ``tol`` is scale free.
+scales each pixel's dual vector back into the unit ball.  Each channel is
+normalised by the range of the known pixels around its holes, so ``tol`` is
+scale free.
+
+**Start.**  The iteration converges slowly on the long-range shape of a wide
+hole's fill, quickly on local detail.  So the hole starts from the TV fill
+and the dual vectors of the grid coarsened by 2 along each axis (blocks of 2
+pixels per axis: a hole where all of a block is, else the mean of its known
+pixels), solved the same way from a yet coarser grid (to a loose gap, 3 %),
+down to a grid where no block is all hole, which starts from the harmonic
+fill (Laplace's equation, one sparse solve) and zero dual vectors.  The coarse
+grids added 3-25 % to the finest grid's work on 1024²-2048² images.  There,
+with 2 % holes, this start reached a given gap in about half the iterations,
+and after the 2000 iterations that wide holes run, the largest error (against
+the converged fill) was 1.3-5 times and the mean error 2-5 times smaller than
+when starting from the harmonic fill.
 
 Only the *active* pixels take part: the hole, the pixels whose forward
 differences reach into it (they carry dual vectors) and the ring of known
@@ -40,7 +52,11 @@ CPU the iteration runs over a list of the active pixels (numba); on a GPU
 (PyTorch) over the whole crop, in float32, all channels as one batch.
 
 **Stopping rule.**  Every 20 iterations the relative primal-dual gap of
-each channel is computed,
+each hole of each channel is computed (a hole: a connected component of the
+mask, corners included; holes share no unknown and no dual vector, so each is
+a problem of its own, and on the CPU each stops on its own: small holes
+converge in a few hundred iterations, wide ones take thousands; on a GPU the
+gap is taken over the whole crop),
 
 .. math::
 
@@ -51,9 +67,14 @@ each channel is computed,
 where :math:`[a, b]` is the range of the ring (TV obeys a maximum
 principle, so the minimiser lies in it and the dual function is finite on
 that box).  :math:`G \ge (TV(u) - \min TV) / TV(u)`, so stopping once
-:math:`G \le` ``tol`` (0.001 % by default) guarantees an energy within ``tol``
-of the optimum.  A channel also stops after ``iterations`` iterations; wide
-holes (tens of pixels across) converge slowly and usually stop there.
+:math:`G \le` ``tol`` guarantees an energy within ``tol`` of the optimum.  The
+gap bounds the energy, not the pixels (TV is not strictly convex).  The
+default, 0.01 %, left pixel errors of 0.17 % of the contrast on a sharp edge
+across a stroke and 0.07 % of the range on scratches (against fills
+converged further), where 0.1 % left 1.7 % on the edge.  A channel also
+stops after ``iterations`` iterations; holes wider than about 30 pixels
+usually stop there, measured within about 1 % of the range (fewer
+iterations cost proportionally less, at a larger error).
 
 References
 ----------
@@ -64,10 +85,12 @@ References
        inpaintings", SIAM J. Appl. Math. 62(3) (2002), 1019-1043.
 """
 
+import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from napari_inpaint._registry import Param, register
 from napari_inpaint.devices import DEVICE, select_device
@@ -83,6 +106,8 @@ _CHECK_EVERY = 20
 # primal and large dual step converge fastest: measured on edges, blobs, lines
 # and scattered holes, 0.01-0.03 needs 2-5x fewer iterations than 1.
 _STEP_RATIO = 0.02
+# The coarse grids only place the start: a loose tolerance there (1e-3 gave the same errors at the finest grid).
+_COARSE_TOL = 0.03
 
 
 def _steps(ndim: int) -> tuple[float, float]:
@@ -99,7 +124,7 @@ def _steps(ndim: int) -> tuple[float, float]:
     ndims=(2, 3),
     params=(
         Param("iterations", int, 2000, "maximum number of primal-dual iterations", 10, 20000),
-        Param("tol", float, 1e-5, "stop once the relative primal-dual gap is below tol (0: never)", 0.0, 1.0),
+        Param("tol", float, 1e-4, "stop once the relative primal-dual gap is below tol (0: never)", 0.0, 1.0),
         DEVICE,
     ),
     margin=1,
@@ -112,7 +137,7 @@ def tv(
     mask: np.ndarray,
     *,
     iterations: int = 2000,
-    tol: float = 1e-5,
+    tol: float = 1e-4,
     device: str = "auto",
     check: Callable[[], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -148,46 +173,115 @@ def tv(
     >>> bool(np.abs(filled - step).max() < 1.0)
     True
     """
+    return _solve(image, mask, iterations, tol, device, check, progress)[0]
+
+
+def _solve(image, mask, iterations: int, tol: float, device: str, check, progress):
+    """The fill of :func:`tv`, with its dual vectors for a finer grid's start.
+
+    Returns the filled image, the flat indices of the pixels with a dual
+    vector and those vectors, shape (pixels, channels, axes).
+    """
     target = select_device(device)
     active = _Active(mask)
     ring = image.reshape(mask.size, -1)[active.pixels[active.free :]]
     low = ring.min(axis=0)
     span = ring.max(axis=0) - low
     span[span == 0] = 1.0
-    start = (harmonic(image, mask) - low) / span
+    start, duals = _start(image, mask, active, iterations, tol, device, check)
     if target.type == "cpu":
-        values = _on_cpu(start.reshape(mask.size, -1), active, iterations, tol, check, progress)
+        values, duals = _on_cpu((start.reshape(mask.size, -1)[active.pixels] - low) / span, duals, active,
+                                iterations, tol, check, progress)
     else:
-        values = _on_device(start, mask, active, target, iterations, tol, check, progress)
+        values, duals = _on_device((start - low) / span, duals, mask, active, target, iterations, tol, check,
+                                   progress)
     out = image.copy()
-    out[mask] = values * span + low
-    return out
+    out.reshape(mask.size, -1)[active.pixels[: active.free]] = values * span + low
+    return out, active.pixels[: active.duals], duals
+
+
+def _start(image, mask, active: "_Active", iterations: int, tol: float, device: str, check):
+    """``image`` with a first fill of the holes and the first dual vectors (or None), from the coarser grids.
+
+    A coarse pixel is a block of 2 pixels per axis: a hole where all of them
+    are, else the mean of its known ones.  A pixel starts from the TV fill and
+    the dual vector of its block (the last row or column of an odd size from
+    the block next to it; zero where the block has no dual vector); the
+    coarsest grid, where no block is all hole, starts from the harmonic fill
+    and zero dual vectors.  See the module notes.
+    """
+    half = tuple(n // 2 for n in mask.shape)
+    if min(half) < 2:
+        return harmonic(image, mask), None
+    even = tuple(slice(0, 2 * n) for n in half)
+    blocks = tuple(itertools.chain.from_iterable((n, 2) for n in half))
+    within = tuple(range(1, 2 * mask.ndim, 2))
+    known = np.count_nonzero(~mask[even].reshape(blocks), axis=within)
+    coarse_mask = known == 0
+    if not coarse_mask.any() or coarse_mask.all():
+        return harmonic(image, mask), None
+    sums = np.where(mask[..., np.newaxis], 0.0, image)[even].reshape(blocks + image.shape[-1:]).sum(axis=within)
+    coarse, coarse_pixels, coarse_duals = _solve(
+        sums / np.maximum(known, 1)[..., np.newaxis], coarse_mask, iterations, max(tol, _COARSE_TOL), device, check,
+        None,
+    )
+
+    def block(pixels: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        return tuple(np.minimum(coord // 2, n - 1) for coord, n in zip(pixels, half))
+
+    holes = np.nonzero(mask)
+    start = image.copy()
+    start[holes] = coarse[block(holes)]
+    slot = np.full(coarse_mask.size, -1, np.intp)
+    slot[coarse_pixels] = np.arange(coarse_pixels.size)
+    slots = slot[np.ravel_multi_index(block(np.unravel_index(active.pixels[: active.duals], mask.shape)), half)]
+    duals = coarse_duals[slots]
+    duals[slots < 0] = 0.0
+    return start, duals
 
 
 class _Active:
     """The active pixels of a crop (see the module notes), numbered for :mod:`._tv_kernels`.
 
-    ``pixels``: flat indices in the crop, the hole pixels first (raster
-    order, so ``values[pixels[:free]]`` are ``values[mask]``), then the other
-    pixels with a dual vector (up to ``duals``), then the rest of the ring;
-    ``forward`` / ``backward``: per axis, the number of the next / previous
-    pixel (-1 where there is none, and ``forward`` only for dual pixels).
+    ``pixels``: flat indices in the crop, the hole pixels first (up to
+    ``free``), then the other pixels with a dual vector (up to ``duals``), then
+    the rest of the ring; ``forward`` / ``backward``: per axis, the number of
+    the next / previous pixel (-1 where there is none, and ``forward`` only
+    for dual pixels).  Holes (connected components, ``components`` of them)
+    share no unknown and no dual vector, so each is a problem of its own,
+    stopped on its own gap: ``component`` gives the hole of each pixel with a
+    dual vector, and within the first two groups the pixels are sorted by hole
+    (then raster order), hole ``c`` holding ``hole_ranges[c]`` and
+    ``dual_ranges[c]`` (start, stop) of them.
     """
 
     def __init__(self, mask: np.ndarray):
-        # A pixel carries a dual vector when its forward difference along some axis reads a hole pixel.
-        dual = mask.copy()
+        # Two holes touching only at a corner share the dual vector of a pixel whose differences read both:
+        # label with full connectivity.  A pixel carries a dual vector when its forward difference along
+        # some axis reads a hole pixel; it belongs to that hole.
+        labels, self.components = ndi.label(mask, np.ones((3,) * mask.ndim, bool))
+        owner = labels.copy()
         for axis in range(mask.ndim):
-            before = _along(dual, axis, slice(None, -1))
-            before |= _along(mask, axis, slice(1, None))
+            before = _along(owner, axis, slice(None, -1))
+            np.maximum(before, _along(labels, axis, slice(1, None)), out=before)
+        dual = owner > 0
         # The other active pixels: those the dual pixels' forward differences read.
         active = dual.copy()
         for axis in range(mask.ndim):
             after = _along(active, axis, slice(1, None))
             after |= _along(dual, axis, slice(None, -1))
-        groups = [np.flatnonzero(mask), np.flatnonzero(dual & ~mask), np.flatnonzero(active & ~dual)]
+        owner = owner.ravel()
+        groups, bounds = [], []
+        for pixels in (np.flatnonzero(mask), np.flatnonzero(dual & ~mask)):
+            holes = owner[pixels]
+            groups.append(pixels[np.argsort(holes, kind="stable")])
+            bounds.append(np.concatenate([[0], np.cumsum(np.bincount(holes - 1, minlength=self.components))]))
+        groups.append(np.flatnonzero(active & ~dual))
         self.free, self.duals = groups[0].size, groups[0].size + groups[1].size
+        self.hole_ranges = np.stack([bounds[0][:-1], bounds[0][1:]], axis=1)
+        self.dual_ranges = np.stack([bounds[1][:-1], bounds[1][1:]], axis=1) + self.free
         self.pixels = np.concatenate(groups)
+        self.component = (owner[self.pixels[: self.duals]] - 1).astype(np.intp)
         number = np.full(mask.size, -1, np.int32 if self.pixels.size < 2**31 else np.int64)
         number[self.pixels] = np.arange(self.pixels.size)
         coords = np.unravel_index(self.pixels, mask.shape)
@@ -201,28 +295,58 @@ class _Active:
             self.backward.append(np.where(has_previous, number[np.where(has_previous, self.pixels - stride, 0)], -1))
         self.forward, self.backward = tuple(self.forward), tuple(self.backward)
 
+    def ranges(self, running: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The (start, stop) ranges of the pixels of the ``running`` holes: with a dual vector, in the hole.
+
+        Unsigned: numba then indexes without a wrap-around test for negative indices (measured 1.5x faster).
+        """
+        with_duals = _merged(np.concatenate([self.hole_ranges[running], self.dual_ranges[running]]))
+        return with_duals.astype(np.uintp), _merged(self.hole_ranges[running]).astype(np.uintp)
+
+
+def _merged(ranges: np.ndarray) -> np.ndarray:
+    """Sorted, non-empty (start, stop) ranges with the adjacent ones joined (fewer loops in the kernel)."""
+    ranges = ranges[ranges[:, 0] < ranges[:, 1]]
+    ranges = ranges[np.argsort(ranges[:, 0])]
+    joins = ranges[1:, 0] == ranges[:-1, 1]
+    starts = np.concatenate([[True], ~joins])
+    stops = np.concatenate([~joins, [True]])
+    return np.stack([ranges[starts, 0], ranges[stops, 1]], axis=1)
+
 
 def _along(array: np.ndarray, axis: int, part: slice) -> np.ndarray:
     """The view ``array[..., part, ...]`` with ``part`` on ``axis``."""
     return array[(slice(None),) * axis + (part,)]
 
 
-def _on_cpu(start, active: _Active, iterations: int, tol: float, check, progress) -> np.ndarray:
-    """Chambolle-Pock over the active pixels, channel by channel (numba); the hole's values."""
+def _on_cpu(start, duals, active: _Active, iterations: int, tol: float, check, progress):
+    """Chambolle-Pock over the active pixels, channel by channel (numba).
+
+    ``start``: the active pixels' values, one column per channel; ``duals``:
+    the first dual vectors (pixels with one, channels, axes) or None (zero).
+    Returns the hole's values and the final dual vectors.
+    """
     from napari_inpaint.methods import _tv_kernels
 
-    tau, sigma = _steps(len(active.forward))
+    ndim = len(active.forward)
+    tau, sigma = _steps(ndim)
     channels = start.shape[1]
     values = np.empty((active.free, channels))
+    final = np.empty((active.duals, channels, ndim))
     for channel in range(channels):
-        u = np.ascontiguousarray(start[active.pixels, channel])
+        u = np.ascontiguousarray(start[:, channel])
         u_bar = u.copy()
-        p = tuple(np.zeros(u.size) for _ in active.forward)
+        p = tuple(np.zeros(u.size) for _ in range(ndim))
+        if duals is not None:
+            for axis in range(ndim):
+                p[axis][: active.duals] = duals[:, channel, axis]
+        # The pixels still updated: those of the holes that have not converged yet.
+        running = np.ones(active.components, bool)
+        pixels, free = active.ranges(running)
         done = 0
         while done < iterations:
             chunk = min(_CHECK_EVERY, iterations - done)
-            _tv_kernels.iterate(u, u_bar, p, active.forward, active.backward, active.duals, active.free, tau, sigma,
-                                chunk)
+            _tv_kernels.iterate(u, u_bar, p, active.forward, active.backward, pixels, free, tau, sigma, chunk)
             done += chunk
             if check is not None:
                 check()
@@ -230,30 +354,48 @@ def _on_cpu(start, active: _Active, iterations: int, tol: float, check, progress
                 progress(channel * iterations + done, channels * iterations)
             if tol > 0:
                 energy, gap = _tv_kernels.energy_and_gap(
-                    u, p, active.forward, active.backward, active.duals, active.free, 0.0, 1.0
+                    u, p, active.forward, active.backward, active.component, active.components, active.free, 0.0, 1.0
                 )
-                if gap <= tol * energy:
+                still = running & (gap > tol * energy)
+                if not still.any():
                     break
+                if still.sum() < running.sum():
+                    running = still
+                    pixels, free = active.ranges(running)
         values[:, channel] = u[: active.free]
-    return values
+        for axis in range(ndim):
+            final[:, channel, axis] = p[axis][: active.duals]
+    return values, final
 
 
-def _on_device(start, mask, active: _Active, target, iterations: int, tol: float, check, progress) -> np.ndarray:
-    """Chambolle-Pock over the whole crop on a PyTorch device, all channels at once; the hole's values."""
+def _on_device(start, duals, mask, active: _Active, target, iterations: int, tol: float, check, progress):
+    """Chambolle-Pock over the whole crop on a PyTorch device, all channels at once.
+
+    As :func:`_on_cpu`, with ``start`` the whole crop (channels last).
+    """
     import torch
 
-    duals = np.zeros(mask.size, bool)
-    duals[active.pixels[: active.duals]] = True
+    ndim, channels = mask.ndim, start.shape[-1]
+    dual_pixels = active.pixels[: active.duals]
+    carries = np.zeros(mask.size, bool)
+    carries[dual_pixels] = True
+    p = np.zeros((ndim, channels, mask.size), np.float32)
+    if duals is not None:
+        p[:, :, dual_pixels] = duals.transpose(2, 1, 0)
     with torch.inference_mode():
         u = torch.from_numpy(np.ascontiguousarray(np.moveaxis(start, -1, 0), dtype=np.float32)).to(target)
+        p = torch.from_numpy(p.reshape((ndim, channels) + mask.shape)).to(target)
         hole = torch.tensor(mask, device=target)
-        u = _chambolle_pock(u, hole, torch.tensor(duals.reshape(mask.shape), device=target), iterations, tol, check,
-                            progress)
-        return np.moveaxis(u.cpu().numpy().astype(np.float64), 0, -1)[mask]
+        u = _chambolle_pock(u, p, hole, torch.tensor(carries.reshape(mask.shape), device=target), iterations, tol,
+                            check, progress)
+        values = np.moveaxis(u.cpu().numpy().astype(np.float64), 0, -1).reshape(mask.size, -1)
+        final = p.cpu().numpy().astype(np.float64).reshape(ndim, channels, -1)[:, :, dual_pixels]
+        return values[active.pixels[: active.free]], final.transpose(2, 1, 0)
 
 
 def _chambolle_pock(
     u: "torch.Tensor",
+    p: "torch.Tensor",
     hole: "torch.Tensor",
     duals: "torch.Tensor",
     iterations: int,
@@ -261,14 +403,14 @@ def _chambolle_pock(
     check: Callable[[], None] | None,
     progress: Callable[[int, int], None] | None,
 ) -> "torch.Tensor":
-    """Run the primal-dual iteration on ``u`` (channels first) in place, changing only ``hole`` pixels."""
+    """Run the primal-dual iteration on ``u`` (channels first) and its dual vectors ``p`` (axes, then as ``u``)
+    in place, changing only ``hole`` pixels of ``u``."""
     import torch
 
     ndim = hole.ndim
     tau, sigma = _steps(ndim)
     weight = hole.to(u.dtype) * tau  # primal step on the hole, zero on the fixed pixels
     # Every buffer is allocated once: on the CPU, allocating per iteration costs more than the arithmetic.
-    p = torch.zeros((ndim,) + u.shape, dtype=u.dtype, device=u.device)
     u_bar = u.clone()
     step = torch.empty_like(u)
     for iteration in range(1, iterations + 1):
