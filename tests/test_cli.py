@@ -77,6 +77,23 @@ def test_fill_png_rgb_uint8_with_a_colour_mask(tmp_path, capsys):
     assert skio.imread(tmp_path / "out.jpg").shape == image.shape
 
 
+def test_fill_png_grey_with_alpha_and_a_mask_saved_with_alpha(tmp_path):
+    yy, xx = np.mgrid[:40, :48]
+    grey = (3 * yy + 2 * xx).astype(np.uint8)
+    image = np.stack([grey, np.full_like(grey, 200)], axis=-1)  # grey and alpha samples
+    mask = _hole()
+    painted = np.stack([mask.astype(np.uint8) * 255, np.full_like(grey, 255)], axis=-1)  # alpha is ignored
+    skio.imsave(tmp_path / "image.png", image, check_contrast=False)
+    skio.imsave(tmp_path / "mask.png", painted, check_contrast=False)
+    out = tmp_path / "out.tif"
+    argv = ["fill", str(tmp_path / "image.png"), "--mask", str(tmp_path / "mask.png"), "--method", "harmonic"]
+    assert main([*argv, "-o", str(out)]) == 0
+    result = tifffile.imread(out)
+    assert result.shape == image.shape and (result[..., 1] == 200).all()
+    np.testing.assert_array_equal(result[~mask], image[~mask])
+    assert np.abs(result[..., 0].astype(int) - grey)[mask].max() <= 1
+
+
 def test_fill_passes_params_spatial_ndim_noise_and_seed(tmp_path):
     stack = np.repeat(np.arange(6, dtype=np.uint16)[:, None, None] * 100, 16, axis=1).repeat(16, axis=2)
     mask = np.zeros(stack.shape, bool)
@@ -348,6 +365,20 @@ def test_refuses_formats_that_cannot_hold_the_dtype(tiff_job, capsys):
     folder, _, _ = tiff_job
     assert _fill(folder, "--method", "harmonic", "-o", str(folder / "out.jpg")) == 2
     assert "cannot store uint16" in capsys.readouterr().err and not (folder / "out.jpg").exists()
+
+
+def test_refuses_to_write_a_stack_as_a_picture(tmp_path, capsys):
+    # PNG would store the planes as frames of an animation, read back as one colour plane.
+    stack = np.stack([_ramp(dtype=np.uint8)] * 3)
+    tifffile.imwrite(tmp_path / "stack.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    tifffile.imwrite(tmp_path / "mask.tif", _hole())
+    expected = "error: .png holds one plane (grey or colour), not an image of shape (3, 40, 48); write a .tif file"
+    fill = ["fill", str(tmp_path / "stack.tif"), "--mask", str(tmp_path / "mask.tif"), "--method", "harmonic"]
+    detect = ["detect", str(tmp_path / "stack.tif"), "--detect", "hot-pixels"]
+    for argv in (fill, detect):
+        assert main([*argv, "-o", str(tmp_path / "out.png")]) == 2
+        assert capsys.readouterr().err.startswith(expected)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.tif", "stack.tif"]
 
 
 @pytest.fixture

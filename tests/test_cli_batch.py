@@ -192,6 +192,19 @@ def test_batches_refuse_outputs_that_could_lose_data(tmp_path, capsys):
     assert _outputs(images) == ["a.tif", "b.tif"] and not (tmp_path / "out.tif").exists()
 
 
+def test_a_batch_refuses_an_output_folder_that_holds_its_mask(tmp_path, capsys):
+    images, out = tmp_path / "images", tmp_path / "out"
+    images.mkdir(), out.mkdir()
+    for name in ("a.tif", "b.tif"):
+        tifffile.imwrite(images / name, _stack(planes=2))
+    tifffile.imwrite(out / "a.tif", _hole())  # named like an image: it would be replaced, or pass for done
+    argv = ["fill", str(images), "--mask", str(out / "a.tif"), "--method", "harmonic", "-o", str(out)]
+    assert main([*argv, "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: the output folder {out} holds the input {out / 'a.tif'}; write into another folder\n"
+    assert _outputs(out) == ["a.tif"] and np.array_equal(tifffile.imread(out / "a.tif"), _hole())
+
+
 def _hot_stack(seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A stack of 12 noisy frames with 5 hot pixels, 8 noise deviations high, in every frame."""
     rng = np.random.default_rng(seed)
@@ -209,8 +222,9 @@ def test_detect_writes_masks_that_fill_then_pairs_by_name(tmp_path, capsys):
     for seed, name in enumerate(("one.tif", "two.tif")):
         stack, truth[name] = _hot_stack(seed)
         tifffile.imwrite(frames / name, stack)
-    detection = ["--detect", "hot-pixels", "--persistent", "--hot-threshold", "3"]
-    assert main(["detect", str(frames), *detection, "-o", str(tmp_path / "masks")]) == 0
+    detection = ["--persistent", "--hot-threshold", "3", "--detect", "hot-pixels"]
+    # --detect takes one value: the images may follow it.
+    assert main(["detect", *detection, str(frames), "-o", str(tmp_path / "masks")]) == 0
     err = capsys.readouterr().err
     for name, hot in truth.items():
         mask = tifffile.imread(tmp_path / "masks" / name)
@@ -341,6 +355,16 @@ def test_bad_detection_options_exit_2_before_reading_anything(tmp_path, capsys, 
     assert main(["detect", str(missing), *arguments, "-o", str(tmp_path / "mask.tif")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_kinds_separated_by_spaces_are_not_taken_for_images(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["detect", "--detect", "nan", "hot-pixels", "never-read.tif", "-o", "mask.tif"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "error: hot-pixels is a kind of bad pixel, not an image: give the kinds separated by commas, e.g. "
+        "--detect nan,hot-pixels\n"
+    )
 
 
 def test_an_unreachable_scheduler_exits_2(tmp_path, capsys):

@@ -149,7 +149,7 @@ def _add_fill(commands) -> None:
     )
     fill.add_argument(
         "--invented", action="store_true",
-        help="also write the mask of the filled (invented) pixels beside each output, as NAME.invented.tif "
+        help="also write the mask of the filled (invented) pixels beside each output, as NAME.invented.EXT "
         "(inside an OME-Zarr output, as its label image 'invented')",
     )
     fill.add_argument("--overwrite", action="store_true", help="replace outputs that exist")

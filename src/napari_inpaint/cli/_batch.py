@@ -56,17 +56,17 @@ def images_in(paths: Sequence[Path]) -> list[Path]:
     return images
 
 
-def output_folder(output: Path, images: Sequence[Path], mask_dir: Path | None = None) -> Path:
+def output_folder(output: Path, inputs: Sequence[Path], mask_dir: Path | None = None) -> Path:
     """Check (and create) the folder that several outputs go into.
 
-    Refused when it is a file, when it holds an input or is the folder of
-    the masks (an output could replace them, or pass for a finished one),
-    or when its name looks like a file's.
+    Refused when it is a file, when it holds an input (an image, the mask,
+    the reference) or is the folder of the masks (an output could replace
+    them, or pass for a finished one), or when its name looks like a file's.
     """
     if output.exists() and (not output.is_dir() or is_store(output)):
         raise Refused(f"several images are written into a folder, and {output} is not one; give a folder")
     if output.exists():
-        for path in images:
+        for path in inputs:
             if path.parent.exists() and os.path.samefile(path.parent, output):
                 raise Refused(f"the output folder {output} holds the input {path}; write into another folder")
         if mask_dir is not None and mask_dir.exists() and os.path.samefile(mask_dir, output):

@@ -45,7 +45,7 @@ _FLAGS_OF = {
 
 def add_options(parser: argparse.ArgumentParser, purpose: str) -> None:
     """Add ``--detect`` and the detectors' flags to ``parser``; ``purpose`` ends the group's description."""
-    from napari_inpaint.detect import COSMIC_RAY_DETECTORS, cosmic_rays, mask_from_image
+    from napari_inpaint.detect import COSMIC_RAY_DETECTORS, mask_from_image
 
     defaults = inspect.signature(mask_from_image).parameters
     kinds = "; ".join(f"{name}: {text}" for name, text in KINDS.items())
@@ -53,8 +53,10 @@ def add_options(parser: argparse.ArgumentParser, purpose: str) -> None:
         "finding the bad pixels", f"Flag bad pixels in each image, {purpose}.  Kinds: {kinds}.  The criteria "
         "are combined (a pixel flagged by any is bad), then small components are dropped and the mask grown.",
     )
+    # One value (a comma list) per --detect: a list taking spaces would take the IMAGEs that follow it.
     group.add_argument(
-        "--detect", nargs="+", metavar="KIND", help=f"kinds of bad pixel to find: {', '.join(KINDS)}",
+        "--detect", action="append", metavar="KIND[,KIND]",
+        help=f"kinds of bad pixel to find, separated by commas or given repeatedly: {', '.join(KINDS)}",
     )
     group.add_argument("--above", type=float, metavar="VALUE", help="flag pixels above VALUE")
     group.add_argument("--below", type=float, metavar="VALUE", help="flag pixels below VALUE")
@@ -81,10 +83,9 @@ def add_options(parser: argparse.ArgumentParser, purpose: str) -> None:
         "--min-size", type=int, metavar="N", help="drop flagged components smaller than N pixels"
     )
     group.add_argument("--dilate", type=int, metavar="PIXELS", help="grow the mask by PIXELS (e.g. 1)")
-    method = inspect.signature(cosmic_rays).parameters["method"].default
     group.add_argument(
         "--cosmic-detector", choices=list(COSMIC_RAY_DETECTORS), metavar="NAME",
-        help=f"cosmic-rays: the detector, {', '.join(COSMIC_RAY_DETECTORS)} (default {method}); "
+        help=f"cosmic-rays: the detector, {', '.join(COSMIC_RAY_DETECTORS)} (default {_default_detector()}); "
         "its parameters follow",
     )
     for detector in COSMIC_RAY_DETECTORS.values():
@@ -105,6 +106,13 @@ def _add_detector(parser: argparse.ArgumentParser, detector: Detector) -> None:
             _flag(detector, param), dest=_dest(detector, param), metavar=param.name.upper(),
             help=text.replace("%", "%%"),
         )
+
+
+def _default_detector() -> str:
+    """The cosmic-ray detector that ``cosmic_rays`` uses by default."""
+    from napari_inpaint.detect import cosmic_rays
+
+    return inspect.signature(cosmic_rays).parameters["method"].default
 
 
 def _flag(detector: Detector, param: Param) -> str:
@@ -134,6 +142,10 @@ class Detection:
         if unknown:
             known = ", ".join(KINDS)
             raise ValueError(f"unknown kind of bad pixel {unknown[0]!r} for --detect; known: {known}")
+        for path in args.images:
+            if path.name in KINDS and not path.exists():  # as in "--detect nan saturated IMAGE"
+                raise ValueError(f"{path} is a kind of bad pixel, not an image: give the kinds separated by "
+                                 f"commas, e.g. --detect {','.join([*kinds, path.name])}")
         for dest, kind in _FLAGS_OF.items():
             if getattr(args, dest) not in (None, False) and kind not in kinds:
                 raise ValueError(f"--{dest.replace('_', '-')} applies to --detect {kind}; add it to --detect")
@@ -157,9 +169,8 @@ class Detection:
     @property
     def pixelwise(self) -> bool:
         """Whether a criterion of ``mask_from_image`` is asked for (anything but cosmic rays)."""
-        criteria = self.criteria
-        return bool(set(self.kinds) - {"cosmic-rays"}) or criteria["above"] is not None \
-            or criteria["below"] is not None
+        thresholds = self.criteria["above"] is not None or self.criteria["below"] is not None
+        return thresholds or bool(set(self.kinds) - {"cosmic-rays"})
 
     def prepare(self) -> None:
         """Check that the cosmic-ray detector can run, and download its weights once, before any image."""
@@ -209,11 +220,11 @@ def _cosmic_rays(args: argparse.Namespace, kinds: tuple[str, ...]) -> tuple[str 
 
     A parameter flag of another detector is refused: it would do nothing.
     """
-    from napari_inpaint.detect import COSMIC_RAY_DETECTORS, cosmic_rays
+    from napari_inpaint.detect import COSMIC_RAY_DETECTORS
 
     cosmic = None
     if "cosmic-rays" in kinds:
-        cosmic = args.cosmic_detector or inspect.signature(cosmic_rays).parameters["method"].default
+        cosmic = args.cosmic_detector or _default_detector()
     given = {}
     for detector in COSMIC_RAY_DETECTORS.values():
         for param in detector.params:

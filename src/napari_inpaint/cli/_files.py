@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
+_PICTURE_FORMATS = tuple(suffix[1:] for suffix in _PICTURE_SUFFIXES)
 # The extensions that mark an image file, for the images of a folder and the masks paired by name.
 IMAGE_SUFFIXES = _TIFF_SUFFIXES + _PICTURE_SUFFIXES
 # Files whose presence makes a folder a zarr store (zarr v3, then v2).
@@ -100,8 +101,8 @@ def open_image(path: Path, *, cluster: bool = False) -> Image:
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         else:
             data = _read_with_imageio(path)
-            colour = data.ndim == 3 and data.shape[-1] in (3, 4)
-            image = io.Image(data, "YXS" if colour else "YX"[-data.ndim :], path.suffix.lower()[1:], path)
+            # A picture's third axis holds its samples: grey and alpha, RGB, or RGBA.
+            image = io.Image(data, "YXS"[: data.ndim], path.suffix.lower()[1:], path)
     except MemoryError:  # the machine's limit, not the file's fault
         raise
     except ModuleNotFoundError as exc:
@@ -206,11 +207,13 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def open_mask(path: Path, *, cluster: bool = False):
-    """The mask at ``path`` (nonzero: a bad pixel), lazy where the file is; a colour picture's RGB OR-ed."""
+    """The mask at ``path`` (nonzero: a bad pixel), lazy where the file is; a picture's samples OR-ed."""
     image = open_image(path, cluster=cluster)
     mask = image.data
-    if image.format in ("png", "jpg", "jpeg") and mask.ndim == 3 and mask.shape[-1] in (3, 4):
-        mask = mask[..., :3].any(axis=-1)  # a mask painted in colour; alpha is ignored
+    if image.format in _PICTURE_FORMATS and mask.ndim == 3:
+        # A mask painted in colour, or saved with an alpha channel, which is ignored.
+        painted = mask[..., :-1] if mask.shape[-1] in (2, 4) else mask
+        mask = painted.any(axis=-1)
     return mask
 
 
@@ -278,17 +281,26 @@ def check_format(output: Path) -> None:
         ) from None
 
 
-def check_storable(output: Path, dtype: np.dtype) -> None:
-    """Refuse a picture format that cannot hold ``dtype``; warn that JPEG changes every pixel."""
+def check_storable(output: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+    """Refuse a picture format that cannot hold ``dtype`` or ``shape``; warn that JPEG changes every pixel."""
     import numpy as np
 
     suffix = output.suffix.lower()
     lossless = _is_tiff(output) or _is_zarr_name(output)
     if not (lossless or dtype == np.uint8 or (dtype == np.uint16 and suffix == ".png")):
         raise Refused(f"{output.suffix} cannot store {dtype} pixels; write a .tif file to keep them")
+    if not lossless:
+        _check_picture_shape(output, shape)
     if suffix in (".jpg", ".jpeg"):
         print("warning: JPEG is lossy, so the good pixels will change too; write .png or .tif to keep them",
               file=sys.stderr)
+
+
+def _check_picture_shape(output: Path, shape: tuple[int, ...]) -> None:
+    """Refuse to write a stack as a PNG or JPEG: it would be read back as one colour plane, or not at all."""
+    if not (len(shape) == 2 or (len(shape) == 3 and shape[-1] in (2, 3, 4))):
+        raise Refused(f"{output.suffix} holds one plane (grey or colour), not an image of shape {tuple(shape)}; "
+                      "write a .tif file to keep its planes")
 
 
 def write_image(
@@ -313,6 +325,7 @@ def write_image(
             io.write_image(path, data, like=like, axes=axes, provenance=provenance, invented=invented,
                            overwrite=overwrite, progress=progress)
             return
+        _check_picture_shape(path, np.shape(data))
         # Everything is encoded before anything is written: a mask that cannot be encoded writes nothing.
         files = {path: _encode(np.asarray(data), path.suffix)}
         if invented is not None:

@@ -69,7 +69,7 @@ def fill(args: argparse.Namespace) -> int:
     given = tuple(path for path in (args.mask, reference_path) if path is not None)
     if is_batch(args.images):
         images = [path for path in images_in(args.images) if not _any_same(path, given)]
-        folder = output_folder(args.output, images, args.mask_dir)
+        folder = output_folder(args.output, [*images, *given], args.mask_dir)
         jobs = [Job(image, folder / image.name, args.mask) for image in images]
         check_unique(jobs)
     else:
@@ -117,7 +117,7 @@ def _fill_one(job: Job, label: str, *, args: argparse.Namespace, method: Method,
     from napari_inpaint.io import provenance
 
     source = open_image(job.source, cluster=on_cluster)
-    check_storable(job.output, source.data.dtype)
+    check_storable(job.output, source.data.dtype, source.data.shape)
     mask_path = job.mask
     if mask_path is None and args.mask_dir is not None:
         mask_path = paired_mask(job.source, args.mask_dir)  # in a batch, a missing mask fails its image only
