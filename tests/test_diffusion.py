@@ -5,7 +5,7 @@ import pytest
 from skimage import data, draw, morphology, restoration
 from skimage.metrics import peak_signal_noise_ratio
 
-from napari_inpaint import inpaint
+from napari_inpaint import get_method, inpaint
 
 
 def _interior_holes(shape):
@@ -94,3 +94,41 @@ def test_interpolate_along_the_defect_is_refused():
     with pytest.raises(ValueError, match="interpolate along another axis"):
         inpaint(image, column, "interpolate", axis=0)
     np.testing.assert_array_equal(inpaint(image, column, "interpolate", axis=1), image)
+
+
+@pytest.mark.parametrize("method", ["harmonic", "biharmonic"])
+def test_cholmod_and_superlu_give_the_same_fill(method, monkeypatch):
+    """The optional CHOLMOD factorisation (the ``fast`` extra) and the SuperLU fallback solve the same system."""
+    pytest.importorskip("cvxopt")
+    from napari_inpaint.methods import diffusion
+
+    image = data.camera()[:96, :96].astype(float)
+    mask = _interior_holes(image.shape)
+    mask[0, 5] = mask[60:, 90:] = True  # a hot pixel (divided, not factorised) and a hole on the border
+    with_cholmod = inpaint(image, mask, method)
+    monkeypatch.setattr(diffusion, "_cholmod", lambda: None)
+    with_superlu = inpaint(image, mask, method)
+    np.testing.assert_array_equal(with_cholmod[~mask], image[~mask])
+    np.testing.assert_allclose(with_cholmod, with_superlu, rtol=0, atol=1e-9 * np.ptp(image))
+
+
+@pytest.mark.parametrize("method", ["harmonic", "biharmonic"])
+def test_conjugate_gradients_check_for_cancel(method):
+    """A large 3D hole is solved iteratively: ``check`` is called at every iteration, so cancel stops the
+    solve, not only the engine's wait for it."""
+
+    class Stop(Exception):
+        pass
+
+    calls = []
+
+    def check():
+        calls.append(1)
+        if len(calls) == 3:
+            raise Stop
+
+    volume = np.random.default_rng(0).random((30, 30, 30, 1))
+    mask = np.zeros(volume.shape[:-1], bool)
+    mask[5:25, 5:25, 5:25] = True  # 8000 unknowns: conjugate gradients
+    with pytest.raises(Stop):
+        get_method(method).fill(volume, mask, check=check)

@@ -5,11 +5,14 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy import ndimage as ndi
 from skimage.draw import line
 
 from napari_inpaint import get_method, inpaint
 from napari_inpaint.devices import available_devices, select_device
+from napari_inpaint.methods import tv as tv_module
 
 torch = pytest.importorskip("torch")
 fill = get_method("tv").fill
@@ -166,7 +169,10 @@ def test_importing_models_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_one_pixel_margin_equals_filling_the_whole_image():
+def test_the_engine_fill_equals_the_direct_fill():
+    """Through the engine (a crop that is the whole image here, zeroed holes, scaled values) the fill is the
+    direct one.  At a fixed number of iterations the start depends on the crop's box (its coarse grids), so the
+    one-pixel margin is checked on the solver itself (test_active_pixels_iterate_as_the_whole_crop)."""
     rng = np.random.default_rng(1)
     image = ndi.gaussian_filter(rng.random((48, 48)), 2) * 100
     mask = _stroke(image.shape, (2, 2), (45, 40)) | _stroke(image.shape, (30, 0), (20, 47))
@@ -185,3 +191,95 @@ def test_progress_is_reported_within_one_hole():
     fractions = [done for done, total in calls if 0 < done < 1]
     assert len(fractions) >= 5 and fractions == sorted(fractions)
     assert calls[-1] == (1, 1)
+
+
+# --------------------------------------------------------------------------- properties of the solver's pieces
+
+
+@st.composite
+def holes(draw) -> tuple[np.ndarray, np.ndarray]:
+    """A small image (channels last) and a mask with at least one hole and one known pixel.
+
+    Shapes down to 1xN and odd sizes, 2D and 3D; masks of scattered pixels (one-pixel holes, holes on the
+    border) plus an optional box, so that the coarse grids of the start have holes too.
+    """
+    ndim = draw(st.sampled_from([2, 2, 3]))
+    coarse = draw(st.booleans())  # sides of 4 or more and a box: the start has coarse grids
+    side = st.integers(4 if coarse else 1, 20 if ndim == 2 else 9)
+    shape = tuple(draw(st.lists(side, min_size=ndim, max_size=ndim)))
+    if np.prod(shape) == 1:
+        shape = (1,) * (ndim - 1) + (2,)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    mask = rng.random(shape) < draw(st.floats(0.0, 0.3))
+    if coarse or draw(st.booleans()):
+        corner = [rng.integers(0, n) for n in shape]
+        mask[tuple(slice(c, c + rng.integers(2, n + 2)) for c, n in zip(corner, shape))] = True
+    hole, known = rng.choice(mask.size, 2, replace=False)
+    mask.ravel()[[hole, known]] = True, False
+    image = rng.normal(50.0, 20.0, shape + (draw(st.integers(1, 2)),))
+    image[mask] = 0.0
+    return image, mask
+
+
+def _normalised_start(image: np.ndarray, mask: np.ndarray, iterations: int):
+    """The solver's inputs on the CPU: the active pixels, the whole-crop start normalised to the ring's range,
+    and the start's dual vectors."""
+    active = tv_module._Active(mask)
+    ring = image.reshape(mask.size, -1)[active.pixels[active.free :]]
+    low, span = ring.min(axis=0), np.ptp(ring, axis=0)
+    span[span == 0] = 1.0
+    start, duals = tv_module._start(image, mask, active, iterations, 0.0, "cpu", None)
+    np.testing.assert_array_equal(start[~mask], image[~mask])
+    return active, (start - low) / span, duals
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=holes())
+def test_active_pixels_iterate_as_the_whole_crop(case):
+    """At tol=0 the per-hole iteration over the active pixels (numba) follows the whole-crop iteration of the
+    GPU path (PyTorch, run here on the CPU) step by step, from the same coarse-to-fine start."""
+    image, mask = case
+    active, start, duals = _normalised_start(image, mask, 40)
+    channels = image.shape[-1]
+    # The start's dual vectors lie in the unit ball and vanish at each axis's last entry (the divergence of
+    # both paths relies on it).
+    if duals is not None:
+        assert duals.shape == (active.duals, channels, mask.ndim)
+        assert (np.sqrt((duals**2).sum(axis=-1)) <= 1 + 1e-12).all()
+        coords = np.unravel_index(active.pixels[: active.duals], mask.shape)
+        for axis, (coord, size) in enumerate(zip(coords, mask.shape)):
+            assert (duals[coord == size - 1, :, axis] == 0).all()
+    on_cpu = tv_module._on_cpu(start.reshape(mask.size, -1)[active.pixels], duals, active, 40, 0.0, None, None)
+    whole = tv_module._on_device(start, duals, mask, active, torch.device("cpu"), 40, 0.0, None, None)
+    for ours, reference in zip(on_cpu, whole):
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-5)  # float32 on the device
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=holes(), dtype=st.sampled_from([np.float32, np.float64]), tol=st.sampled_from([0.0, 1e-4]))
+def test_fill_keeps_known_pixels_and_stays_near_the_known_range(case, dtype, tol):
+    image, mask = case
+    image = image.astype(dtype)
+    filled = fill(image, mask, iterations=300, tol=tol, device="cpu")
+    assert filled.dtype == image.dtype and filled.shape == image.shape
+    np.testing.assert_array_equal(filled[~mask], image[~mask])
+    assert np.isfinite(filled).all()
+    # TV obeys a maximum principle; the iterate may overshoot the range slightly before convergence.
+    low, high = image[~mask].min(axis=0), image[~mask].max(axis=0)
+    slack = 0.01 * np.maximum(high - low, 1e-12)
+    assert (filled >= low - slack).all() and (filled <= high + slack).all()
+
+
+def test_an_empty_mask_returns_the_image():
+    image = np.random.default_rng(0).random((8, 8, 1))
+    np.testing.assert_array_equal(fill(image, np.zeros((8, 8), bool), device="cpu"), image)
+
+
+def test_coarse_grids_check_for_cancel():
+    """The coarse grids of the start iterate too: they call ``check`` as the finest grid does."""
+    image = _step((64, 64))[..., None]
+    mask = np.zeros((64, 64), bool)
+    mask[8:56, 8:56] = True
+    calls = []
+    fill(image, mask, iterations=100, tol=0.0, device="cpu", check=lambda: calls.append(1))
+    assert len(calls) > 100 // 20

@@ -9,15 +9,18 @@ hold one channel (float64); ``p``, ``forward`` and ``backward`` hold one
 array per axis: the dual vectors' components, and the index of each pixel's
 next / previous neighbour along the axis (-1: none, or not a pixel with a
 dual vector, for ``forward``).  ``duals`` and ``free`` are (start, stop)
-ranges of the pixels whose dual vectors and values are updated (those of the
-holes still iterating).
+ranges of the pixels whose dual vectors and values are updated and checked
+(those of the holes still iterating).
+
+The kernels release the GIL (``nogil``): a fill runs in a worker thread,
+and the thread that waits on it (a viewer, a cancel button) keeps running.
 """
 
 import numpy as np
 from numba import njit
 
 
-@njit(cache=True, boundscheck=False)
+@njit(cache=True, boundscheck=False, nogil=True)
 def iterate(u, u_bar, p, forward, backward, duals, free, tau, sigma, iterations):
     """Run ``iterations`` Chambolle-Pock steps in place on the pixel ranges ``duals`` and ``free``."""
     ndim = len(p)
@@ -51,10 +54,10 @@ def iterate(u, u_bar, p, forward, backward, duals, free, tau, sigma, iterations)
                 u[i] = new
 
 
-@njit(cache=True, boundscheck=False)
-def energy_and_gap(u, p, forward, backward, component, components, free, low, high):
+@njit(cache=True, boundscheck=False, nogil=True)
+def energy_and_gap(u, p, forward, backward, component, components, duals, free, low, high):
     """Per hole (``component`` of each pixel with a dual vector), the total variation of ``u`` and the
-    primal-dual gap of ``(u, p)``.
+    primal-dual gap of ``(u, p)``; zero for the holes outside the ranges ``duals`` and ``free``.
 
     The gap is ``TV(u) - <grad u, p> + sum over the hole of
     max(q (u - low), q (u - high))`` with ``q = -div p``: the dual function is
@@ -64,24 +67,26 @@ def energy_and_gap(u, p, forward, backward, component, components, free, low, hi
     ndim = len(p)
     energy = np.zeros(components)
     gap = np.zeros(components)
-    for i in range(component.size):
-        squares = 0.0
-        pairing = 0.0
-        for axis in range(ndim):
-            j = forward[axis][i]
-            if j >= 0:
-                step = u[j] - u[i]
-                squares += step * step
-                pairing += step * p[axis][i]
-        length = np.sqrt(squares)
-        energy[component[i]] += length
-        gap[component[i]] += length - pairing
-    for i in range(free):
-        divergence = 0.0
-        for axis in range(ndim):
-            divergence += p[axis][i]
-            j = backward[axis][i]
-            if j >= 0:
-                divergence -= p[axis][j]
-        gap[component[i]] += max(divergence * (high - u[i]), divergence * (low - u[i]))
+    for r in range(duals.shape[0]):
+        for i in range(duals[r, 0], duals[r, 1]):
+            squares = 0.0
+            pairing = 0.0
+            for axis in range(ndim):
+                j = forward[axis][i]
+                if j >= 0:
+                    step = u[j] - u[i]
+                    squares += step * step
+                    pairing += step * p[axis][i]
+            length = np.sqrt(squares)
+            energy[component[i]] += length
+            gap[component[i]] += length - pairing
+    for r in range(free.shape[0]):
+        for i in range(free[r, 0], free[r, 1]):
+            divergence = 0.0
+            for axis in range(ndim):
+                divergence += p[axis][i]
+                j = backward[axis][i]
+                if j >= 0:
+                    divergence -= p[axis][j]
+            gap[component[i]] += max(divergence * (high - u[i]), divergence * (low - u[i]))
     return energy, gap

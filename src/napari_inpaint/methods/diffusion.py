@@ -125,7 +125,7 @@ def _matrix(columns: np.ndarray, entries: np.ndarray, rows: np.ndarray, numberin
     return sp.csr_matrix((entries[present], numbering[columns[present]], indptr), shape=(rows.size, rows.size))
 
 
-def _fill(image: np.ndarray, mask: np.ndarray, order: int) -> np.ndarray:
+def _fill(image: np.ndarray, mask: np.ndarray, order: int, check: Callable[[], None] | None) -> np.ndarray:
     """Solve the hole rows of ``L^order u = 0`` with the known pixels as data; return the filled image."""
     hole, columns, entries, rhs = _system(mask, image, order)
     solution = np.empty_like(rhs)
@@ -141,7 +141,7 @@ def _fill(image: np.ndarray, mask: np.ndarray, order: int) -> np.ndarray:
         laplacian = None
         if _iterative(mask.ndim, rows.size):
             laplacian = system if order == 1 else _matrix(*_system(mask, image[..., :0], 1)[1:3], rows, numbering)
-        solution[rows] = _solve(system, rhs[rows], mask.ndim, laplacian=laplacian, squared=order == 2)
+        solution[rows] = _solve(system, rhs[rows], mask.ndim, laplacian, order == 2, check)
     out = image.reshape(-1, image.shape[-1]).copy()
     out[hole] = solution
     return out.reshape(image.shape)
@@ -161,12 +161,14 @@ def _cholmod():
     return cholmod
 
 
-def _solve(system: sp.csr_matrix, rhs: np.ndarray, ndim: int, laplacian=None, squared: bool = False) -> np.ndarray:
+def _solve(
+    system: sp.csr_matrix, rhs: np.ndarray, ndim: int, laplacian, squared: bool, check: Callable[[], None] | None
+) -> np.ndarray:
     """Solve an SPD system for every column of ``rhs``.
 
     Directly (CHOLMOD when installed, else SuperLU), or (large 3D systems) by
     conjugate gradients preconditioned with multigrid cycles of ``laplacian``,
-    applied twice when ``squared``.
+    applied twice when ``squared``, calling ``check`` at every iteration.
     """
     if not _iterative(ndim, system.shape[0]):
         return _direct(system)(rhs)
@@ -177,7 +179,10 @@ def _solve(system: sp.csr_matrix, rhs: np.ndarray, ndim: int, laplacian=None, sq
         preconditioner = _multigrid(laplacian, squared)
         solution = np.empty_like(rhs)
         for column in range(rhs.shape[1]):
-            solution[:, column], info = spla.cg(system, rhs[:, column], M=preconditioner, rtol=_CG_RTOL, maxiter=2000)
+            solution[:, column], info = spla.cg(
+                system, rhs[:, column], M=preconditioner, rtol=_CG_RTOL, maxiter=2000,
+                callback=None if check is None else (lambda _: check()),
+            )
             if info:
                 raise RuntimeError(f"conjugate gradients did not converge ({info} iterations)")
     return solution
@@ -231,12 +236,13 @@ def _multigrid(laplacian: sp.spmatrix, squared: bool) -> spla.LinearOperator:
     local_fill=True,
     channel_independent=True,
 )
-def harmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def harmonic(image: np.ndarray, mask: np.ndarray, *, check: Callable[[], None] | None = None) -> np.ndarray:
     """Fill holes with the harmonic function matching the surrounding pixels.
 
     Parameters
     ----------
     %(image_mask)s
+    %(check)s
 
     Returns
     -------
@@ -251,7 +257,7 @@ def harmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     >>> bool(np.allclose(inpaint(ramp, mask, "harmonic"), ramp))
     True
     """
-    return _fill(image, mask, 1)
+    return _fill(image, mask, 1, check)
 
 
 @register(
@@ -264,12 +270,13 @@ def harmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     local_fill=True,
     channel_independent=True,
 )
-def biharmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def biharmonic(image: np.ndarray, mask: np.ndarray, *, check: Callable[[], None] | None = None) -> np.ndarray:
     """Fill holes by minimising the discrete thin-plate energy.
 
     Parameters
     ----------
     %(image_mask)s
+    %(check)s
 
     Returns
     -------
@@ -285,4 +292,4 @@ def biharmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     >>> bool(np.allclose(inpaint(bowl, mask, "biharmonic"), bowl))
     True
     """
-    return _fill(image, mask, 2)
+    return _fill(image, mask, 2, check)
