@@ -65,6 +65,7 @@ ARTIFACTS = {
     "seams": "stitching seams and detector gaps",
     "large-holes": "large missing regions that need invented structure",
     "texture": "holes in textured or noisy regions",
+    "cosmic-rays": "cosmic-ray hits: sharp dots and tracks in astronomical or counting-detector images",
 }
 
 # What kind of method it is: front ends choose and group methods by family.

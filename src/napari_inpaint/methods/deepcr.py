@@ -272,7 +272,7 @@ def _tune(
     "deepcr",
     summary="deepCR's network trained to fill cosmic-ray hits on Hubble ACS/WFC images (data in electrons)",
     family="pretrained",
-    artifacts=("hot-pixels", "scratches"),
+    artifacts=("cosmic-rays",),
     params=(
         Param("network", str, DEFAULT_INPAINTER, "deepCR's inpainting network (2 or 3 resolution levels)",
               choices=tuple(DEEPCR_INPAINTERS)),
