@@ -1327,6 +1327,30 @@ def test_export_of_an_rgb_layer_writes_an_rgb_tiff(qtbot, notes, tmp_path):
     np.testing.assert_array_equal(written, napari_inpaint.inpaint(colour, hole, "harmonic", channel_axis=-1))
 
 
+@pytest.mark.parametrize(("dtype", "kind"), [(np.uint16, "imagej"), (np.float64, "plain")])
+def test_export_to_tiff_keeps_the_calibration_of_a_layer_of_no_file(qtbot, notes, tmp_path, dtype, kind):
+    import tifffile
+
+    viewer = ViewerModel()
+    stack = np.stack([_ramp(dtype=dtype)] * 3)
+    labels = np.stack([_hole()] * 3)
+    image = viewer.add_image(stack, name="cells", scale=(2.0, 0.25, 0.5), units=("um", "um", "um"))
+    widget = _inpaint_widget(qtbot, viewer, image, viewer.add_labels(labels, name="hole"))
+    _export(qtbot, widget, tmp_path / "out.tif")
+
+    assert not notes["error"]
+    with tifffile.TiffFile(tmp_path / "out.tif") as tiff:
+        page = tiff.pages[0]
+        x_resolution, y_resolution = page.resolution
+        if kind == "imagej":  # pixels per micron, the unit and the z spacing in ImageJ's metadata
+            assert tiff.imagej_metadata["unit"] == "micron" and tiff.imagej_metadata["spacing"] == 2.0
+            assert (x_resolution, y_resolution) == pytest.approx((2.0, 4.0))
+        else:  # ImageJ holds no float64: pixels per centimetre
+            assert page.resolutionunit == tifffile.RESUNIT.CENTIMETER
+            assert (x_resolution, y_resolution) == pytest.approx((2e4, 4e4))
+        np.testing.assert_array_equal(tiff.asarray(), napari_inpaint.inpaint(stack, labels > 0, "harmonic"))
+
+
 def _open_with_napari(viewer, path):
     """Open ``path`` with napari's own reader (as File > Open does): a zarr image becomes a lazy layer."""
     from npe2 import PluginManager

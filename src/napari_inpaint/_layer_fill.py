@@ -333,24 +333,17 @@ class LayerFill:
         told(f"writing {path.name}")
         stage.append(f"writing {path.name}")
         axes = None
-        if like is None and image.rgb:  # a layer of no file: RGB samples last (an RGB TIFF), else io's default axes
-            axes = "tzyx"[-len(grid_shape(image)) :] + "s"
-        elif like is None and path.name.lower().endswith(".ome.zarr"):
-            like = _calibration(image)
+        grid, letters = grid_shape(image), "tzyx" if image.rgb else "tczyx"
+        if like is None and len(grid) <= len(letters):  # a layer of no file: its own calibration
+            axes = letters[-len(grid) :] + ("s" if image.rgb else "")  # RGB samples last: an RGB TIFF
+            units = [str(unit) for unit in image.units]
+            like = io.calibrated(path, grid, axes, image.scale, translation=image.translate, units=units,
+                                 dtype=image.dtype)
+            axes = axes if like is None else None
         return io.write_image(
             path, filled, like=like, axes=axes, provenance=record, overwrite=overwrite, progress=progress,
             invented=self.invented(lazy=True) if self.overlay else None, cancel=cancel,
         )
-
-
-def _calibration(image_layer):
-    """The ``like`` of an OME-Zarr output with the scale, translation and units of ``image_layer`` (not RGB)."""
-    from napari_inpaint import _omezarr, io
-
-    shape, axes = grid_shape(image_layer), "tczyx"[-len(grid_shape(image_layer)) :]  # io's default axes
-    units = [None if str(unit) == "pixel" else str(unit) for unit in image_layer.units]
-    multiscale = _omezarr.new_multiscale(shape, axes, list(image_layer.scale), list(image_layer.translate), units)
-    return io.Image(None, axes, "ome-zarr", None, multiscale) if len(shape) <= 5 else None
 
 
 def exist_text(paths: list[str]) -> str:

@@ -43,7 +43,7 @@ import numpy as np
 from napari_inpaint import _omezarr, _tiff
 from napari_inpaint._store import MARKER, compute_into, staged
 
-__all__ = ["Image", "invented_path", "output_format", "provenance", "read_image", "write_image"]
+__all__ = ["Image", "calibrated", "invented_path", "output_format", "provenance", "read_image", "write_image"]
 
 FORMATS = ("tiff", "zarr", "ome-zarr")
 # Blocks of in-memory data written to zarr (pixels per side of a plane).
@@ -54,6 +54,10 @@ _IN_MEMORY_BYTES = 2**30
 _CENTIMETRES = {"meter": 100.0, "centimeter": 1.0, "millimeter": 0.1, "micrometer": 1e-4, "nanometer": 1e-7}
 _IMAGEJ_UNITS = {"micron": "micrometer", "um": "micrometer", "\u00b5m": "micrometer", "nm": "nanometer",
                  "mm": "millimeter", "cm": "centimeter", "m": "meter"}
+# Lengths a plain TIFF's resolution can hold (in pixels per centimetre): centimetres per unit.
+_CENTIMETRES = {"nanometer": 1e-7, "micrometer": 1e-4, "millimeter": 0.1, "centimeter": 1.0, "meter": 100.0}
+# The data types an ImageJ hyperstack holds.
+_IMAGEJ_DTYPES = ("uint8", "uint16", "float32")
 
 
 @dataclass
@@ -235,6 +239,52 @@ def provenance(method: str, params: dict, *, mask=None, shape=None, **details) -
             count *= int(np.prod(shape)) // int(np.prod(np.shape(mask)))
         record["filled_pixels"] = count
     return {**record, **details}
+
+
+def calibrated(path, shape, axes: str, scale, *, translation=None, units=None, dtype=None) -> Image | None:
+    """A ``like`` for :func:`write_image` that carries only a calibration, for data that has no file.
+
+    ``scale``, ``translation`` and ``units`` (names such as ``"micrometer"``,
+    or None) give one value per axis of ``axes`` (letters of ``"tczyx"``,
+    and ``"s"`` for RGB samples, which they skip).  An OME-Zarr output keeps
+    them all.  A TIFF keeps the pixel size along y and x: as an ImageJ
+    hyperstack (uint8, uint16 or float32 data) with the unit, the z spacing
+    and the frame interval, else as a resolution in pixels per centimetre.
+    A plain zarr array keeps none (None is returned).
+
+    Examples
+    --------
+    >>> like = calibrated("a.tif", (5, 64, 64), "zyx", (2.0, 0.5, 0.5), units=("micrometer",) * 3, dtype="uint16")
+    >>> like.metadata.resolution, like.metadata.imagej
+    ((2.0, 2.0), {'unit': 'micron', 'spacing': 2.0})
+    """
+    form = output_format(path)
+    axes = axes.lower()
+    grid = axes.replace("s", "")
+    units = [None if unit in (None, "pixel") else str(unit) for unit in (units or [None] * len(grid))]
+    if form == "ome-zarr":
+        if "s" in axes or len(grid) > 5:
+            return None
+        translation = None if translation is None else list(translation)
+        multiscale = _omezarr.new_multiscale(shape, grid, list(scale), translation, units)
+        return Image(None, grid, "ome-zarr", None, multiscale)
+    if form != "tiff" or not {"y", "x"} <= set(grid):
+        return None
+    size = dict(zip(grid, scale))
+    unit = units[grid.index("x")]
+    imagej_order = list(axes.upper()) == sorted(axes.upper(), key="TZCYXS".index)
+    if imagej_order and str(np.dtype(dtype)) in _IMAGEJ_DTYPES and unit in _IMAGEJ_UNITS.values():
+        imagej = {"unit": "micron" if unit == "micrometer" else {v: k for k, v in _IMAGEJ_UNITS.items()}[unit]}
+        imagej.update({"spacing": float(size["z"])} if "z" in size else {})
+        imagej.update({"finterval": float(size["t"])} if "t" in size else {})
+        metadata = _tiff.TiffMetadata(kind="imagej", axes=axes.upper(), resolution=(1 / size["x"], 1 / size["y"]),
+                                      imagej=imagej)
+    elif unit in _CENTIMETRES:
+        per_centimetre = (1 / (size["x"] * _CENTIMETRES[unit]), 1 / (size["y"] * _CENTIMETRES[unit]))
+        metadata = _tiff.TiffMetadata(axes=axes.upper(), resolution=per_centimetre, resolutionunit=3)
+    else:
+        return None
+    return Image(None, axes.upper(), "tiff", None, metadata)
 
 
 def invented_path(path) -> Path:
