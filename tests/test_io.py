@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_inpaint import inpaint
-from napari_inpaint.io import invented_path, provenance, read_image, write_image
+from napari_inpaint.io import calibrated, invented_path, provenance, read_image, write_image
 
 tifffile = pytest.importorskip("tifffile")
 zarr = pytest.importorskip("zarr", minversion="3")
@@ -131,3 +131,131 @@ def test_plain_tiff_keeps_description_resolution_and_records_provenance(tmp_path
         shaped = tif.shaped_metadata[0]
         assert shaped["stage"] == 5 and shaped["napari_inpaint"]["filled_pixels"] == mask.sum()
         assert page.software.startswith("napari-inpaint")
+
+
+# --------------------------------------------------------------------------- inputs kept, metadata round trips
+
+
+def test_an_output_that_is_inside_or_holds_the_input_is_refused(tmp_path, monkeypatch):
+    image = np.arange(64, dtype=np.uint16).reshape(8, 8)
+    folder = tmp_path / "all.zarr"
+    folder.mkdir()
+    write_image(folder / "in.zarr", image)
+    source = read_image(folder / "in.zarr")
+    monkeypatch.chdir(folder)
+    (folder / "link.zarr").symlink_to(folder / "in.zarr")
+    for output, where in [("in.zarr", "is"), ("link.zarr", "is"), ("in.zarr/out.zarr", "lies inside"),
+                          ("../all.zarr", "holds")]:
+        with pytest.raises(ValueError, match=f"{where} the input"):
+            write_image(output, source.data + 1, like=source, overwrite=True)
+    np.testing.assert_array_equal(np.asarray(read_image(folder / "in.zarr").data), image)
+    assert sorted(p.name for p in folder.iterdir()) == ["in.zarr", "link.zarr"]
+    tifffile.imwrite(tmp_path / "in.tif", image)
+    source = read_image(tmp_path / "in.tif")
+    with pytest.raises(ValueError, match="is the input"):  # the mask beside the output would replace the input
+        write_image(tmp_path / "in.tif", source.data, like=source, invented=image > 9, overwrite=True)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "in.tif"), image)
+
+
+def test_a_level_read_is_written_with_its_own_scale_and_the_levels_below(tmp_path):
+    image = np.random.default_rng(0).random((2, 601, 517)).astype(np.float32)
+    like = calibrated("in.ome.zarr", image.shape, "zyx", (3.0, 0.5, 0.5), translation=(0, 10, 20),
+                      units=("micrometer",) * 3)
+    write_image(tmp_path / "in.ome.zarr", image, like=like)
+    full = read_image(tmp_path / "in.ome.zarr")
+    assert full.metadata.shapes == [(2, 601, 517), (2, 300, 258)]
+    level = read_image(tmp_path / "in.ome.zarr", level=1)
+    write_image(tmp_path / "out.ome.zarr", level.data, like=level)
+    out = read_image(tmp_path / "out.ome.zarr")
+    assert out.metadata.transforms == full.metadata.transforms[1:] and out.metadata.shapes == [(2, 300, 258)]
+    assert out.metadata.transforms[0][0]["scale"] == [3.0, 1.0, 1.0] and out.metadata.axes == full.metadata.axes
+    # Odd sizes: the mean of each 2x2 block (the last row and column left out, as the level is sized).
+    expected = image[:, :600, :516].reshape(2, 300, 2, 258, 2).mean(axis=(2, 4))
+    np.testing.assert_allclose(np.asarray(out.data), expected, rtol=1e-6)
+
+
+def test_levels_rounded_up_take_their_last_block_from_the_edge(tmp_path):
+    from napari_inpaint._omezarr import Multiscale
+    from napari_inpaint.io import Image
+
+    image = np.random.default_rng(0).random((301, 303)).astype(np.float32)
+    shapes = [(301, 303), (151, 152), (76, 76)]
+    levels = Multiscale([{"name": "y"}, {"name": "x"}],
+                        [[{"type": "scale", "scale": [2.0**i] * 2}] for i in range(3)], shapes, version="0.4")
+    write_image(tmp_path / "out.ome.zarr", image, like=Image(None, "yx", "ome-zarr", None, levels))
+    group = zarr.open_group(tmp_path / "out.ome.zarr", mode="r")
+    first = np.pad(image, ((0, 1), (0, 1)), mode="edge").reshape(151, 2, 152, 2).mean(axis=(1, 3))
+    second = np.pad(first, ((0, 1), (0, 0)), mode="edge").reshape(76, 2, 76, 2).mean(axis=(1, 3))
+    np.testing.assert_allclose(group["1"][:], first, rtol=1e-6)
+    np.testing.assert_allclose(group["2"][:], second, rtol=1e-6)
+    assert read_image(tmp_path / "out.ome.zarr").metadata.version == "0.4"
+
+
+def test_image_wide_transformations_scale_the_levels_translation(tmp_path):
+    group = zarr.open_group(tmp_path / "in.ome.zarr", mode="w", zarr_format=2)
+    group.create_array("0", shape=(4, 4), dtype="u1", chunk_key_encoding={"name": "v2", "separator": "/"})
+    group.attrs["multiscales"] = [{
+        "version": "0.4", "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+        "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [1.0, 2.0]}, {"type": "translation", "translation": [1.0, 1.0]}]}],
+        "coordinateTransformations": [{"type": "scale", "scale": [3.0, 3.0]}],
+    }]
+    assert read_image(tmp_path / "in.ome.zarr").metadata.transforms == [
+        [{"type": "scale", "scale": [3.0, 6.0]}, {"type": "translation", "translation": [3.0, 3.0]}]
+    ]
+
+
+def test_plain_zarr_keeps_dtype_attributes_and_axis_names(tmp_path):
+    stored = zarr.create_array(tmp_path / "in.zarr", shape=(40, 50), chunks=(20, 25), dtype="i2",
+                               attributes={"exposure": 0.1}, dimension_names=["y", "x"])
+    stored[:] = -7
+    source = read_image(tmp_path / "in.zarr")
+    assert source.axes == "yx"
+    write_image(tmp_path / "out.zarr", source.data, like=source, provenance=provenance("harmonic", {}))
+    out = zarr.open_array(tmp_path / "out.zarr", mode="r")
+    assert out.dtype == np.int16 and out.chunks == (20, 25) and (out[:] == -7).all()
+    assert out.attrs["exposure"] == 0.1 and out.attrs["napari_inpaint"]["method"] == "harmonic"
+    assert out.metadata.dimension_names == ("y", "x")
+
+
+def test_an_ome_tiff_name_gets_ome_xml_with_the_provenance(tmp_path):
+    image = np.arange(2 * 32 * 32, dtype=np.uint16).reshape(2, 32, 32)
+    tifffile.imwrite(tmp_path / "in.tif", image, description="scope", resolution=(10.0, 10.0),
+                     resolutionunit="CENTIMETER")
+    source = read_image(tmp_path / "in.tif")
+    for output, like in [("fresh.ome.tif", None), ("from-plain.ome.tif", source)]:
+        write_image(tmp_path / output, image, like=like, axes="ZYX", provenance=provenance("harmonic", {}))
+        with tifffile.TiffFile(tmp_path / output) as tif:
+            assert tif.is_ome and tif.series[0].axes == "ZYX"
+            assert 'Namespace="napari-inpaint"' in tif.ome_metadata and '<M K="method">harmonic' in tif.ome_metadata
+            np.testing.assert_array_equal(tif.series[0].asarray(), image)
+    with tifffile.TiffFile(tmp_path / "from-plain.ome.tif") as tif:
+        assert tif.pages[0].resolution == (10.0, 10.0)
+
+
+def test_an_imagej_hyperstack_refuses_pixels_it_cannot_hold(tmp_path):
+    tifffile.imwrite(tmp_path / "in.tif", np.zeros((2, 16, 16), np.uint16), imagej=True,
+                     metadata={"axes": "ZYX", "unit": "um", "spacing": 2.0})
+    source = read_image(tmp_path / "in.tif")
+    with pytest.raises(ValueError, match="ImageJ hyperstack holds uint8, uint16, int16 or float32 pixels, not float64"):
+        write_image(tmp_path / "out.tif", np.zeros((2, 16, 16)), like=source)
+    assert [p.name for p in tmp_path.iterdir()] == ["in.tif"]
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_ome_zarr_keeps_its_version_name_omero_and_attributes_and_the_new_provenance(tmp_path, version):
+    import dataclasses
+
+    like = calibrated("in.ome.zarr", (2, 40, 40), "cyx", (1, 0.5, 0.5), units=(None, "micrometer", "micrometer"))
+    omero = {"channels": [{"label": "dapi"}, {"label": "gfp"}]}
+    like.metadata = dataclasses.replace(like.metadata, version=version, omero=omero, attributes={"lab": "x"},
+                                        name="cells")
+    image = np.arange(2 * 40 * 40, dtype=np.uint16).reshape(2, 40, 40)
+    write_image(tmp_path / "in.ome.zarr", image, like=like, provenance=provenance("telea", {}))
+    source = read_image(tmp_path / "in.ome.zarr")
+    write_image(tmp_path / "out.ome.zarr", source.data, like=source, provenance=provenance("harmonic", {}))
+    out = read_image(tmp_path / "out.ome.zarr")
+    assert (out.metadata.version, out.metadata.name, out.metadata.omero) == (version, "cells", omero)
+    assert out.metadata.attributes == {"lab": "x"} and out.metadata.axes == like.metadata.axes
+    assert out.data.dtype == np.uint16 and np.array_equal(np.asarray(out.data), image)
+    assert zarr.open_group(tmp_path / "out.ome.zarr", mode="r").attrs["napari_inpaint"]["method"] == "harmonic"

@@ -150,3 +150,29 @@ def test_overwrite_replaces_an_output_only_once_complete(tmp_path):
     write_image(tmp_path / "out.zarr", np.ones((8, 8), np.uint8), overwrite=True)
     assert (zarr.open_array(tmp_path / "out.zarr")[:] == 1).all()
     assert [p.name for p in tmp_path.iterdir()] == ["out.zarr"]
+
+
+@pytest.mark.parametrize("mask_shape", [(3, 64, 64), (64, 64)], ids=["per-frame", "one-plane"])
+def test_a_mask_without_the_channel_axis_is_written_beside_and_as_a_label_image(tmp_path, mask_shape):
+    from napari_inpaint.io import read_image, write_image
+
+    image = np.random.default_rng(0).random((3, 2, 64, 64)).astype(np.float32)  # tcyx: channels after time
+    mask = np.zeros(mask_shape, bool)
+    mask[..., 10:20, 10:30] = True
+    data = da.from_array(image, chunks=(1, 1, 32, 32))
+    write_image(tmp_path / "out.ome.zarr", data, axes="tcyx", invented=mask)
+    label = zarr.open_array(tmp_path / "out.ome.zarr" / "labels" / "invented" / "0", mode="r")
+    assert label.shape == (3, 1, 64, 64) and np.array_equal(label[:, 0] > 0, np.broadcast_to(mask, (3, 64, 64)))
+    write_image(tmp_path / "out.zarr", data, axes="tcyx", invented=mask)
+    beside = zarr.open_array(tmp_path / "out.invented.zarr", mode="r")
+    assert np.array_equal(beside[:] > 0, mask) and beside.attrs["axes"] == "tyx"[-len(mask_shape) :]
+    np.testing.assert_array_equal(np.asarray(read_image(tmp_path / "out.zarr").data), image)
+
+
+def test_a_replacement_that_fails_puts_the_old_output_back(tmp_path):
+    from napari_inpaint._store import _replace
+
+    (tmp_path / "out.tif").write_bytes(b"old")
+    with pytest.raises(FileNotFoundError):
+        _replace(tmp_path / "never-made.tif", tmp_path / "out.tif")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.tif"] and (tmp_path / "out.tif").read_bytes() == b"old"

@@ -22,7 +22,7 @@ Computing one chunk computes only the crops that touch it: the memory of a
 worker is a few chunks plus its largest crop.  Progress and cancel reach the
 tasks through :class:`Hooks`, which are found only in the process that made
 the call (threads, or a ``distributed`` cluster of threads); tasks computed
-by other processes neither report nor cancel: :mod:`napari_inpaint.store`
+by other processes neither report nor cancel: :mod:`napari_inpaint._store`
 drives a cluster's progress and cancel from the caller.
 """
 

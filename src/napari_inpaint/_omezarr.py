@@ -96,17 +96,26 @@ def _axis(axis) -> dict:
 
 
 def _level_transforms(dataset: dict, image: dict) -> list[dict]:
-    """A level's scale and translation, with the image-wide transformations (if any) applied after."""
-    own = [dict(t) for t in dataset.get("coordinateTransformations", [])]
-    for extra in image.get("coordinateTransformations", []):
-        for t in own:
-            if t["type"] == extra["type"] == "scale":
-                t["scale"] = [a * b for a, b in zip(t["scale"], extra["scale"])]
-            elif t["type"] == extra["type"] == "translation":
-                t["translation"] = [a + b for a, b in zip(t["translation"], extra["translation"])]
-        if extra["type"] not in {t["type"] for t in own}:
-            own.append(dict(extra))
-    return own
+    """A level's scale and translation, with the image-wide transformations (if any) applied after.
+
+    An image-wide scale scales the level's translation too (NGFF applies the
+    transformations in order).  Transformations stored elsewhere (``path``)
+    are kept as they are.
+    """
+    chain = [dict(t) for t in (*dataset.get("coordinateTransformations", []),
+                               *image.get("coordinateTransformations", []))]
+    if not image.get("coordinateTransformations") or any(t.get(t["type"]) is None for t in chain):
+        return chain
+    scale, translation = None, None
+    for t in chain:
+        if t["type"] == "scale":
+            scale = t["scale"] if scale is None else [a * b for a, b in zip(scale, t["scale"])]
+            translation = None if translation is None else [a * b for a, b in zip(translation, t["scale"])]
+        elif t["type"] == "translation":
+            shift = t["translation"]
+            translation = shift if translation is None else [a + b for a, b in zip(translation, shift)]
+    own = [{"type": "scale", "scale": scale}] if scale is not None else []
+    return own + ([{"type": "translation", "translation": translation}] if translation is not None else [])
 
 
 def new_multiscale(shape: tuple[int, ...], axes: str, scale=None, translation=None, units=None) -> Multiscale:
@@ -163,9 +172,10 @@ def write(path: Path, data, like: Multiscale, *, provenance: dict | None, invent
         channel = next((i for i, a in enumerate(like.axes) if a.get("type") == "channel"), None)
         if invented.ndim < data.ndim and channel is not None:
             invented = invented[(slice(None),) * channel + (None,)]
-        label_like = Multiscale(like.axes, like.transforms, [s[:] for s in like.shapes], version, INVENTED)
-        if channel is not None:
-            label_like.shapes = [s[:channel] + (1,) + s[channel + 1 :] for s in like.shapes]
+        label_like = Multiscale(like.axes, like.transforms, list(like.shapes), version, INVENTED)
+        if channel is not None:  # one channel, or the data's channels when the mask has them
+            label_like.shapes = [s[:channel] + invented.shape[channel : channel + 1] + s[channel + 1 :]
+                                 for s in like.shapes]
         invented = invented.astype(np.uint8).rechunk(_chunks(data, label_like.shapes[0]))
         targets += _levels(image, invented, label_like, version, np.max)
         colours = [{"label-value": 1, "rgba": [255, 0, 255, 255]}]

@@ -73,7 +73,11 @@ def _replace(new: Path, path: Path) -> None:
         return
     old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
     os.replace(path, old)
-    os.replace(new, path)
+    try:
+        os.replace(new, path)
+    except BaseException:
+        os.replace(old, path)  # the old output back in place
+        raise
     shutil.rmtree(old) if old.is_dir() else old.unlink()
 
 

@@ -98,7 +98,7 @@ def write(path: Path, data, metadata: TiffMetadata, provenance: dict | None) -> 
     """Write ``data`` (a NumPy or zarr array of ``metadata.axes``) to ``path`` with ``metadata``."""
     import tifffile
 
-    axes = metadata.axes or _default_axes(data.ndim)
+    axes = metadata.axes
     options = {
         "photometric": "rgb" if axes.endswith("S") and data.shape[-1] in (3, 4) else "minisblack",
         "software": f"napari-inpaint {_version()}",
@@ -129,12 +129,17 @@ def write(path: Path, data, metadata: TiffMetadata, provenance: dict | None) -> 
             if provenance is not None:
                 shaped["napari_inpaint"] = provenance
             options.update(metadata=shaped, description=metadata.description)
+            if metadata.kind == "ome":  # tifffile writes the OME-XML; the provenance is annotated after
+                options["ome"] = True
         if tile is not None:
             options["tile"] = tile[-2:]
     if isinstance(data, np.ndarray):
         tifffile.imwrite(path, data, **options)
-        return
-    tifffile.imwrite(path, _pieces(data, axes, tile), shape=data.shape, dtype=data.dtype, **options)
+    else:
+        tifffile.imwrite(path, _pieces(data, axes, tile), shape=data.shape, dtype=data.dtype, **options)
+    if options.get("ome") and provenance is not None:
+        name = Path(path).name
+        tifffile.tiffcomment(path, comment=_ome_xml(tifffile.tiffcomment(path), provenance, name, name).encode())
 
 
 def _pieces(data, axes: str, tile):
@@ -185,10 +190,6 @@ def _ome_xml(xml: str, provenance: dict | None, old_name: str | None, new_name: 
         for image in root.findall(q("Image")):
             ET.SubElement(image, q("AnnotationRef"), ID=identifier)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
-
-
-def _default_axes(ndim: int) -> str:
-    return "TZCYX"[-ndim:] if ndim <= 5 else "Q" * (ndim - 2) + "YX"
 
 
 def _version() -> str:

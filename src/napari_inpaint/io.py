@@ -50,8 +50,6 @@ FORMATS = ("tiff", "zarr", "ome-zarr")
 _CHUNK = 1024
 # TIFF files larger than this are read lazily (through tifffile's zarr store) unless told otherwise.
 _IN_MEMORY_BYTES = 2**30
-# Length units of NGFF axes, in centimetres (TIFF resolution units are inches and centimetres).
-_CENTIMETRES = {"meter": 100.0, "centimeter": 1.0, "millimeter": 0.1, "micrometer": 1e-4, "nanometer": 1e-7}
 _IMAGEJ_UNITS = {"micron": "micrometer", "um": "micrometer", "\u00b5m": "micrometer", "nm": "nanometer",
                  "mm": "millimeter", "cm": "centimeter", "m": "meter"}
 # Lengths a plain TIFF's resolution can hold (in pixels per centimetre): centimetres per unit.
@@ -190,12 +188,14 @@ def write_image(
         raise ValueError(f"axes {axes!r} do not fit data of shape {np.shape(data)}: give one letter per axis")
     data = _dask_or_numpy(data)
     outputs = [path] if invented is None or form == "ome-zarr" else [path, invented_path(path)]
+    if like is not None and like.path is not None:
+        _check_apart(outputs, like.path)
     with staged(outputs, overwrite=overwrite) as folder:
         marker = folder / MARKER
         if form == "ome-zarr":
             lazy, mask, axes = _ngff_order(_as_dask(data, axes), invented, axes)
             multiscale = _multiscale(lazy, axes, like)
-            mask = None if mask is None else _as_dask(mask, axes, like=lazy)
+            mask = None if mask is None else _mask_like(mask, lazy, axes, whole=True)[0]
             targets = _omezarr.write(folder / path.name, lazy, multiscale,
                                      provenance=provenance, invented=mask)
             compute_into(targets, marker, progress=progress, cancel=cancel)
@@ -203,8 +203,8 @@ def write_image(
             lazy = _as_dask(data, axes)
             targets = [_zarr_target(folder / path.name, lazy, axes, like, provenance)]
             if invented is not None:
-                mask = _as_dask(invented, axes, like=lazy).astype(np.uint8) * np.uint8(255)
-                mask_axes = axes[-mask.ndim :]
+                mask, mask_axes = _mask_like(invented, lazy, axes)
+                mask = mask.astype(np.uint8) * np.uint8(255)
                 targets.append(_zarr_target(folder / outputs[1].name, mask, mask_axes, None, provenance))
             compute_into(targets, marker, progress=progress, cancel=cancel)
         else:
@@ -316,6 +316,16 @@ def output_format(path, like: Image | None = None) -> str:
     raise ValueError(f"cannot tell the format of {path}: name it .tif, .tiff, .ome.tif, .zarr or .ome.zarr")
 
 
+def _check_apart(outputs: list[Path], source: Path) -> None:
+    """Refuse an output that is the input, lies inside it (a zarr store) or holds it: the input is kept."""
+    source = Path(source).resolve()
+    for output in outputs:
+        resolved = output.resolve()
+        if resolved == source or source in resolved.parents or resolved in source.parents:
+            where = "is" if resolved == source else "lies inside" if source in resolved.parents else "holds"
+            raise ValueError(f"the output {output} {where} the input {source}; write the result to another path")
+
+
 def _is_tiff(path: Path) -> bool:
     return path.suffix.lower() in (".tif", ".tiff")
 
@@ -336,14 +346,11 @@ def _dask_or_numpy(data):
     return data if type(data).__module__.startswith("dask.") else np.asarray(data)
 
 
-def _as_dask(array, axes: str, like=None):
-    """``array`` as a dask array: chunked as ``like`` along the (trailing) axes they share, or by plane."""
+def _as_dask(array, axes: str):
+    """``array`` as a dask array: as it is if it is one, else chunked by plane."""
     import dask.array as da
 
     array = _dask_or_numpy(array)
-    if like is not None:
-        chunks = like.chunks[like.ndim - array.ndim :] if array.ndim <= like.ndim else "auto"
-        return array.rechunk(chunks) if isinstance(array, da.Array) else da.from_array(array, chunks=chunks)
     if isinstance(array, da.Array):
         return array
     # Planes (the last two axes but RGB samples) in blocks of _CHUNK pixels a side, channels whole.
@@ -356,6 +363,34 @@ def _as_dask(array, axes: str, like=None):
     return da.from_array(array, chunks=chunks)
 
 
+def _mask_positions(axes: str, ndim: int) -> list[int]:
+    """The axes of ``axes`` that a mask of ``ndim`` dimensions has: all, or the last ones but channels."""
+    grid = _grid(axes)
+    return list(range(ndim)) if ndim == len(axes) else grid[len(grid) - ndim :]
+
+
+def _grid(axes: str) -> list[int]:
+    """The axes of ``axes`` that are not channels (nor RGB samples)."""
+    return [i for i, letter in enumerate(axes) if letter not in "cCS"]
+
+
+def _mask_like(mask, data, axes: str, *, whole: bool = False):
+    """``(mask, its axes)``: a dask array chunked as ``data`` (of ``axes``) along the axes they share.
+
+    ``whole``: a mask of fewer axes is repeated along the others but channels (e.g. one plane for a stack).
+    """
+    import dask.array as da
+
+    mask = _dask_or_numpy(mask)
+    positions = _mask_positions(axes, mask.ndim)
+    if whole and mask.ndim < len(axes):
+        positions = _grid(axes)
+        mask = da.broadcast_to(mask, tuple(data.shape[i] for i in positions))
+    chunks = tuple(data.chunks[i] for i in positions)
+    mask = mask.rechunk(chunks) if isinstance(mask, da.Array) else da.from_array(mask, chunks=chunks)
+    return mask, "".join(axes[i] for i in positions)
+
+
 def _ngff_order(data, invented, axes: str):
     """Data, mask and axes in OME-Zarr's order (time, channel, space: ``tczyx``); RGB samples are channels."""
     axes = axes.lower().replace("s", "c")
@@ -363,15 +398,19 @@ def _ngff_order(data, invented, axes: str):
     if order == sorted(order):
         return data, invented, axes
     if invented is not None:
-        mask_axes = axes if np.ndim(invented) == len(axes) else axes.replace("c", "")[-np.ndim(invented) :]
+        mask_axes = "".join(axes[i] for i in _mask_positions(axes, np.ndim(invented)))
         mask_order = sorted(range(len(mask_axes)), key=lambda i: "tczyx".find(mask_axes[i]))
         invented = _dask_or_numpy(invented).transpose(mask_order)
     return data.transpose(order), invented, "".join(axes[i] for i in order)
 
 
 def _multiscale(data, axes: str, like: Image | None):
-    if like is not None and like.format == "ome-zarr" and tuple(like.metadata.shapes[0]) == tuple(data.shape):
-        return like.metadata
+    """``like``'s pyramid from the level of ``data``'s shape (the level read) down, else a new one."""
+    shapes = [tuple(shape) for shape in like.metadata.shapes] if like is not None and like.format == "ome-zarr" else []
+    if tuple(data.shape) in shapes:
+        level = shapes.index(tuple(data.shape))
+        meta = like.metadata
+        return dataclasses.replace(meta, transforms=meta.transforms[level:], shapes=meta.shapes[level:])
     scale, units = _calibration(like, axes.lower())
     return _omezarr.new_multiscale(data.shape, axes.lower(), scale=scale, units=units)
 
@@ -409,17 +448,25 @@ def _zarr_target(path: Path, data, axes: str, like: Image | None, provenance: di
     attributes["axes"] = axes
     if provenance is not None:
         attributes["napari_inpaint"] = provenance
-    array = zarr.create_array(path, shape=data.shape, chunks=data.chunksize,
-                              dtype=data.dtype, attributes=attributes)
+    array = zarr.create_array(path, shape=data.shape, chunks=data.chunksize, dtype=data.dtype,
+                              attributes=attributes, dimension_names=list(axes))
     return data, array
 
 
 def _write_tiffs(folder: Path, outputs: list, data, axes, like, provenance, invented, progress, cancel):
     """The TIFF output (and the mask beside it): a lazy result is computed into zarr first, then streamed."""
+    ome = _is_ome_tiff(outputs[0])
     if like is not None and like.format == "tiff":
         metadata = dataclasses.replace(like.metadata, axes=axes)
+        if ome and metadata.kind == "plain":  # an .ome.tif name promises OME-XML
+            metadata = dataclasses.replace(metadata, kind="ome", description=None)
     else:
-        metadata = _tiff.TiffMetadata(kind="ome" if _is_ome_tiff(outputs[0]) else "plain", axes=axes.upper())
+        metadata = _tiff.TiffMetadata(kind="ome" if ome else "plain", axes=axes.upper())
+    if metadata.kind == "imagej" and np.dtype(data.dtype).char not in "BHhf":  # what tifffile's ImageJ writer takes
+        raise ValueError(
+            f"an ImageJ hyperstack holds uint8, uint16, int16 or float32 pixels, not {data.dtype}: convert the data "
+            "(e.g. data.astype(np.float32)), or write an .ome.tif or .ome.zarr file"
+        )
     sources = [data] + ([] if invented is None else [_dask_or_numpy(invented)])
     lazy = [i for i, source in enumerate(sources) if not isinstance(source, np.ndarray)]
     targets = []
@@ -439,9 +486,7 @@ def _write_tiffs(folder: Path, outputs: list, data, axes, like, provenance, inve
     _tiff.write(folder / outputs[0].name, sources[0], metadata, provenance)
     if invented is not None:
         mask = sources[1]
-        mask_axes = metadata.axes.replace("C", "").replace("S", "")[-mask.ndim :]
-        if mask.ndim == len(metadata.axes):
-            mask_axes = metadata.axes
+        mask_axes = "".join(metadata.axes[i] for i in _mask_positions(metadata.axes, mask.ndim))
         kind = "imagej" if metadata.kind == "imagej" else "plain"
         beside = dataclasses.replace(metadata, kind=kind, axes=mask_axes, ome_xml=None, compression=8)
         _tiff.write(folder / outputs[1].name, _Scaled(mask), beside, provenance)
