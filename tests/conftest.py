@@ -99,6 +99,36 @@ def real_weight_files() -> dict:
 
 
 @pytest.fixture(scope="session")
+def require_real_weights(real_weight_files):
+    """``check(names)``: skip the test unless the real files of every model in ``names`` are there; fail
+    instead when ``NAPARI_INPAINT_REQUIRE_WEIGHTS`` is set (CI, where .ci/run provides deepCR's)."""
+
+    def check(names) -> None:
+        missing = sorted(set(names) - set(real_weight_files))
+        if missing:
+            reason = f"the weights {missing} are not in ${REAL_WEIGHTS_ENV} (.ci/run puts deepCR's there)"
+            if os.environ.get("NAPARI_INPAINT_REQUIRE_WEIGHTS"):
+                pytest.fail(reason)
+            pytest.skip(reason)
+
+    return check
+
+
+@pytest.fixture
+def real_weights_mirror(real_weight_files, require_real_weights, monkeypatch, tmp_path):
+    """``use(*names)``: the registry downloads the real files of ``names`` from their folder (as a mirror)
+    into an empty cache, so that the hash check runs on them (skips as :func:`require_real_weights`)."""
+    from napari_inpaint import models
+
+    def use(*names) -> None:
+        require_real_weights(names)
+        monkeypatch.setenv(models.MIRROR_ENV, str(real_weight_files[names[0]].parent))
+        monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))
+
+    return use
+
+
+@pytest.fixture(scope="session")
 def _stand_in_mirror(tmp_path_factory, stand_in_networks, real_weight_files) -> Path:
     """A mirror folder holding the stand-in networks under the real weights' file names, written once,
     and the real weights there are (``real_weight_files``)."""

@@ -296,19 +296,11 @@ def test_cosmic_rays_found_by_lacosmic_are_filled(sky_file, tmp_path):
     assert record["cosmic_ray_parameters"]["read_noise"] == READ_NOISE
 
 
-def test_cosmic_rays_found_by_deepcr_with_its_real_weights(sky_file, tmp_path, monkeypatch, real_weight_files,
-                                                           capsys):
+def test_cosmic_rays_found_by_deepcr_with_its_real_weights(sky_file, tmp_path, real_weights_mirror):
     from napari_inpaint import models
 
     name = COSMIC_RAY_DETECTORS["deepcr"].weights_for({"model": "ACS-WFC"})[0]
-    if name not in real_weight_files:
-        reason = f"deepCR's weights {name} are not in $NAPARI_INPAINT_TEST_WEIGHTS (.ci/run puts them there)"
-        if os.environ.get("NAPARI_INPAINT_REQUIRE_WEIGHTS"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    # The real file, downloaded from a mirror folder into an empty cache: the hash check runs on it.
-    monkeypatch.setenv(models.MIRROR_ENV, str(real_weight_files[name].parent))
-    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))
+    real_weights_mirror(name)  # the real file, downloaded into an empty cache: the hash check runs on it
     path, _, _, hits = sky_file
     out = tmp_path / "hits.tif"
     assert main(["detect", str(path), "--detect", "cosmic-rays", "--cosmic-detector", "deepcr",

@@ -11,7 +11,6 @@ The known answers come from the simulated sky of test_detect.py (in electrons, w
 
 import functools
 import http.server
-import os
 import shutil
 import threading
 
@@ -28,15 +27,8 @@ DEEPCR_MODELS = {**models.DEEPCR_MASKS, **models.DEEPCR_INPAINTERS}
 
 
 @pytest.fixture(scope="module")
-def _weights_server(real_weight_files, tmp_path_factory):
-    missing = sorted(set(DEEPCR_MODELS.values()) - set(real_weight_files))
-    if missing:
-        reason = (
-            f"deepCR's weights {missing} are not in $NAPARI_INPAINT_TEST_WEIGHTS (.ci/run puts them there)"
-        )
-        if os.environ.get("NAPARI_INPAINT_REQUIRE_WEIGHTS"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+def _weights_server(real_weight_files, require_real_weights, tmp_path_factory):
+    require_real_weights(DEEPCR_MODELS.values())
     root = tmp_path_factory.mktemp("www")
     for name in DEEPCR_MODELS.values():
         shutil.copyfile(real_weight_files[name], root / models.MODELS[name].filename)

@@ -1,7 +1,6 @@
 """Logic tests of the napari widgets, on napari's ViewerModel (no OpenGL canvas needed)."""
 
 import importlib.util
-import os
 import sys
 import time
 
@@ -671,8 +670,8 @@ def test_cosmic_rays_found_by_lacosmic_in_the_worker(qtbot, notes):
     assert (grown >= mask).all() and grown.sum() > 2 * mask.sum()
 
 
-def test_cosmic_rays_found_by_deepcr_with_its_real_weights(qtbot, notes, monkeypatch, tmp_path, questions,
-                                                          real_weight_files):
+def test_cosmic_rays_found_by_deepcr_with_its_real_weights(qtbot, notes, monkeypatch, questions,
+                                                          real_weights_mirror):
     pytest.importorskip("torch")
     from test_detect import far_from, simulated_sky
 
@@ -680,14 +679,7 @@ def test_cosmic_rays_found_by_deepcr_with_its_real_weights(qtbot, notes, monkeyp
     from napari_inpaint.detect import COSMIC_RAY_DETECTORS
 
     name = COSMIC_RAY_DETECTORS["deepcr"].weights_for({"model": "ACS-WFC"})[0]
-    if name not in real_weight_files:
-        reason = f"deepCR's weights {name} are not in $NAPARI_INPAINT_TEST_WEIGHTS (.ci/run puts them there)"
-        if os.environ.get("NAPARI_INPAINT_REQUIRE_WEIGHTS"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    # The real file, downloaded by the worker from a mirror folder into an empty cache (the hash is checked).
-    monkeypatch.setenv(models.MIRROR_ENV, str(real_weight_files[name].parent))
-    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))
+    real_weights_mirror(name)  # downloaded by the worker into an empty cache (the hash is checked)
     _, observed, hits = simulated_sky()
     viewer = ViewerModel()
     widget = _mask_widget(qtbot, viewer, viewer.add_image(observed.astype(np.float32), name="sky"))
