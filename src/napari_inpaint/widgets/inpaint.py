@@ -308,18 +308,30 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
             **self.parameter_values(),
         )
 
-    def run(self):
-        """Start inpainting with the current settings; returns the worker (None when nothing started)."""
+    def _planned(self):
+        """The planned fill of the current settings, or None (refused, saying why)."""
         self._preview_timer.stop()
         try:
-            job = self._plan()
+            return self._plan()
         except (ValueError, TypeError, KeyError) as exc:
             self._refuse(str(exc))
             return None
+
+    def _weights_ready(self, job) -> bool:
+        """Whether the method's weights are cached, or the user agreed to download them now."""
         missing = missing_weights(job.method)
         purpose = f"{job.method.name} fills with a pretrained network"
         if missing and not confirm_download(self.native, missing, purpose):
             self._refuse(f"{job.method.name} needs its weights, which were not downloaded")
+            return False
+        return True
+
+    def run(self):
+        """Start inpainting with the current settings; returns the worker (None when nothing started)."""
+        job = self._planned()
+        if job is None:
+            return None
+        if not self._weights_ready(job):
             return None
         self.status.value = f"Filling {job.describe()}…"
 
@@ -338,11 +350,8 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
         ``path`` given whose files exist is refused unless ``overwrite``.
         No layer is added or changed; a cancel leaves nothing at ``path``.
         """
-        self._preview_timer.stop()
-        try:
-            job = self._plan()
-        except (ValueError, TypeError, KeyError) as exc:
-            self._refuse(str(exc))
+        job = self._planned()
+        if job is None:
             return None
         image = job.image_layer
         source = getattr(image.source, "path", None)
@@ -370,10 +379,7 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
                 self._refuse(f"{exist_text(existing)}, left as it is: choose another name")
                 return None
             overwrite = True
-        missing = missing_weights(job.method)
-        purpose = f"{job.method.name} fills with a pretrained network"
-        if missing and not confirm_download(self.native, missing, purpose):
-            self._refuse(f"{job.method.name} needs its weights, which were not downloaded")
+        if not self._weights_ready(job):
             return None
         self.status.value = f"Writing {job.describe()} to {path.name}…"
 
