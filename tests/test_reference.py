@@ -1,5 +1,6 @@
 """Reference data (another image, or a stack's neighbouring planes), its alignment, and the 'guided' fill."""
 
+import re
 import threading
 
 import numpy as np
@@ -7,8 +8,8 @@ import pytest
 from scipy import ndimage as ndi
 from skimage import data
 
-from napari_inpaint import InpaintCancelled, inpaint
-from napari_inpaint._reference import estimate_shift, shift_image
+from napari_inpaint import InpaintCancelled, inpaint, masks
+from napari_inpaint._reference import estimate_shift, plausible_shifts, shift_image
 
 
 def _texture(shape=(96, 96), seed=0) -> np.ndarray:
@@ -85,6 +86,125 @@ def test_adjacent_planes_fill_a_drifting_stack_far_better_than_biharmonic():
     unaligned = hole_psnr(inpaint(stack, mask, "guided", reference="adjacent", align=False))
     assert guided > smooth + 6
     assert guided > unaligned  # registration matters when the stage drifts
+
+
+def _microscope_stack(image, shape=(33, 41), planes=12, photons=30.0, seed=0) -> tuple[np.ndarray, np.ndarray]:
+    """A small, dim time-lapse of a crop of ``image`` and its noise-free planes.
+
+    A random-walk stage drift (0.3 pixel per plane and axis), 1 % bleaching per
+    plane, ``photons`` photons at the brightest pixel, photon and read noise.
+    """
+    rng = np.random.default_rng(seed)
+    field = image.astype(float) / image.max()
+    top, left = (np.array(field.shape) - shape) // 2
+    position = np.zeros(2)
+    noisy, truth = [], []
+    for t in range(planes):
+        position += rng.normal(0, 0.3, 2)
+        moved = ndi.shift(field, position, order=3, mode="reflect")[top : top + shape[0], left : left + shape[1]]
+        expected = photons * np.clip(moved, 0, None) * 0.99**t
+        truth.append(expected)
+        noisy.append(rng.poisson(expected) + rng.normal(0, 3.0, expected.shape))
+    return np.array(noisy), np.array(truth)
+
+
+def _hole_psnr(filled: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    error = filled[mask] - truth[mask]
+    return 10 * np.log10(np.ptp(truth) ** 2 / np.mean(error**2))
+
+
+def test_hot_pixels_bad_in_every_plane_get_the_planes_own_fill():
+    # No plane knows a persistent hot pixel: the fill must be the plane's own (harmonic), not
+    # pixels of far planes that spurious shifts of these small, noisy planes make look known.
+    stack, truth = _microscope_stack(data.camera())
+    hot = masks.hot_pixels(stack.shape[1:], 0.01, seed=0)
+    mask = np.broadcast_to(hot, stack.shape)
+    damaged = np.where(mask, 4000.0, stack)
+    guided = inpaint(damaged, mask, "guided", reference="adjacent")
+    own = inpaint(damaged, mask, "harmonic")
+    # Equal but at the plane's border, where the linear trend of guided's model is not harmonic.
+    assert np.abs(guided - own)[mask].max() < 0.005 * np.ptp(truth)
+    assert _hole_psnr(guided, truth, mask) > _hole_psnr(inpaint(damaged, mask, "biharmonic"), truth, mask) - 0.5
+    np.testing.assert_array_equal(guided[~mask], damaged[~mask])
+
+
+def test_registration_of_small_noisy_planes_finds_no_shift_where_there_is_none():
+    # A registered stack (no drift) of 33x41 planes, too dim to register: phase correlation finds
+    # chance peaks up to 28 pixels away; the significance test and the search bound refuse them.
+    rng = np.random.default_rng(1)
+    truth = 30.0 * data.cell()[300:333, 250:291] / 255.0
+    stack = rng.poisson(np.broadcast_to(truth, (10, *truth.shape))) + rng.normal(0, 3.0, (10, *truth.shape))
+    known = np.ones(truth.shape, bool)
+    known[masks.hot_pixels(truth.shape, 0.01, seed=1)] = False
+    for first in range(len(stack) - 2):
+        for second in (first + 1, first + 2):
+            shift = estimate_shift(stack[first][..., None], known, stack[second][..., None], known)
+            assert shift is None or np.abs(shift).max() <= 1
+
+
+def test_a_real_shift_of_a_small_plane_is_still_found():
+    texture = _texture(seed=3)
+    fixed = texture[20:53, 30:71]
+    moving = _fourier_shift(texture, (2.4, -1.7))[20:53, 30:71]
+    known = np.ones(fixed.shape, bool)
+    estimate = estimate_shift(fixed[..., None], known, moving[..., None], known)
+    assert np.abs(estimate - (-2.4, 1.7)).max() < 0.25
+
+
+def test_a_shift_off_the_stacks_drift_is_replaced_by_the_drift():
+    drift = np.array([0.5, -0.3])
+    estimates = {-2: -2 * drift, -1: -drift + 0.1, 1: drift, 2: np.array([14.0, 9.0])}  # +2: a chance peak
+    shifts = plausible_shifts(estimates, ndim=2)
+    np.testing.assert_allclose(shifts[-1], -drift + 0.1)
+    np.testing.assert_allclose(shifts[2], 2 * drift, atol=0.1)
+    # Nothing significant, or two estimates that contradict each other: no shift.
+    for estimates in ({-1: None, 1: None}, {-1: np.array([6.0, 0.0]), 1: np.array([6.0, 0.0])}):
+        assert all(not shift.any() for shift in plausible_shifts(estimates, ndim=2).values())
+
+
+def test_planes_beyond_the_reach_are_not_searched():
+    texture = _texture()
+    stack = np.stack([texture] * 7)
+    mask = np.zeros(stack.shape, bool)
+    mask[1:6, 40:50, 40:50] = True  # only planes 0 and 6, three planes away from plane 3, know the hole
+    filled = inpaint(stack, mask, "guided", reference="adjacent", align=False)
+    own = inpaint(stack, mask, "harmonic")
+    np.testing.assert_allclose(filled[3], own[3], atol=1e-6 * np.ptp(texture))
+
+
+@pytest.mark.parametrize("align", [True, False])
+def test_nan_in_the_hole_is_ignored(align):
+    stack = _drifting_stack()
+    mask = np.zeros(stack.shape, bool)
+    mask[2, 50:90, 40:100] = True
+    mask[1, 60:70, 45:55] = True
+    with_zeros = np.where(mask, 0.0, stack)
+    with_nan = np.where(mask, np.nan, stack)
+    for reference in ("adjacent", with_zeros[1]):
+        expected = inpaint(with_zeros, mask, "guided", reference=reference, align=align)
+        np.testing.assert_array_equal(inpaint(with_nan, mask, "guided", reference=reference, align=align), expected)
+        assert np.isfinite(expected).all()
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        np.zeros((16, 16), complex),
+        np.zeros((16, 16), object),
+        np.full((16, 16), "1"),
+        np.zeros((16, 16), bool),
+    ],
+    ids=["complex", "object", "string", "bool"],
+)
+def test_a_reference_of_no_real_number_dtype_is_refused(reference):
+    image = np.ones((2, 16, 16))
+    mask = np.eye(16, dtype=bool)
+    match = f"reference has dtype {reference.dtype}; give a real-valued numeric array"
+    with pytest.raises(TypeError, match=re.escape(match)):
+        inpaint(image, mask, "guided", reference=reference)
+    da = pytest.importorskip("dask.array")
+    with pytest.raises(TypeError, match=re.escape(match)):
+        inpaint(da.from_array(image, chunks=(1, 16, 16)), mask, "guided", reference=reference)
 
 
 def test_a_neighbour_damaged_at_the_same_place_is_skipped():

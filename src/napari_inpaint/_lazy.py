@@ -38,7 +38,7 @@ import numpy as np
 
 from napari_inpaint._layout import as_bool_mask, layout
 from napari_inpaint._planning import CELL, Crop, Group, combine_extrema, extrema_of, plan
-from napari_inpaint._reference import _REGISTRATION_MARGIN, References
+from napari_inpaint._reference import _REGISTRATION_MARGIN, References, check_reference
 from napari_inpaint._registry import Method, Stack
 
 # Names of the graph's task kinds: ``inpaint-crop-<token>`` keys are the fills (progress units).
@@ -61,6 +61,7 @@ def inpaint_lazy(
     grid_axes = [a for a in range(image.ndim) if a != channel_axis]
     batch_ndim = len(grid_shape) - spatial_ndim
     batch_shape, spatial_shape = grid_shape[:batch_ndim], grid_shape[batch_ndim:]
+    check_reference(reference, image.shape, batch_ndim)
     bounds = [np.cumsum((0, *c)) for c in image.chunks]
     leading = mask.reshape((1,) * (len(grid_shape) - mask.ndim) + mask.shape)
     mask_grid = np.broadcast_to(leading, grid_shape)  # dask dispatches to da.broadcast_to

@@ -26,6 +26,12 @@ in the hole its Laplacian is the reference's, :math:`\Delta(m + u) = a
 \Delta r`, so the reference's structure is kept while the seam disappears.
 A plane equal to its reference plus a linear ramp is reproduced exactly.
 
+Where the reference knows nothing, e.g. a hot pixel bad in every plane of
+a stack, the engine completes it by the harmonic fill: :math:`m` is then
+harmonic in the hole and :math:`m + u` is the plane's own harmonic fill
+(except at the plane's border, where the linear trend is not harmonic): such
+pixels are filled as without a reference.
+
 The fill is only as good as the reference: where the structure moved or
 changed between the two (fast motion, a neighbour far in z), it copies the
 wrong structure.  Use a reference acquired close in space or time, and keep
