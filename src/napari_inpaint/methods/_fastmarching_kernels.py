@@ -1,14 +1,21 @@
-"""Numba kernels of the fast-marching fills (compiled on first use, cached on disk).
+"""Numba kernels of the fast-marching fills: OpenCV's ``cv2.inpaint`` algorithms in float64.
 
 Imported lazily by :mod:`napari_inpaint.methods.fastmarching`; see its
-docstring for the algorithms.  ``flag`` (uint8, H x W) holds the state of each
-pixel (:data:`KNOWN`, :data:`BAND` or :data:`INSIDE`), ``dist`` (float64) the
-arrival time T of the front, ``values`` (float64, C x H x W, C-contiguous) the
-image, one plane per channel.  The front is a binary min-heap stored in three
-arrays (key, sequence number, flat pixel index) plus ``state = [size, next
-sequence number]`` so that a march can stop and resume: ties in T pop in
-insertion order, as in OpenCV's sorted list, which makes the fill order
-deterministic.
+docstring for the algorithms.  The kernels follow OpenCV's
+``modules/photo/src/inpaint.cpp`` (as of OpenCV 4.10) step by step: same
+fill order, same weights, same edges, so that the ``numba`` and ``opencv``
+backends of a method give the same fill.  ``flag`` (uint8, H x W) holds the
+state of each pixel (:data:`KNOWN`, :data:`BAND` or :data:`INSIDE`),
+``dist`` (float32, as in OpenCV, so that equal arrival times tie exactly as
+there) the arrival time T of the front, ``values`` (float64, C x H x W,
+C-contiguous) the image, one plane per channel.  The front is a binary
+min-heap stored in three arrays (key, sequence number, flat pixel index) plus
+``state = [size, next sequence number]`` so that a march can stop and
+resume: ties in T pop in insertion order, as in OpenCV.
+
+Beyond the image OpenCV sees a border of known pixels at T = :data:`FAR`
+(never sources), and near the image's edges it reads the values of the
+image derivatives one pixel inwards; the kernels do the same.
 """
 
 import numpy as np
@@ -19,9 +26,9 @@ BAND = 1
 INSIDE = 2
 # Arrival time of pixels the front has not reached (OpenCV uses the same).
 FAR = 1.0e6
-# Direction factors are floored (OpenCV's values) so that sources square to
-# the front (Telea: |(p - q) . grad T| <= _DIR_EPS) or to the isophote still
-# count a little, and the weights never sum to zero.
+# OpenCV's floor of the direction factor, so that sources square to the front
+# (Telea: |(p - q) . grad T| <= _DIR_EPS) or to the isophote still count a
+# little, and the weights never sum to zero.
 _DIR_EPS = 0.01
 _DIR_FLOOR = 1.0e-6
 
@@ -87,8 +94,8 @@ def _eikonal(flag, dist, i1, j1, i2, j2):
     height, width = flag.shape
     ok1 = 0 <= i1 < height and 0 <= j1 < width and flag[i1, j1] != INSIDE
     ok2 = 0 <= i2 < height and 0 <= j2 < width and flag[i2, j2] != INSIDE
-    a1 = dist[i1, j1] if ok1 else FAR
-    a2 = dist[i2, j2] if ok2 else FAR
+    a1 = float(dist[i1, j1]) if ok1 else FAR
+    a2 = float(dist[i2, j2]) if ok2 else FAR
     if ok1 and ok2 and abs(a1 - a2) < 1.0:
         return 0.5 * (a1 + a2 + np.sqrt(2.0 - (a1 - a2) ** 2))
     return 1.0 + min(a1, a2)
@@ -100,33 +107,6 @@ def _arrival(flag, dist, i, j):
         min(_eikonal(flag, dist, i - 1, j, i, j - 1), _eikonal(flag, dist, i + 1, j, i, j - 1)),
         min(_eikonal(flag, dist, i - 1, j, i, j + 1), _eikonal(flag, dist, i + 1, j, i, j + 1)),
     )
-
-
-@njit(cache=True)
-def _derivative(flag, field, i, j, di, dj, limited):
-    """Derivative of ``field`` at (i, j) along (di, dj) from the neighbours that are not INSIDE.
-
-    Where both neighbours qualify: the central difference, or with ``limited``
-    the minmod of the two one-sided differences (zero at an extremum or a step,
-    the smaller one otherwise).  One-sided where one qualifies, zero otherwise.
-    """
-    height, width = flag.shape
-    ip, jp, im, jm = i + di, j + dj, i - di, j - dj
-    plus = 0 <= ip < height and 0 <= jp < width and flag[ip, jp] != INSIDE
-    minus = 0 <= im < height and 0 <= jm < width and flag[im, jm] != INSIDE
-    if plus and minus:
-        forward = field[ip, jp] - field[i, j]
-        backward = field[i, j] - field[im, jm]
-        if not limited:
-            return 0.5 * (forward + backward)
-        if forward * backward <= 0.0:
-            return 0.0
-        return forward if abs(forward) < abs(backward) else backward
-    if plus:
-        return field[ip, jp] - field[i, j]
-    if minus:
-        return field[i, j] - field[im, jm]
-    return 0.0
 
 
 @njit(cache=True)
@@ -149,30 +129,36 @@ def march_outside(flag, dist, keys, seqs, pixels, state):
 
 
 @njit(cache=True)
-def _update_gradient(flag, values, grad, i, j, limited):
-    """Store the image gradient at (i, j), per channel, in ``grad[:, c, i, j]`` (y, x)."""
-    for c in range(values.shape[0]):
-        grad[0, c, i, j] = _derivative(flag, values[c], i, j, 1, 0, limited)
-        grad[1, c, i, j] = _derivative(flag, values[c], i, j, 0, 1, limited)
+def _time_slope(flag, dist, i, j, di, dj):
+    """Derivative of T at (i, j) along (di, dj) from the neighbours that are not INSIDE.
 
-
-@njit(cache=True)
-def init_gradients(flag, values, grad, limited):
-    """Image gradients of every pixel that is not INSIDE."""
+    Central where both are, one-sided where one is, zero otherwise; beyond
+    the image lies OpenCV's border, known at T = FAR.
+    """
     height, width = flag.shape
-    for i in range(height):
-        for j in range(width):
-            if flag[i, j] != INSIDE:
-                _update_gradient(flag, values, grad, i, j, limited)
+    ip, jp, im, jm = i + di, j + dj, i - di, j - dj
+    plus_beyond = ip == height or jp == width
+    minus_beyond = im < 0 or jm < 0
+    plus = plus_beyond or flag[ip, jp] != INSIDE
+    minus = minus_beyond or flag[im, jm] != INSIDE
+    ahead = FAR if plus_beyond else float(dist[ip, jp]) if plus else 0.0
+    behind = FAR if minus_beyond else float(dist[im, jm]) if minus else 0.0
+    if plus and minus:
+        return 0.5 * (ahead - behind)
+    if plus:
+        return ahead - float(dist[i, j])
+    if minus:
+        return float(dist[i, j]) - behind
+    return 0.0
 
 
 @njit(cache=True)
-def _telea_pixel(flag, dist, values, grad, i, j, radius, acc):
-    """Telea's first-order weighted average at the INSIDE pixel (i, j)."""
+def _telea_pixel(flag, dist, values, i, j, radius, acc):
+    """Telea's weighted average at the INSIDE pixel (i, j), with OpenCV's weights."""
     height, width = flag.shape
     channels = values.shape[0]
-    gty = _derivative(flag, dist, i, j, 1, 0, False)
-    gtx = _derivative(flag, dist, i, j, 0, 1, False)
+    gty = _time_slope(flag, dist, i, j, 1, 0)
+    gtx = _time_slope(flag, dist, i, j, 0, 1)
     acc[:] = 0.0
     total = 0.0
     for k in range(max(i - radius, 0), min(i + radius + 1, height)):
@@ -184,18 +170,74 @@ def _telea_pixel(flag, dist, values, grad, i, j, radius, acc):
             direction = ry * gty + rx * gtx
             if abs(direction) <= _DIR_EPS:
                 direction = _DIR_FLOOR
-            level = 1.0 / (1.0 + abs(dist[k, m] - dist[i, j]))
+            level = 1.0 / (1.0 + abs(float(dist[k, m]) - float(dist[i, j])))
             weight = abs(direction) * level / (length2 * np.sqrt(length2))
             total += weight
             for c in range(channels):
-                acc[c] += weight * (values[c, k, m] + grad[0, c, k, m] * ry + grad[1, c, k, m] * rx)
+                acc[c] += weight * values[c, k, m]
     for c in range(channels):
         values[c, i, j] = acc[c] / total
 
 
 @njit(cache=True)
+def _stencil(flag, k, m, along_rows):
+    """Where OpenCV takes the unsigned derivative at the known pixel (k, m), along rows or columns.
+
+    Returns whether the next and the previous neighbours are not INSIDE
+    (beyond the image counts as known), then the (row, column) of the values
+    read as next, centre and previous.  On the first and last rows and
+    columns OpenCV reads them one pixel inwards (``km``, ``kp``, ``lm``,
+    ``lp`` in its code), differently along rows and columns; so does this.
+    """
+    height, width = flag.shape
+    if (height if along_rows else width) < 2:  # a single row or column: nothing to difference
+        return False, False, k, m, k, m, k, m
+    k_low, k_high = min(k + (k == 0), height - 1), k - (k == height - 1)
+    m_low, m_high = min(m + (m == 0), width - 1), m - (m == width - 1)
+    if along_rows:
+        ahead = k + 1 == height or flag[k + 1, m] != INSIDE
+        behind = k == 0 or flag[k - 1, m] != INSIDE
+        return ahead, behind, k_high + 1, m_low, k_high, m_low, k_low - 1, m_low
+    ahead = m + 1 == width or flag[k, m + 1] != INSIDE
+    behind = m == 0 or flag[k, m - 1] != INSIDE
+    return ahead, behind, k_low, m_high + 1, k_low, m_low, k_low, m_low - 1
+
+
+@njit(cache=True)
+def _variation(after, centre, before, ahead, behind):
+    """OpenCV's unsigned derivative: ``|next - centre| + |centre - previous|``, twice the one known difference."""
+    if ahead and behind:
+        return abs(after - centre) + abs(centre - before)
+    if ahead:
+        return 2.0 * abs(after - centre)
+    if behind:
+        return 2.0 * abs(centre - before)
+    return 0.0
+
+
+@njit(cache=True)
+def _store_gradient(flag, values, grad, k, m):
+    """Cache OpenCV's unsigned derivatives at the known pixel (k, m): ``grad[0]`` across rows, ``grad[1]`` columns."""
+    row_ahead, row_behind, ka, ma, kc, mc, kb, mb = _stencil(flag, k, m, True)
+    col_ahead, col_behind, la, na, lc, nc, lb, nb = _stencil(flag, k, m, False)
+    for c in range(values.shape[0]):
+        grad[0, c, k, m] = _variation(values[c, ka, ma], values[c, kc, mc], values[c, kb, mb], row_ahead, row_behind)
+        grad[1, c, k, m] = _variation(values[c, la, na], values[c, lc, nc], values[c, lb, nb], col_ahead, col_behind)
+
+
+@njit(cache=True)
+def init_gradients(flag, values, grad):
+    """The derivatives (see :func:`_store_gradient`) of every pixel that is not INSIDE."""
+    height, width = flag.shape
+    for k in range(height):
+        for m in range(width):
+            if flag[k, m] != INSIDE:
+                _store_gradient(flag, values, grad, k, m)
+
+
+@njit(cache=True)
 def _isophote_pixel(flag, values, grad, i, j, radius, acc, total):
-    """Isophote-weighted average at the INSIDE pixel (i, j) (OpenCV's INPAINT_NS weighting)."""
+    """Isophote-weighted average at the INSIDE pixel (i, j) (OpenCV's INPAINT_NS), per channel."""
     height, width = flag.shape
     channels = values.shape[0]
     acc[:] = 0.0
@@ -208,11 +250,14 @@ def _isophote_pixel(flag, values, grad, i, j, radius, acc, total):
                 continue
             distance = 1.0 / (length2 * length2 + 1.0)
             for c in range(channels):
-                gy, gx = grad[0, c, k, m], grad[1, c, k, m]
-                norm = np.sqrt(length2 * (gy * gy + gx * gx))
-                # |cos| of the angle between p - q and the isophote (normal to grad I) at q.
-                direction = abs(ry * gx - rx * gy) / norm if norm > 0.0 else 0.0
-                weight = distance * max(direction, _DIR_FLOOR)
+                across_rows, across_columns = grad[0, c, k, m], grad[1, c, k, m]
+                # (p - q) . (isophote at q), the isophote taken normal to the unsigned gradient.
+                along = ry * across_columns - rx * across_rows
+                if along == 0.0:
+                    direction = _DIR_FLOOR
+                else:
+                    direction = abs(along) / np.sqrt(length2 * (across_rows**2 + across_columns**2))
+                weight = distance * direction
                 acc[c] += weight * values[c, k, m]
                 total[c] += weight
     for c in range(channels):
@@ -223,10 +268,10 @@ def _isophote_pixel(flag, values, grad, i, j, radius, acc, total):
 def march_fill(flag, dist, values, grad, keys, seqs, pixels, state, radius, telea, budget):
     """Advance the front by at most ``budget`` pops, filling each pixel when the front reaches it.
 
-    ``grad`` (2 x C x H x W) holds the image gradient of every pixel that is
-    not INSIDE (see :func:`init_gradients`; limited for Telea, central for the
-    isophote weighting) and is kept current.  Returns the
-    number of pixels left on the front (0 when the hole is filled).
+    For the isophote weighting, ``grad`` holds the derivatives of every pixel
+    that is not INSIDE (see :func:`init_gradients`) and is kept current; Telea
+    does not read it.  Returns the number of pixels left on the front (0 when
+    the hole is filled).
     """
     height, width = flag.shape
     channels = values.shape[0]
@@ -242,15 +287,15 @@ def march_fill(flag, dist, values, grad, keys, seqs, pixels, state, radius, tele
             if 0 <= i < height and 0 <= j < width and flag[i, j] == INSIDE:
                 dist[i, j] = _arrival(flag, dist, i, j)
                 if telea:
-                    _telea_pixel(flag, dist, values, grad, i, j, radius, acc)
+                    _telea_pixel(flag, dist, values, i, j, radius, acc)
                 else:
                     _isophote_pixel(flag, values, grad, i, j, radius, acc, total)
                 flag[i, j] = BAND
                 _push(keys, seqs, pixels, state, dist[i, j], i * width + j)
-                # The new pixel changes its own and its neighbours' differences.
-                _update_gradient(flag, values, grad, i, j, telea)
-                for dk, dm in ((-1, 0), (0, -1), (1, 0), (0, 1)):
-                    k, m = i + dk, j + dm
-                    if 0 <= k < height and 0 <= m < width and flag[k, m] != INSIDE:
-                        _update_gradient(flag, values, grad, k, m, telea)
+                if not telea:
+                    # The new pixel changes the derivatives of its 3 x 3 neighbourhood (edges read inwards).
+                    for k in range(max(i - 1, 0), min(i + 2, height)):
+                        for m in range(max(j - 1, 0), min(j + 2, width)):
+                            if flag[k, m] != INSIDE:
+                                _store_gradient(flag, values, grad, k, m)
     return state[0]

@@ -1,75 +1,85 @@
-r"""Fast-marching fills: Telea's method and OpenCV's "Navier-Stokes" variant.
+r"""Fast-marching fills: OpenCV's Telea and "Navier-Stokes" inpainting.
 
 Both methods fill the hole from its border inwards, in the order in which a
 front started on the hole's border reaches each pixel: the fast marching
 method solves the eikonal equation :math:`|\nabla T| = 1` with :math:`T = 0`
 on the band of known pixels around the hole, and a pixel is filled when the
-front first reaches it, from the known and already filled pixels within
-``radius`` of it.  They are fast (one pass, cost proportional to the hole
-area times ``radius`` squared) and suit thin defects: scratches, hot pixels,
-small debris.  On wide holes they smear.
+front first reaches it, by a weighted average of the known and already
+filled pixels within ``radius`` of it.  They are fast (one pass, cost
+proportional to the hole area times ``radius`` squared) and suit thin
+defects: scratches, hot pixels, small debris.  On wide holes they smear.
+Both are the algorithms of OpenCV's ``cv2.inpaint``, whichever backend
+computes them (see Backends).
 
 Notes
 -----
-**Telea** [1]_ fills pixel :math:`p` from the known pixels :math:`q` in the
-disk :math:`B_\varepsilon(p)` of radius :math:`\varepsilon` = ``radius`` by a
-weighted first-order extrapolation
+**Telea** (``INPAINT_TELEA``, after Telea [1]_) fills pixel :math:`p` from
+the known pixels :math:`q` in the disk :math:`B_\varepsilon(p)` of radius
+:math:`\varepsilon` = ``radius``:
 
 .. math::
 
-    I(p) = \frac{\sum_{q \in B_\varepsilon(p)} w(p, q)\,
-           \big[I(q) + \nabla I(q) \cdot (p - q)\big]}{\sum_q w(p, q)},
+    I(p) = \frac{\sum_{q \in B_\varepsilon(p)} w(p, q)\, I(q)}{\sum_q w(p, q)},
     \qquad w = \mathrm{dir} \cdot \mathrm{dst} \cdot \mathrm{lev},
 
-    \mathrm{dir} = \Big|\frac{p - q}{\|p - q\|} \cdot \nabla T(p)\Big|,\quad
-    \mathrm{dst} = \frac{1}{\|p - q\|^2},\quad
+    \mathrm{dir} = \big|(p - q) \cdot \nabla T(p)\big|,\quad
+    \mathrm{dst} = \frac{1}{\|p - q\|^3},\quad
     \mathrm{lev} = \frac{1}{1 + |T(p) - T(q)|},
 
 where :math:`T` is negated outside the hole (the same march run outwards) so
 that ``lev`` favours sources on the level line of the front through
-:math:`p`; :math:`\nabla T` is a central difference.  :math:`\nabla I(q)` is
-limited: along each axis the minmod of the two one-sided differences (zero at
-an extremum or a step, the smaller one otherwise), one-sided next to
-unfilled pixels.  On smooth data this is the paper's first-order term, and a
-linear ramp is reproduced exactly away from the image border; unlike central
-differences it does not overshoot at edges (stripes of 0 and 100 across a
-scratch: central differences fill values from -63 to 159, minmod from 0 to
-108).
+:math:`p`, :math:`\nabla T` is a central difference (one-sided next to
+unfilled pixels) and ``dir`` is :math:`10^{-6}` where it is at most 0.01
+(sources square to the front).  Telea's paper adds to each :math:`I(q)` its
+first-order extrapolation :math:`\nabla I(q) \cdot (p - q)`; OpenCV
+normalises the sum of these terms to unit length, so that it adds at most
+:math:`\sqrt 2` in the image's units, nothing at the scale the opencv
+backend works at (below).  The fill is thus a weighted average: it stays
+within the range of its sources and does not overshoot at edges or drift
+across wide holes, as the extrapolation does.
 
 **navier-stokes** is OpenCV's ``INPAINT_NS``.  Despite the name it is not the
 Navier-Stokes PDE of Bertalmio, Bertozzi and Sapiro [2]_ but its central idea
 in the fast-marching frame: pixels are filled in the same order as above, by
 an average whose direction factor favours sources :math:`q` whose *isophote*
-(the level line, normal to :math:`\nabla I(q)`) passes through :math:`p`:
+(the level line, normal to the image gradient) passes through :math:`p`:
 
 .. math::
 
     I(p) = \frac{\sum_q w\, I(q)}{\sum_q w},\qquad
-    w = \frac{\max\big(|\cos\angle(p - q,\ \nabla I(q)^\perp)|,\ 10^{-6}\big)}
-             {1 + \|p - q\|^4},
+    w = \frac{|\cos\angle(p - q,\ g(q)^\perp)|}{1 + \|p - q\|^4},
 
-with central differences for :math:`\nabla I` and the floor :math:`10^{-6}`
-where the gradient vanishes, as in OpenCV.  It is a zeroth-order average:
-the fill stays within the range of the sources.
+where :math:`g(q)` is OpenCV's unsigned gradient: along each axis
+:math:`|I(q^+) - I(q)| + |I(q) - I(q^-)|` between the neighbours that are
+known or filled (twice the one difference next to an unfilled pixel), and
+the cosine is :math:`10^{-6}` where it is zero.  It is a zeroth-order
+average: the fill stays within the range of the sources.
 
-**Backends.**  ``"opencv"`` (what ``"auto"`` picks when OpenCV is importable)
-fills each channel with :func:`cv2.inpaint` in float32, after mapping the
-channel's known range onto :math:`\pm 2^{22}`: OpenCV adds terms of absolute
-size up to :math:`\sqrt 2` to float data (its Telea gradient term is
-normalised to unit length) and compares image gradients with an absolute
-threshold of 0.01, which would corrupt data of small range; at this scale
-both fall below float32 resolution (~:math:`10^{-7}` of the range).  Holes
-touching the border get a ring of unknown pixels around the image, because
-OpenCV reads its outermost rows and columns shifted by one pixel.  Because of
-that normalisation OpenCV's Telea has, in effect, no first-order term: it is
-the weighted *average* of the sources, smoother on noisy data but biased
-wherever the sources lie on one side (hole edges, the border).  ``"numba"``
-is this package's float64 implementation of the formulas above (the paper's
-first-order term for Telea; signed rather than OpenCV's absolute differences
-for the isophote).  Its navier-stokes fill agrees with OpenCV's to a few
-percent of the data range; its Telea fill differs from OpenCV's by the
-first-order term.  The kernels are compiled on first use (about 10 s, then
-cached on disk: about 1 s in a new process).
+**Edges** are OpenCV's too: beyond the image lie known pixels at
+:math:`T = 10^6` that are never sources (a hole pixel on the image's edge
+gets a large ``dir`` towards sources off its edge row), and the gradients
+:math:`g` of sources on the image's first and last rows and columns are read
+one pixel inwards.
+
+**Backends.**  ``"opencv"`` (what ``"auto"`` picks when OpenCV 4.10 or newer
+is importable) fills each channel with :func:`cv2.inpaint` in float32, after
+mapping the channel's known range onto about :math:`\pm 2^{22}` by a power
+of two (exact on integer data): OpenCV adds up to :math:`\sqrt 2` in
+absolute terms to float data (Telea's normalised first-order term) and
+compares gradients with an absolute threshold of 0.01, which would corrupt
+data of small range; at this scale both fall below float32 resolution.
+``"numba"`` is this package's float64 copy of OpenCV's code: same fill order
+(arrival times in float32 as in OpenCV, ties in insertion order), weights
+and edges.  On 8-bit images the two backends give the same Telea fill to
+within one grey level (rounding); for navier-stokes the mean difference in
+the holes is below 0.1 grey level, but a few pixels deep in wide holes may
+differ by more: where the filled pixels are nearly flat their isophote
+direction is set by rounding, in OpenCV's float32 as in float64 (OpenCV 4.10
+and 5.1 differ there by as much).  OpenCV before 4.10 read the first row and
+column shifted by one pixel, so ``"auto"`` uses the numba code then, and
+images one pixel high or wide (which OpenCV reads outside of) are always
+filled by the numba code.  The kernels are compiled on first use (5 to
+10 s, then cached on disk: about 0.5 s in a new process).
 
 References
 ----------
@@ -81,6 +91,7 @@ References
        doi:10.1109/CVPR.2001.990497.
 """
 
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -90,21 +101,27 @@ from napari_inpaint._registry import Param, register
 
 # Pixels filled between two calls of ``check`` (a few ms of work).
 _CHECK_EVERY = 4096
-# OpenCV works in float32; each channel's known range is mapped onto
+# OpenCV works in float32; each channel's known range is mapped onto about
 # [-_CV_HALF_RANGE, _CV_HALF_RANGE], far above OpenCV's absolute constants.
 _CV_HALF_RANGE = 2.0**22
+# The first OpenCV whose fill the numba code reproduces (4.10 fixed the first row and column).
+_OPENCV_SINCE = (4, 10)
 _CROSS = ndi.generate_binary_structure(2, 1)
 
-_PARAMS = (
-    Param("radius", int, 5, "neighbourhood radius (pixels) whose known pixels fill each pixel", 1, 50),
-    Param(
-        "backend",
-        str,
-        "auto",
-        "cv2.inpaint (Telea without its first-order term), this package's numba code, or OpenCV if installed",
-        choices=("auto", "opencv", "numba"),
-    ),
-)
+
+def _params(flag: str) -> tuple[Param, ...]:
+    """The parameters of a method, whose backend help names OpenCV's ``flag`` for it."""
+    return (
+        Param("radius", int, 5, "neighbourhood radius (pixels) whose known pixels fill each pixel", 1, 50),
+        Param(
+            "backend",
+            str,
+            "auto",
+            f"who computes the fill: cv2.inpaint ({flag}) or this package's numba copy of it; "
+            "auto: OpenCV if 4.10 or newer is installed",
+            choices=("auto", "opencv", "numba"),
+        ),
+    )
 
 
 def _margin(params: dict) -> int:
@@ -118,7 +135,7 @@ def _margin(params: dict) -> int:
     family="classical",
     artifacts=("scratches", "hot-pixels", "debris"),
     ndims=(2,),
-    params=_PARAMS,
+    params=_params("INPAINT_TELEA, Telea's method"),
     margin=_margin,
     local_fill=True,
     channel_independent=True,
@@ -131,7 +148,7 @@ def telea(
     backend: str = "auto",
     check: Callable[[], None] | None = None,
 ) -> np.ndarray:
-    """Fill holes by Telea's fast-marching method.
+    """Fill holes by Telea's fast-marching method, as OpenCV's ``INPAINT_TELEA``.
 
     Parameters
     ----------
@@ -139,9 +156,10 @@ def telea(
     radius : int
         Radius of the disk of known pixels that fills each pixel.
     backend : {'auto', 'opencv', 'numba'}
-        ``'opencv'`` uses :func:`cv2.inpaint` (raises ImportError when OpenCV
-        is missing), ``'numba'`` this package's implementation, ``'auto'``
-        OpenCV when it is importable.
+        Who computes the fill (the same either way): ``'opencv'``
+        :func:`cv2.inpaint` (raises ImportError when OpenCV 4.10 or newer is
+        missing), ``'numba'`` this package's copy of it, ``'auto'`` OpenCV
+        when it can.
     %(check)s
 
     Returns
@@ -152,9 +170,11 @@ def telea(
     --------
     >>> import numpy as np
     >>> from napari_inpaint import inpaint
-    >>> ramp = np.add.outer(np.arange(32.0), 2 * np.arange(32.0))
-    >>> mask = np.zeros(ramp.shape, bool); mask[10:13, 5:25] = True
-    >>> bool(np.allclose(inpaint(ramp, mask, "telea", backend="numba"), ramp))
+    >>> yy, xx = np.mgrid[:32, :32]
+    >>> image = np.sin(xx / 4.0) + 0.1 * yy  # range about 5
+    >>> mask = np.zeros(image.shape, bool); mask[16, 4:28] = True  # a scratch
+    >>> filled = inpaint(image, mask, "telea", backend="numba")
+    >>> bool(np.abs(filled - image).max() < 0.2)
     True
     """
     return _fill(image, mask, radius, backend, check, telea=True)
@@ -166,7 +186,7 @@ def telea(
     family="classical",
     artifacts=("scratches", "hot-pixels", "debris"),
     ndims=(2,),
-    params=_PARAMS,
+    params=_params("INPAINT_NS, isophote-weighted"),
     margin=_margin,
     local_fill=True,
     channel_independent=True,
@@ -187,9 +207,10 @@ def navier_stokes(
     radius : int
         Radius of the disk of known pixels that fills each pixel.
     backend : {'auto', 'opencv', 'numba'}
-        ``'opencv'`` uses :func:`cv2.inpaint` (raises ImportError when OpenCV
-        is missing), ``'numba'`` this package's implementation, ``'auto'``
-        OpenCV when it is importable.
+        Who computes the fill (the same either way, up to rounding in flat
+        regions): ``'opencv'`` :func:`cv2.inpaint` (raises ImportError when
+        OpenCV 4.10 or newer is missing), ``'numba'`` this package's copy of
+        it, ``'auto'`` OpenCV when it can.
     %(check)s
 
     Returns
@@ -212,7 +233,7 @@ def navier_stokes(
 
 def _fill(image, mask, radius: int, backend: str, check, telea: bool) -> np.ndarray:
     cv2 = _opencv(backend)
-    if cv2 is not None:
+    if cv2 is not None and min(mask.shape) > 1:  # OpenCV reads outside images one pixel thin
         return _fill_opencv(cv2, image, mask, radius, check, telea)
     return _fill_numba(image, mask, radius, check, telea)
 
@@ -230,32 +251,35 @@ def _opencv(backend: str):
                 "(or use backend='numba')"
             ) from None
         return None
+    if tuple(int(part) for part in re.findall(r"\d+", cv2.__version__)[:2]) < _OPENCV_SINCE:
+        if backend == "opencv":
+            raise ImportError(
+                f"backend='opencv' needs OpenCV 4.10 or newer (found {cv2.__version__}, which fills the first "
+                "row and column differently): pip install -U opencv-python-headless (or use backend='numba')"
+            )
+        return None
     return cv2
 
 
 def _fill_opencv(cv2, image, mask, radius: int, check, telea: bool) -> np.ndarray:
     """Fill channel by channel with cv2.inpaint on float32 scaled to a large range."""
     flag = cv2.INPAINT_TELEA if telea else cv2.INPAINT_NS
-    # OpenCV reads the image's outermost rows and columns shifted by one pixel
-    # (wrong values at holes touching the border); a ring of unknown pixels
-    # keeps every real pixel off its border.
-    ring = int(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
-    padded_mask = np.pad(mask, ring, constant_values=True).astype(np.uint8)
-    inner = (slice(ring, ring + mask.shape[0]), slice(ring, ring + mask.shape[1]))
+    mask8 = mask.astype(np.uint8)
     known = ~mask
     out = image.copy()
     for c in range(image.shape[-1]):
         if check is not None:
             check()
-        plane = image[..., c]
+        plane = np.where(mask, 0.0, image[..., c])
         low, high = plane[known].min(), plane[known].max()
         if low == high:  # constant: nothing to interpolate, and no range to scale
             out[mask, c] = low
             continue
-        centre, half = low / 2 + high / 2, high / 2 - low / 2
-        scale = _CV_HALF_RANGE / half
-        work = np.pad(np.where(mask, 0.0, (plane - centre) * scale).astype(np.float32), ring)
-        out[..., c] = cv2.inpaint(work, padded_mask, radius, flag)[inner] / scale + centre
+        centre = low / 2 + high / 2
+        # A power of two, exact on integer data: OpenCV's float32 then sees the same differences as float64.
+        scale = np.ldexp(1.0, np.frexp(_CV_HALF_RANGE / (high / 2 - low / 2))[1] - 1)
+        work = ((plane - centre) * scale).astype(np.float32)
+        out[mask, c] = cv2.inpaint(work, mask8, radius, flag)[mask] / scale + centre
     return out
 
 
@@ -264,10 +288,10 @@ def _fill_numba(image, mask, radius: int, check, telea: bool) -> np.ndarray:
     from napari_inpaint.methods import _fastmarching_kernels as kernels
 
     band = ndi.binary_dilation(mask, _CROSS) & ~mask
-    dist = np.where(band, 0.0, kernels.FAR)
+    dist = np.where(band, 0.0, kernels.FAR).astype(np.float32)
     if telea:
         # Level-set distance outside the hole, within reach of the sources.
-        outside = ndi.maximum_filter(mask, size=2 * radius + 1) & ~mask & ~band
+        outside = ndi.maximum_filter(mask, size=2 * radius + 1, mode="constant") & ~mask & ~band
         flag = np.where(outside, kernels.INSIDE, kernels.KNOWN).astype(np.uint8)
         heap = _heap(band, band.sum() + outside.sum())
         kernels.march_outside(flag, dist, *heap)
@@ -277,9 +301,11 @@ def _fill_numba(image, mask, radius: int, check, telea: bool) -> np.ndarray:
     flag = np.full(mask.shape, kernels.KNOWN, np.uint8)
     flag[band] = kernels.BAND
     flag[mask] = kernels.INSIDE
-    values = np.ascontiguousarray(np.moveaxis(image, -1, 0))
-    grad = np.empty((2,) + values.shape)
-    kernels.init_gradients(flag, values, grad, telea)
+    values = np.where(mask, 0.0, np.moveaxis(image, -1, 0))
+    grad = np.empty((2, 0, 0, 0))  # Telea reads no image derivatives
+    if not telea:  # the isophote weighting does: the march keeps them current
+        grad = np.empty((2, *values.shape))
+        kernels.init_gradients(flag, values, grad)
     heap = _heap(band, band.sum() + mask.sum())
     while kernels.march_fill(flag, dist, values, grad, *heap, radius, telea, _CHECK_EVERY):
         if check is not None:
@@ -293,7 +319,7 @@ def _heap(band: np.ndarray, capacity: int) -> tuple[np.ndarray, ...]:
     Equal keys with increasing sequence numbers already satisfy the heap order.
     """
     start = np.flatnonzero(band)
-    keys = np.zeros(capacity)
+    keys = np.zeros(capacity, np.float32)
     seqs = np.zeros(capacity, np.int64)
     seqs[: start.size] = np.arange(start.size)
     pixels = np.zeros(capacity, np.int64)
