@@ -172,3 +172,17 @@ def stand_in_weights(monkeypatch, tmp_path, _stand_in_mirror) -> set[str]:
             models.register_model(replace(spec, known_hash=f"sha256:{digest}", size=len(data)))
             served.add(name)
     return served
+
+
+@pytest.fixture
+def method(request):
+    """The method of an indirect parametrisation, its pretrained weights served from a mirror folder:
+    stand-in networks, or the real files there are (deepCR's in CI); a test needing other weights skips
+    (fails in CI: :func:`require_real_weights`)."""
+    method = request.param
+    if method.weights:
+        served = request.getfixturevalue("stand_in_weights")
+        missing = sorted(set(method.weights) - served)
+        if missing:
+            request.getfixturevalue("require_real_weights")(missing)
+    return method

@@ -290,7 +290,7 @@ def test_not_a_number_is_refused(tiff_job, capsys):
     err = capsys.readouterr().err
     assert err == "error: parameter 'tol' of method 'tv' must be a finite number; got nan\n"
     assert main(["compare", str(folder / "image.tif"), "--ratios", "0.1,nan"]) == 2
-    assert capsys.readouterr().err == "error: ratios must lie in (0, 1), got [0.1, nan]\n"
+    assert capsys.readouterr().err == "error: --ratios must lie in (0, 1), got [0.1, nan]\n"
     assert not (folder / "out.tif").exists()
 
 
@@ -298,7 +298,7 @@ def test_ctrl_c_while_starting_exits_130_without_traceback(monkeypatch, capsys):
     def interrupted_parser():
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("napari_inpaint.cli._parser", interrupted_parser)
+    monkeypatch.setattr("napari_inpaint.cli._arguments.parser", interrupted_parser)
     try:
         status = main(["methods"])
     except KeyboardInterrupt:
@@ -361,6 +361,164 @@ runpy.run_module("napari_inpaint", run_name="__main__")
     assert run.returncode == 130 and run.stderr == "interrupted\n"
 
 
+def test_ctrl_c_at_any_moment_of_the_start_exits_130_without_traceback(tmp_path):
+    # A real SIGINT, from 0.05 to 0.25 s after the start: importing, building the parser, starting the demo.
+    # Before Python runs the package (its own start, then runpy finding the module), no program can catch
+    # Ctrl-C: the sweep begins well after the longest of three starts of a bare interpreter.
+    bare = 0.0
+    for _ in range(3):
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-c", "import runpy"], check=True)
+        bare = max(bare, time.monotonic() - started)
+    delays = [delay for delay in np.arange(0.05, 0.26, 0.025) if delay > 1.5 * bare]
+    if not delays:
+        pytest.skip(f"a bare Python takes {bare:.2f} s to start here, past the window tested")
+    outcomes = []
+    for delay in delays:
+        command = subprocess.Popen(
+            [sys.executable, "-m", "napari_inpaint", "demo", "--methods", "harmonic", "-o", str(tmp_path / "demo")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        time.sleep(delay)
+        command.send_signal(signal.SIGINT)
+        _, err = command.communicate(timeout=120)
+        outcomes.append((command.returncode, err))
+        # Never a traceback nor Python's death by SIGINT.
+        assert (command.returncode, err) in ((130, "interrupted\n"), (0, "")), f"Ctrl-C {delay:.3f} s after start"
+    # Rarely (about 1 run in 50 here) the signal is lost inside a compiled library that clears Python's
+    # pending signal, and the demo completes: no program can see such a Ctrl-C.
+    assert sum(outcome == (130, "interrupted\n") for outcome in outcomes) >= len(outcomes) - 1, outcomes
+
+
+@pytest.mark.parametrize("module", ["importlib.metadata", "argparse", "napari_inpaint.cli._arguments", "dataclasses"])
+def test_ctrl_c_while_the_command_line_is_imported_exits_130(tmp_path, module):
+    # Ctrl-C as the command starts: a KeyboardInterrupt raised where one of the first modules is imported
+    # (the package's version lookup, the parser, the commands), as `python -m napari_inpaint` runs it.
+    script = f"""
+import importlib.abc, runpy, sys
+
+if {module!r} in sys.modules:
+    sys.exit(99)  # imported by Python's own start here: not a moment of the command's
+
+class CtrlC(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            raise KeyboardInterrupt
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["napari-inpaint", "methods"]
+runpy.run_module("napari_inpaint", run_name="__main__")
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    if run.returncode == 99:
+        pytest.skip(f"{module} is imported by Python's start here")
+    assert (run.returncode, run.stderr) == (130, "interrupted\n")
+
+
+def test_ctrl_c_within_an_eval_while_starting_exits_130(tmp_path):
+    # Python takes a KeyboardInterrupt raised within eval() of a string (as namedtuple's, while importing)
+    # for one that ended the program, and then kills it by SIGINT whatever its exit status.
+    script = """
+import sys
+from napari_inpaint import cli
+from napari_inpaint.cli import _arguments
+
+def parser():
+    eval("__import__('os').kill(__import__('os').getpid(), __import__('signal').SIGINT) or __import__('time').sleep(9)")
+
+_arguments.parser = parser
+sys.exit(cli.main(["methods"]))
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert (run.returncode, run.stderr) == (130, "interrupted\n")
+
+
+def test_errors_name_the_flags_and_each_shape_once(tiff_job, capsys):
+    folder, _, _ = tiff_job
+    out = str(folder / "out.tif")
+    assert _fill(folder, "--method", "harmonic", "--channel-axis", "5", "-o", out) == 2
+    assert capsys.readouterr().err.startswith("error: --channel-axis 5 is out of range for an image with 2 axes")
+    assert _fill(folder, "--method", "telea", "--spatial-ndim", "3", "-o", out) == 2
+    assert "use --spatial-ndim 2 (plane by plane)" in capsys.readouterr().err
+    tifffile.imwrite(folder / "stack.tif", np.stack([_ramp()] * 3), photometric="minisblack")
+    tifffile.imwrite(folder / "mask.tif", np.ones((2, 40, 48), np.uint8))
+    assert main(["fill", str(folder / "stack.tif"), "--mask", str(folder / "mask.tif"), "--method", "harmonic",
+                 "-o", out]) == 2
+    assert capsys.readouterr().err == (
+        "error: mask shape (2, 40, 48) does not match image shape (3, 40, 48): give a mask of that shape or of its "
+        "trailing plane shape (40, 48); for channels on another axis pass --channel-axis\n"
+    )
+    assert main(["detect", str(folder / "stack.tif"), "--detect", "hot-pixels", "--channel-axis", "3", "-o", out]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --channel-axis 3 is out of range for {folder / 'stack.tif'}, which has 3 axes (shape (3, 40, 48))\n"
+    )
+    assert not (folder / "out.tif").exists()
+
+
+def test_a_repeated_shape_is_given_once(tmp_path, capsys):
+    # A 2D image and a mask of another shape: the image without channels is its plane, the same shape.
+    tifffile.imwrite(tmp_path / "image.tif", _ramp())
+    tifffile.imwrite(tmp_path / "mask.tif", np.ones((5, 5), np.uint8))
+    assert _fill(tmp_path, "--method", "harmonic", "-o", str(tmp_path / "out.tif")) == 2
+    assert capsys.readouterr().err == (
+        "error: mask shape (5, 5) does not match image shape (40, 48): give a mask of that shape; for channels on "
+        "another axis pass --channel-axis\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["fill", "{image}", "--mask", "{mask}", "--method", "biharmonc", "-o", "{out}"],
+         "error: unknown method 'biharmonc'; known methods: harmonic, biharmonic"),
+        (["fill", "{image}", "--mask", "{mask}", "--method", "telea", "--param", "radus=3", "-o", "{out}"],
+         "error: method 'telea' has no parameter 'radus'; its parameters are: radius, backend; did you mean 'radius'?"),
+        (["compare", "{image}", "--methods", "telea,navier-stoke"], "did you mean 'navier-stokes'?"),
+        (["compare", "{image}", "--methods", "telea", "--param", "raduis=3"],
+         "error: no selected method has a parameter 'raduis' (methods: telea; their parameters: radius, backend); "
+         "did you mean 'radius'?"),
+        (["demo", "--methods", "harmonc", "-o", "{folder}/demo"], "did you mean 'harmonic'?"),
+        (["models", "fetch", "lamma"], "error: unknown model 'lamma'; known models: lama, migan"),
+    ],
+)
+def test_a_mistyped_name_gets_the_closest_one(tiff_job, capsys, command, message):
+    folder, _, _ = tiff_job
+    names = {"image": folder / "image.tif", "mask": folder / "mask.tif", "out": folder / "out.tif", "folder": folder}
+    assert main([part.format(**names) for part in command]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert err.rstrip().endswith("?")  # the suggestion ends the message
+    assert sorted(p.name for p in folder.iterdir()) == ["image.tif", "mask.tif"]  # nothing run, nothing written
+
+
+@pytest.mark.parametrize("columns", [60, 100])
+def test_listings_fit_the_terminal(monkeypatch, capsys, columns):
+    from napari_inpaint.methods import list_methods
+    from napari_inpaint.models import list_models
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= columns
+    flowing = " ".join(out.split())  # wrapping only breaks lines between words
+    for method in list_methods():
+        assert " ".join(method.summary.split()) in flowing
+        assert all(" ".join(param.help.split()) in flowing for param in method.params)
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= columns
+    assert all(" ".join(spec.summary.split()) in " ".join(out.split()) for spec in list_models())
+
+
+def test_demo_refuses_a_file_for_its_folder(tmp_path, capsys):
+    (tmp_path / "taken").write_text("user data")
+    assert main(["demo", "-o", str(tmp_path / "taken"), "--methods", "harmonic"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'taken'} is a file; give a folder for the demo's images (made if missing)\n"
+    )
+    assert (tmp_path / "taken").read_text() == "user data"
+
+
 def test_refuses_formats_that_cannot_hold_the_dtype(tiff_job, capsys):
     folder, _, _ = tiff_job
     assert _fill(folder, "--method", "harmonic", "-o", str(folder / "out.jpg")) == 2
@@ -404,8 +562,9 @@ def test_a_registered_method_is_listed_with_its_parameters(toy_method, capsys):
     assert main(["methods"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("METHOD") and "FAMILY" in out.splitlines()[0]
-    (line,) = [line for line in out.splitlines() if line.startswith(toy_method)]
-    assert line.split()[1:4] == ["network", "2D/3D", "-"] and line.endswith("a toy fill of a test")
+    lines = out.splitlines()
+    (row,) = [i for i, line in enumerate(lines) if line.startswith(toy_method)]
+    assert lines[row].split()[1:4] == ["network", "2D/3D", "-"] and lines[row + 1] == "    a toy fill of a test"
     assert "level=0.5" in out and "[0, 1]" in out and "start=low" in out and "low|high" in out
     assert "share of the known range" in out
 
@@ -418,9 +577,10 @@ def test_a_registered_method_is_listed_with_its_parameters(toy_method, capsys):
     ]  # fmt: skip
 
 
-def test_methods_list_the_weights_a_method_downloads(capsys):
+def test_methods_list_the_weights_a_method_downloads(capsys, monkeypatch):
     from napari_inpaint.methods import list_methods
 
+    monkeypatch.setenv("COLUMNS", "400")  # each method's row on one line
     assert main(["methods", "--json"]) == 0
     listed = {m["name"]: m["weights"] for m in json.loads(capsys.readouterr().out)}
     assert listed == {m.name: list(m.weights) for m in list_methods()}
@@ -461,13 +621,12 @@ def test_device_parameters_validate_through_the_methods_record(tiff_job, capsys)
 
 
 def test_demo_writes_images_and_prints_a_table(tmp_path, capsys):
-    assert main(["demo", "-o", str(tmp_path), "--methods", "harmonic", "no-such-method"]) == 0
+    assert main(["demo", "-o", str(tmp_path), "--methods", "harmonic"]) == 0
     out = capsys.readouterr().out
-    header, damaged, harmonic, missing = out.splitlines()[:4]
+    header, damaged, harmonic = out.splitlines()[:3]
     assert header.split()[:3] == ["method", "PSNR", "dB"]
     # The fill is much closer to the clean original than the damaged image.
     assert float(harmonic.split()[1]) > float(damaged.split()[1]) + 10
-    assert missing.startswith("no-such-method") and "unknown method" in missing
     names = {"original.png", "damaged.png", "mask.png", "filled-harmonic.png", "comparison.png"}
     assert {p.name for p in tmp_path.iterdir()} == names
     original, filled = skio.imread(tmp_path / "original.png"), skio.imread(tmp_path / "filled-harmonic.png")
@@ -554,3 +713,23 @@ runpy.run_module("napari_inpaint", run_name="__main__")
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=folder, timeout=120)
     assert run.returncode == 0, run.stderr
     np.testing.assert_array_equal(tifffile.imread(folder / "out.tif"), inpaint(image, mask, "harmonic"))
+
+
+def test_a_warning_is_one_line_in_the_command_lines_words(tmp_path):
+    # An ImageJ file whose description counts 15 images for its 6 pages: read as a plain stack, with a warning.
+    tifffile.imwrite(tmp_path / "stack.tif", np.stack([_ramp()] * 6), imagej=True, metadata={"axes": "ZYX"})
+    tifffile.tiffcomment(tmp_path / "stack.tif", b"ImageJ=1.11a\nimages=15\nslices=15\nhyperstack=true\n")
+    tifffile.imwrite(tmp_path / "mask.tif", _hole().astype(np.uint8))
+    run = subprocess.run(
+        [sys.executable, "-m", "napari_inpaint", "fill", "stack.tif", "--mask", "mask.tif", "--method", "harmonic",
+         "-o", "out.tif"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.splitlines()[0] == (
+        "warning: stack.tif: its ImageJ description says images=15, slices=15 but the file holds 6 pages; read as "
+        "a plain stack of its pages (axes IYX), and written back as such"
+    )
+    assert "UserWarning" not in run.stderr and "ImageJ series metadata invalid" not in run.stderr
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tif"), inpaint(np.stack([_ramp()] * 6), _hole(),
+                                                                                 "harmonic"))

@@ -4,6 +4,7 @@ The cluster tests run a real LocalCluster of 2 worker processes on small stores 
 starting one costs seconds); no mock of dask, zarr or distributed.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -119,6 +120,8 @@ def _outputs(folder):
     return sorted(p.name for p in folder.iterdir())
 
 
+# The truncated TIFF holds one page of its ImageJ stack's six: it is read as a plain image, with a warning.
+@pytest.mark.filterwarnings("ignore:.*its ImageJ description says:UserWarning")
 def test_a_batch_on_a_cluster_reports_its_bad_file_and_resumes(batch, scheduler, capsys):
     folder, stacks = batch
     out = folder / "filled"
@@ -229,7 +232,7 @@ def test_detect_writes_masks_that_fill_then_pairs_by_name(tmp_path, capsys):
     for name, hot in truth.items():
         mask = tifffile.imread(tmp_path / "masks" / name)
         assert mask.dtype == np.uint8 and all(np.array_equal(plane == 255, hot) for plane in mask)
-        assert f"{frames / name}: {12 * hot.sum()} bad pixels" in err
+        assert f"{frames / name}: {12 * hot.sum()} pixels flagged ({100 * hot.mean():.3g}% of" in err
 
     # Filling from the inspected masks, or finding them on the way, gives the same result.
     assert main(["fill", str(frames), "--mask-dir", str(tmp_path / "masks"), "--method", "harmonic",
@@ -398,3 +401,101 @@ def test_ctrl_c_cancels_the_fill_and_leaves_no_partial_output(tmp_path, where):
             os.killpg(command.pid, signal.SIGKILL)
     assert command.returncode == 130 and err.endswith("interrupted\n") and "Traceback" not in err
     assert _outputs(tmp_path) == ["in.zarr", "mask.tif"]
+
+
+def _damaged_store(path, image) -> str:
+    """Write ``image`` as a zarr array (zstd, 48-pixel chunks) and overwrite the bytes of one chunk; its key."""
+    stored = zarr.create_array(path, shape=image.shape, chunks=(1, 48, 48), dtype=image.dtype)
+    stored[:] = image
+    chunk = path / "c" / "0" / "1" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[8:] = b"\x55" * (len(data) - 8)  # the length kept: only the codec can tell
+    chunk.write_bytes(bytes(data))
+    return "c/0/1/0"
+
+
+def test_a_corrupt_chunk_is_one_error_naming_the_file_and_chunk(tmp_path, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    key = _damaged_store(images / "a.zarr", _stack(planes=2, seed=1))
+    good = _stack(planes=2, seed=2)
+    zarr.create_array(images / "b.zarr", shape=good.shape, chunks=(1, 48, 48), dtype=good.dtype)[:] = good
+    tifffile.imwrite(tmp_path / "mask.tif", _hole())
+    fill = ["--mask", str(tmp_path / "mask.tif"), "--method", "harmonic"]
+    expected = f"{images / 'a.zarr'}: chunk {key} cannot be decoded (RuntimeError: Zstd decompression error"
+
+    assert main(["fill", str(images / "a.zarr"), *fill, "-o", str(tmp_path / "out.zarr")]) == 2
+    err = capsys.readouterr().err
+    (line,) = [line for line in err.splitlines() if "error" in line]
+    assert line.startswith(f"error: {expected}") and "Traceback" not in err
+    assert main(["detect", str(images / "a.zarr"), "--detect", "hot-pixels", "-o", str(tmp_path / "m.tif")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {expected}")
+    assert _outputs(tmp_path) == ["images", "mask.tif"]
+
+    # In a batch that file fails, and the others are filled.
+    assert main(["fill", str(images), *fill, "-o", str(tmp_path / "filled")]) == 1
+    err = capsys.readouterr().err
+    assert f"error: 1 of 2 images failed:\n  {images / 'a.zarr'}: chunk {key} cannot be decoded" in err
+    assert _outputs(tmp_path / "filled") == ["b.zarr"]
+    expected = inpaint(good, _hole(), "harmonic")
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "filled" / "b.zarr")[:], expected)
+
+
+def test_a_batch_killed_mid_write_leaves_nothing_the_next_run_does_not_remove(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    stacks = {}
+    for name, seed in (("a.zarr", 1), ("b.zarr", 2)):
+        stacks[name] = _stack(planes=1, shape=(256, 256), seed=seed)
+        stored = zarr.create_array(images / name, shape=(1, 256, 256), chunks=(1, 64, 64), dtype=np.uint16)
+        stored[:] = stacks[name]
+    mask = np.zeros((256, 256), bool)
+    mask[20:236, 20:236] = True
+    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    out = tmp_path / "filled"
+    # A slow method (a TV fill of a wide hole that never stops early), killed outright while it writes.
+    command = subprocess.Popen(
+        [sys.executable, "-m", "napari_inpaint", "fill", "images", "--mask", "mask.tif", "--method", "tv",
+         "--param", "iterations=20000", "--param", "tol=0", "-o", "filled"],
+        cwd=tmp_path, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.exists() and any(p.name.startswith(".a.zarr.partial-") for p in out.iterdir())):
+            assert command.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        os.killpg(command.pid, signal.SIGKILL)  # no chance to tidy anything
+        command.wait()
+    [left] = [p.name for p in out.iterdir()]
+    assert left.startswith(".a.zarr.partial-")
+
+    assert main(["fill", str(images), "--mask", str(tmp_path / "mask.tif"), "--method", "harmonic", "-o",
+                 str(out)]) == 0
+    assert _outputs(out) == ["a.zarr", "b.zarr"]
+    for name, stack in stacks.items():
+        np.testing.assert_array_equal(zarr.open_array(out / name)[:], inpaint(stack, mask, "harmonic"))
+
+
+def test_workers_start_their_cluster_without_a_dashboard(tmp_path, capsys):
+    import socket
+    import warnings
+
+    tifffile.imwrite(tmp_path / "in.tif", _stack(planes=1)[0])
+    tifffile.imwrite(tmp_path / "mask.tif", _hole())
+    fill = ["fill", str(tmp_path / "in.tif"), "--mask", str(tmp_path / "mask.tif"), "--method", "harmonic"]
+    with socket.socket() as taken:  # as another cluster's dashboard holds it
+        with contextlib.suppress(OSError):  # already held by something else on this machine
+            taken.bind(("127.0.0.1", 8787))
+            taken.listen()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert main([*fill, "-o", str(tmp_path / "out.tif"), "--workers", "1"]) == 0
+    assert [str(w.message) for w in caught if "8787" in str(w.message)] == []
+    assert "8787" not in capsys.readouterr().err
+    expected = inpaint(_stack(planes=1)[0], _hole(), "harmonic")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tif"), expected)
+
+    assert main([*fill, "-o", str(tmp_path / "again.tif"), "--scheduler", "tcp://127.0.0.1:9", "--dashboard"]) == 2
+    assert capsys.readouterr().err.startswith("error: --dashboard shows the cluster that --workers starts")
+    assert not (tmp_path / "again.tif").exists()

@@ -330,18 +330,6 @@ def check_threads(method: Method) -> None:
         np.testing.assert_array_equal(result, serial[index % 2])
 
 
-@pytest.fixture
-def method(request) -> Method:
-    """The method under test, with stand-ins for the weights it downloads."""
-    method = request.param
-    if method.weights:
-        served = request.getfixturevalue("stand_in_weights")
-        missing = sorted(set(method.weights) - served)
-        if missing:
-            pytest.skip(f"no stand-in network for the weights {missing}: add one to tests/conftest.py")
-    return method
-
-
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """Tiny networks run fastest on one thread (and a loaded machine makes more far slower)."""

@@ -364,3 +364,29 @@ def test_poisson_noise_on_huge_counts_uses_its_normal_limit():
     out = inpaint(image, mask, "harmonic", noise="poisson", seed=0)
     deviation = (out[mask] - 1e20) / 1e10  # standard deviation sqrt(1e20)
     assert 0.7 < deviation.std() < 1.3 and abs(deviation.mean()) < 0.5
+
+
+def test_the_interpreter_exits_cleanly_after_a_cancelled_torch_fill():
+    """An abandoned fill may still run PyTorch: exiting under it aborted the process ("terminate called ...")."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import threading
+        import numpy as np
+        from napari_inpaint import InpaintCancelled, inpaint
+
+        image = np.random.default_rng(0).random((256, 256)).astype(np.float32)
+        mask = np.zeros(image.shape, bool)
+        mask[60:180, 60:180] = True
+        cancel = threading.Event()
+        try:  # cancelled as the network starts fitting: the worker is inside PyTorch when Python exits
+            inpaint(image, mask, "dip", cancel=cancel, progress=lambda done, total: cancel.set(),
+                    iterations=100_000, width=64, device="cpu")
+        except InpaintCancelled:
+            print("cancelled")
+    """)
+    for _ in range(3):  # the abort depended on where the worker was at exit
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+        assert (done.returncode, done.stdout.strip()) == (0, "cancelled"), done.stderr

@@ -124,7 +124,7 @@ def test_a_failing_method_is_reported_not_raised(monkeypatch):
 
 
 def test_parameters_go_to_the_methods_that_have_them(recorder):
-    evaluate(_ramp(), ["harmonic", "telea"], masks=["strokes"], ratios=[0.05], radius=2)
+    evaluate(_ramp(), ["harmonic", "telea"], masks=["strokes"], ratios=[0.05], params={"radius": 2})
     timed = [c for c in recorder if c["mask"].shape == (48, 56)]
     assert {c["method"]: c.get("radius") for c in timed} == {"harmonic": None, "telea": 2}
     evaluate(_ramp(), {"exemplar": {"patch_size": 5}}, masks=["strokes"], ratios=[0.05])
@@ -135,8 +135,8 @@ def test_parameters_go_to_the_methods_that_have_them(recorder):
     ("kwargs", "error", "message"),
     [
         ({"methods": ["nope"]}, ValueError, "unknown method 'nope'"),
-        ({"methods": ["harmonic"], "radius": 3}, TypeError, "no selected method has a parameter 'radius'"),
-        ({"methods": ["telea"], "radius": 0}, ValueError, "radius"),
+        ({"methods": ["harmonic"], "params": {"radius": 3}}, TypeError, "no selected method has a parameter 'radius'"),
+        ({"methods": ["telea"], "params": {"radius": 0}}, ValueError, "radius"),
         ({"masks": ["blobs"]}, ValueError, "unknown mask kind"),
         ({"ratios": [0.0]}, ValueError, "ratios"),
         ({"lpips": "maybe"}, ValueError, "lpips"),

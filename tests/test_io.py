@@ -259,3 +259,30 @@ def test_ome_zarr_keeps_its_version_name_omero_and_attributes_and_the_new_proven
     assert out.metadata.attributes == {"lab": "x"} and out.metadata.axes == like.metadata.axes
     assert out.data.dtype == np.uint16 and np.array_equal(np.asarray(out.data), image)
     assert zarr.open_group(tmp_path / "out.ome.zarr", mode="r").attrs["napari_inpaint"]["method"] == "harmonic"
+
+
+@pytest.mark.parametrize(
+    "fields", [{"images": 15, "slices": 15}, {"images": 6, "slices": 3, "frames": 5},
+               {"images": 12, "channels": 2, "slices": 6}],
+    ids=["images", "frames", "channels"],
+)
+def test_an_imagej_description_that_disagrees_with_its_pages_reads_as_a_plain_stack(tmp_path, fields):
+    stack = np.arange(6 * 32 * 32, dtype=np.uint16).reshape(6, 32, 32)
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, stack, imagej=True, metadata={"axes": "ZYX"})
+    # The description, as a tool that edited it (or a file cut short) leaves it: 6 pages, other counts.
+    structure = "".join(f"{key}={value}\n" for key, value in fields.items())
+    tifffile.tiffcomment(path, f"ImageJ=1.11a\n{structure}hyperstack=true\nmode=grayscale".encode())
+    with pytest.warns(UserWarning) as warned:
+        source = read_image(path)
+    named = ", ".join(f"{key}={value}" for key, value in fields.items())
+    assert [str(w.message) for w in warned] == [
+        f"{path}: its ImageJ description says {named} but the file holds 6 pages; read as a plain stack of its "
+        "pages (axes IYX), and written back as such"
+    ]
+    assert (source.axes, source.metadata.kind) == ("IYX", "plain")
+    np.testing.assert_array_equal(source.data, stack)
+    filled = inpaint(source.data, np.eye(32, dtype=bool), "harmonic")
+    write_image(tmp_path / "filled.tif", filled, like=source)  # an axis string that can be written back
+    again = read_image(tmp_path / "filled.tif")
+    assert again.axes == "IYX" and again.data.shape == stack.shape

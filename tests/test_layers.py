@@ -185,7 +185,7 @@ def test_console_helper_adds_the_result_like_the_widget():
     made = provenance_of(result)
     assert (made.made_by, made.method, made.mask_layer, made.source) == (INPAINT, "harmonic", "bad", "img")
     assert made.details == {"scope": "stack", "dilate": 0, "noise": "none", "seed": 0, "label": "all"}
-    inpaint_layer(viewer, "img", "bad", "tv", iterations=50, noise="gaussian", seed=1)  # a rerun replaces
+    inpaint_layer(viewer, "img", "bad", "tv", params={"iterations": 50}, noise="gaussian", seed=1)  # a rerun replaces
     assert [layer.name for layer in viewer.layers] == ["img", "bad", "img inpainted"]
     made = provenance_of(viewer.layers["img inpainted"])
     assert made.method == "tv" and made.parameters["iterations"] == 50 and set(made.parameters) == {
@@ -208,7 +208,8 @@ def test_console_helper_does_what_the_widget_does(qtbot, monkeypatch, tmp_path):
     viewer.dims.set_current_step(0, 1)
     settings = {"label": LABELS["debris"], "dilate": 2, "scope": "plane", "noise": "gaussian"}
     console = inpaint_layer(
-        viewer, "damaged cell", "damage", "exemplar", patch_size=7, new_layer=True, overlay=True, **settings
+        viewer, "damaged cell", "damage", "exemplar", params={"patch_size": 7}, new_layer=True, overlay=True,
+        **settings,
     )
     assert console.name == "damaged cell inpainted (exemplar)"
 

@@ -36,9 +36,10 @@ _TRICKLE_FOR_S = 5.0
 
 
 class _Server:
-    """A static file server that counts requests, can cut one response short, and can trickle files.
+    """A static file server that counts requests, can cut one response short, trickle files or fall silent.
 
-    ``trickle`` maps a path to the seconds between the single bytes it is sent in.
+    ``trickle`` maps a path to the seconds between the single bytes it is sent in; a path in ``silent`` is
+    sent half-way, then nothing more.
     """
 
     def __init__(self, root: Path):
@@ -46,6 +47,7 @@ class _Server:
         self.requests: Counter = Counter()
         self.truncate_once: set[str] = set()
         self.trickle: dict[str, float] = {}
+        self.silent: set[str] = set()
         self.closed = threading.Event()
         server = self
 
@@ -67,7 +69,20 @@ class _Server:
                 if self.path in server.trickle:
                     self.send_trickle(server.trickle[self.path])
                     return
+                if self.path in server.silent:
+                    self.send_half_then_nothing()
+                    return
                 super().do_GET()
+
+            def send_half_then_nothing(self) -> None:
+                body = (root / self.path.lstrip("/")).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.close_connection = True
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                server.closed.wait(_TRICKLE_FOR_S)
 
             def send_trickle(self, pause: float) -> None:
                 body = (root / self.path.lstrip("/")).read_bytes()
@@ -280,17 +295,44 @@ def test_trickling_server_is_given_up_at_the_deadline(registry, server, monkeypa
     assert not list(registry.iterdir())
 
 
-def test_download_without_progress_is_given_up_as_stalled(registry, server, monkeypatch):
-    # Bytes trickle in, but too few to ever complete a chunk of the file.
+def test_silent_server_is_given_up_naming_the_limit_and_how_to_change_it(registry, server, monkeypatch):
     spec = _serve_file(server, "stuck.bin", b"s" * 1000)
-    server.trickle["/stuck.bin"] = 0.05
-    monkeypatch.setattr(_download, "_STALL_S", 0.5)
-    monkeypatch.setattr(_download, "_WATCH_INTERVAL_S", 0.05)
+    server.silent.add("/stuck.bin")
+    monkeypatch.setenv(_download.STALL_ENV, "0.5")
     start = time.monotonic()
-    with pytest.raises(models.DownloadError, match=r"no data arrived for 0.5 s") as info:
+    with pytest.raises(models.DownloadError) as info:
         models.fetch(spec.name)
-    assert time.monotonic() - start < 3 and spec.url in str(info.value)
+    assert time.monotonic() - start < 3
+    message = str(info.value)
+    assert f"no data arrived for 0.5 s (the limit; set {_download.STALL_ENV}" in message
+    assert "500 of about 1,000 bytes had arrived" in message and spec.url in message
     assert not list(registry.iterdir())
+
+
+def test_bytes_that_keep_arriving_are_no_stall(registry, server, monkeypatch):
+    # 40 bytes, one every 0.05 s: far less than a read's 1 MiB in the 0.3 s limit, but no silence of 0.3 s.
+    spec = _serve_file(server, "slow.bin", b"s" * 40)
+    server.trickle["/slow.bin"] = 0.05
+    monkeypatch.setattr(_download, "_STALL_S", 0.3)
+    monkeypatch.setattr(_download, "_WATCH_INTERVAL_S", 0.05)
+    assert models.fetch(spec.name).read_bytes() == b"s" * 40
+
+
+def test_an_invalid_time_limit_is_refused_naming_the_variable(registry, server, monkeypatch):
+    spec = _serve_file(server, "quick.bin", b"q")
+    monkeypatch.setenv(_download.STALL_ENV, "two minutes")
+    with pytest.raises(ValueError, match=f"{_download.STALL_ENV}='two minutes' is not a number of seconds"):
+        models.fetch(spec.name)
+
+
+def test_download_error_starts_on_a_line_of_its_own(registry, server, capsys):
+    # The server hangs up half-way: the progress bar is closed before the error is printed.
+    spec = _serve_file(server, "cut.bin", b"s" * 1000)
+    server.truncate_once.add("/cut.bin")
+    assert main(["models", "fetch", spec.name]) == 2
+    err = capsys.readouterr().err
+    assert "500/1.00k" in err  # the progress bar was drawn
+    assert "B/s]\nerror: could not fetch model 'test-model'" in err and "IncompleteRead" in err
 
 
 _FETCH_IN_CHILD = """
@@ -346,9 +388,9 @@ def test_fetch_keeps_the_temporary_file_of_a_live_download(registry, server, mon
     time.sleep(1.0)  # twice the stale age: only the download's heartbeat keeps its file fresh
     models.fetch(quick.name)
     assert live.exists()
-    monkeypatch.setattr(_download, "_STALL_S", 0.0)  # end the slow download
+    server.closed.set()  # end the slow download: the server hangs up mid-file
     thread.join()
-    assert "no data arrived" in str(errors[0]) and not live.exists()
+    assert "IncompleteRead" in str(errors[0]) and not live.exists()
 
 
 @pytest.mark.parametrize("mirror", ["ftp://mirror.example/models", "s3://bucket/models", "file://host/share"])

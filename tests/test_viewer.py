@@ -338,3 +338,101 @@ def test_settings_survive_closing_the_dock_and_restarting(make_napari_viewer_pro
     assert compare.run() is None and "MiB" in questions[-1] and "licence" in questions[-1]
     assert "LPIPS needs its weights" in compare.status.value
 
+
+
+# -- issue 18: long texts in a narrow dock, the activity dock, files opened with their calibration ----------
+
+
+def test_a_long_error_leaves_the_dock_narrow(make_napari_viewer_proxy, qtbot, shots, tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from napari_inpaint import models
+
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))  # deepCR's weights are not there,
+    (tmp_path / "mirror").mkdir()
+    monkeypatch.setenv(models.MIRROR_ENV, str(tmp_path / "mirror"))  # nor anywhere they can come from
+    viewer = _viewer(make_napari_viewer_proxy)
+    dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Mask from image")
+    qtbot.wait(200)
+    assert widget.status.value  # what to do, from the start
+    width = dock.width()
+    widget.cosmic_rays.value, widget.cosmic_detector.value = True, "deepcr"
+    _click_and_wait(qtbot, widget)
+    error = notification_manager.records[-1].message
+    assert "could not fetch model" in error and len(error) > 500  # the whole message, in the notification
+    assert widget.status.value.startswith("Mask detection failed: could not fetch model")
+    assert len(widget.status.value) < 100 and widget.status.tooltip.endswith(error.split(": ", 1)[1][-40:])
+    qtbot.wait(200)
+    assert dock.width() <= max(width, 320), (width, dock.width())
+    _save(_grab(widget), shots / "mask-offline-error.png")
+
+
+def test_the_activity_dock_shows_a_long_stage_with_its_cancel_button(make_napari_viewer_proxy, qtbot, shots,
+                                                                      register_method):
+    import threading
+
+    from napari._qt.dialogs.qt_activity_dialog import QtActivityDialog
+    from napari._qt.widgets.qt_progress_bar import QtLabeledProgressBar
+    from qtpy.QtWidgets import QApplication
+
+    release = threading.Event()
+    stage = "a stage long enough to run past both ends of the progress bar of a dock as narrow as this one"
+
+    def prepare(stack, *, check=None, progress=None, status=None):
+        status(stage)
+        progress(1, 3)
+        while not release.is_set():
+            check()  # cancellable
+            release.wait(0.05)
+        return 0.0
+
+    @register_method("toy-slow", prepare=prepare)
+    def fill(image, mask, *, prepared=None):
+        return image
+
+    viewer = _viewer(make_napari_viewer_proxy)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Inpaint")
+    widget.method.value = "toy-slow"
+    (activity,) = [w for w in QApplication.allWidgets() if isinstance(w, QtActivityDialog)]
+    activity.show()
+    widget.run_button.native.click()
+    bar = widget.progress.native
+    qtbot.waitUntil(lambda: bar.text().endswith("%") and bar.text().startswith("a stage"), timeout=WAIT_MS)
+    qtbot.wait(300)
+    (row,) = [row for row in activity.findChildren(QtLabeledProgressBar)
+              if row.description_label.text().startswith("Inpainting")]
+    viewport = activity._scrollArea.viewport()
+    assert not activity._scrollArea.horizontalScrollBar().isVisible()
+    button = row.cancel_button
+    corner = button.mapTo(viewport, button.rect().bottomRight())
+    assert button.isVisible() and viewport.rect().contains(corner)
+    assert bar.fontMetrics().horizontalAdvance(bar.text()) <= bar.contentsRect().width() and "…" in bar.text()
+    _save(viewer.screenshot(canvas_only=False, flash=False), shots / "inpaint-running.png")
+    button.click()  # the activity dock's Cancel cancels the run
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
+    assert widget.status.value == "Cancelled: nothing was added or changed."
+    qtbot.wait(400)  # the preview timer has run: the outcome stays
+    assert widget.status.value == "Cancelled: nothing was added or changed."
+
+
+def test_a_written_result_opens_with_its_calibration_and_invented_pixels(make_napari_viewer_proxy, qtbot, shots,
+                                                                         tmp_path):
+    viewer = _viewer(make_napari_viewer_proxy)
+    source = viewer.layers["damaged cell"]
+    source.scale, source.units = (0.2, 0.2), "micrometer"
+    viewer.layers["damage"].scale = source.scale
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Inpaint")
+    widget.method.value, widget.overlay.value = "biharmonic", True
+    assert widget.export(tmp_path / "cell inpainted.ome.zarr") is not None
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
+
+    other = make_napari_viewer_proxy(show=True)
+    image, invented = other.open(str(tmp_path / "cell inpainted.ome.zarr"), plugin=PLUGIN)
+    np.testing.assert_allclose(image.scale, (0.2, 0.2))
+    assert [str(unit) for unit in image.units] == ["micrometer"] * 2
+    assert image.metadata["napari_inpaint"]["method"] == "biharmonic"
+    _, _, labels = damaged_cell()
+    assert invented.multiscale and image.multiscale  # the pyramid of the file, as the image's
+    np.testing.assert_array_equal(np.asarray(invented.data[0]) > 0, labels > 0)
+    other.canvas.overlays.scale_bar.visible = True
+    qtbot.wait(200)
+    _save(other.screenshot(canvas_only=False, flash=False), shots / "open-ome-zarr.png")

@@ -449,7 +449,7 @@ def test_reference_control_fills_the_current_plane_from_its_neighbours(qtbot, no
     read.clear()
     _run(qtbot, widget)
     assert not notes["error"]
-    assert set(read) == {2, 3, 4}  # the plane and the neighbours that know its hole
+    assert set(read) == {1, 2, 3, 4, 5}  # the plane and the two on each side, all the fill reads
     result = viewer.layers["drift inpainted"]
     guided = _hole_error(np.asarray(result.data[3]), truth[3], hole)
     made = provenance_of(result)
@@ -670,8 +670,7 @@ def test_cosmic_rays_found_by_lacosmic_in_the_worker(qtbot, notes):
     assert (grown >= mask).all() and grown.sum() > 2 * mask.sum()
 
 
-def test_cosmic_rays_found_by_deepcr_with_its_real_weights(qtbot, notes, monkeypatch, questions,
-                                                          real_weights_mirror):
+def test_cosmic_rays_found_by_deepcr_with_its_real_weights(qtbot, notes, questions, real_weights_mirror):
     pytest.importorskip("torch")
     from test_detect import far_from, simulated_sky
 
@@ -686,8 +685,8 @@ def test_cosmic_rays_found_by_deepcr_with_its_real_weights(qtbot, notes, monkeyp
     widget.cosmic_rays.value, widget.cosmic_detector.value = True, "deepcr"
     widget.cosmic_params["device"].value = "cpu"
     assert "downloaded on first run, 0.4 MiB" in widget.cosmic_note.value
-    stages, shown = [], widget._on_status
-    monkeypatch.setattr(widget, "_on_status", lambda text: (stages.append(text), shown(text)))
+    stages = []
+    widget.stage_changed.connect(stages.append)
     _run(qtbot, widget)
     assert stages[:2] == ["starting", f"downloading weights: {name} (0.4 MiB)"]
     assert stages[-1] == "finding cosmic rays (deepcr)"
@@ -754,7 +753,7 @@ def _texture(shape=(64, 64)) -> np.ndarray:
     return np.round(255 * (noise - noise.min()) / np.ptp(noise)).astype(np.uint8)
 
 
-def test_compare_widget_scores_plots_and_adds_layers(qtbot, notes, tmp_path):
+def test_compare_widget_scores_plots_and_adds_layers(qtbot, notes, tmp_path, monkeypatch, questions):
     from napari_inpaint.metrics import data_range_of, psnr
 
     viewer = ViewerModel()
@@ -810,7 +809,11 @@ def test_compare_widget_scores_plots_and_adds_layers(qtbot, notes, tmp_path):
     path.write_text("mine")
     assert widget.save_csv(path) is None and "not replaced" in notes["error"][-1]
     assert path.read_text() == "mine"
-    widget._ask_csv_path = lambda: str(path)
+    monkeypatch.setattr(widget_common, "save_path", lambda *args: str(path))
+    questions.answer = False  # the dialog's choice of an existing file is confirmed first
+    widget.save_button.native.click()
+    assert path.read_text() == "mine" and "exists" in questions[-1]
+    questions.answer = True
     widget.save_button.native.click()
     assert path.read_text() == widget.table.to_csv() and str(path) in notes["info"][-1]
 
@@ -863,7 +866,7 @@ def test_compare_widget_with_adjacent_planes_scores_the_plane_on_screen(qtbot, n
     assert "guided" in widget.methods.choices and widget.methods.value == ["biharmonic", "guided"]
     read.clear()
     _run(qtbot, widget)
-    assert not notes["error"] and set(read) == {2, 3, 4}
+    assert not notes["error"] and set(read) == {1, 2, 3, 4, 5}
     scores = {row["method"]: row["psnr_hole"] for row in widget.table.rows}
     assert scores["guided"] > scores["biharmonic"] + 10
     fill = viewer.layers["guided (compare)"]
@@ -1243,7 +1246,7 @@ def test_compare_example_layers_have_short_names_and_a_side_by_side_view(qtbot):
     assert all(viewer.layers[name].name_overlay.visible for name in shown)
 
 
-def test_the_bar_is_labelled_with_the_engines_stages(qtbot, register_method, monkeypatch):
+def test_the_bar_is_labelled_with_the_engines_stages(qtbot, register_method):
     def prepare(stack, *, check=None):
         return float(np.mean(stack.planes))
 
@@ -1253,8 +1256,8 @@ def test_the_bar_is_labelled_with_the_engines_stages(qtbot, register_method, mon
 
     viewer, image, mask = _damaged_ramp()
     widget = _inpaint_widget(qtbot, viewer, image, mask, method="toy-prepared")
-    stages, show = [], widget._on_status
-    monkeypatch.setattr(widget, "_on_status", lambda text: (stages.append(text), show(text)))
+    stages = []
+    widget.stage_changed.connect(stages.append)
     _run(qtbot, widget)
     assert stages == ["starting", "preparing toy-prepared", "filling 1/1"]
     assert widget.status.value.startswith("Filled 100 px in ")
@@ -1283,8 +1286,7 @@ def test_export_of_an_in_memory_layer_to_tiff_records_the_fill(qtbot, notes, tmp
     image = viewer.add_image(damaged, name="cells")
     widget = _inpaint_widget(qtbot, viewer, image, viewer.add_labels(_hole(), name="hole"))
     seen = []
-    progress = widget._on_progress
-    widget._on_progress = lambda done, total: (seen.append(done / total), progress(done, total))
+    widget.progress_changed.connect(lambda done, total: seen.append(done / total))
     _export(qtbot, widget, tmp_path / "out.tif")
 
     assert not notes["error"] and [layer.name for layer in viewer.layers] == ["cells", "hole"]
@@ -1371,8 +1373,7 @@ def test_export_of_a_zarr_layer_to_ome_zarr_is_lazy_and_keeps_the_metadata(qtbot
     widget = _inpaint_widget(qtbot, viewer, image, labels)
     widget.overlay.value = True
     counts = []
-    progress = widget._on_progress
-    widget._on_progress = lambda done, total: (counts.append((done, total)), progress(done, total))
+    widget.progress_changed.connect(lambda done, total: counts.append((done, total)))
     _export(qtbot, widget, tmp_path / "out.ome.zarr")
 
     assert not notes["error"] and [layer.name for layer in viewer.layers] == ["in.ome", "hole"]
@@ -1464,3 +1465,165 @@ def test_cancel_during_export_leaves_nothing_at_the_path(qtbot, notes, tmp_path)
     assert "cancelled" in notes["info"][-1] and "nothing was written" in widget.status.value
     assert list(folder.iterdir()) == []  # neither the output nor its partial copy
     assert widget.run_button.enabled and widget.export_button.enabled
+
+
+def test_the_save_dialog_chooses_an_existing_zarr_store_and_the_export_asks_to_replace_it(
+    qtbot, notes, tmp_path, questions
+):
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication, QDialogButtonBox, QFileDialog
+
+    from napari_inpaint.io import read_image
+
+    viewer, image, mask = _damaged_ramp()
+    widget = _inpaint_widget(qtbot, viewer, image, mask)
+    store = tmp_path / "ramp inpainted.ome.zarr"
+    store.mkdir()
+    (store / "notes.txt").write_text("an earlier result")
+
+    buttons = []
+
+    def choose_the_store() -> None:
+        dialog = QApplication.activeModalWidget()
+        # A dialog left open is cancelled; the timer goes with the dialog (a later test must not see it fire).
+        closer = QTimer(dialog, singleShot=True, interval=300)
+        closer.timeout.connect(dialog.close)
+        closer.start()
+        assert isinstance(dialog, QFileDialog)
+        dialog.setDirectory(str(tmp_path))
+        dialog.selectFile(store.name)
+        buttons.append(dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Save).text())
+        dialog.accept()  # Qt's own dialog would open the folder, and stay open
+
+    QTimer.singleShot(0, choose_the_store)
+    questions.answer = False
+    assert widget.export() is None and questions and "exists" in questions[-1]
+    assert [p.name for p in store.iterdir()] == ["notes.txt"]  # declined: kept
+    assert "left as it is" in notes["error"].pop() and buttons == ["&Save"]  # not "Open"
+    QTimer.singleShot(0, choose_the_store)
+    questions.answer = True
+    assert widget.export() is not None
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
+    assert not notes["error"] and read_image(store).data.shape == image.data.shape
+
+
+# -- the status line and the progress bar (issue 18) -------------------------------------------------
+
+
+def test_the_status_line_says_what_a_run_would_do_as_soon_as_the_dock_opens(qtbot):
+    viewer, _, _ = _damaged_ramp()
+    inpaint_widget = InpaintWidget(viewer)
+    qtbot.addWidget(inpaint_widget.native)
+    assert inpaint_widget.status.value == "Will fill 100 px."
+    empty = InpaintWidget(ViewerModel())
+    qtbot.addWidget(empty.native)
+    assert empty.status.value.startswith("Cannot run yet: choose an image layer and a mask layer")
+    compare = CompareMethodsWidget(viewer)
+    qtbot.addWidget(compare.native)
+    assert compare.status.value.startswith("Will make ")
+    detect = MaskFromImageWidget(viewer)
+    qtbot.addWidget(detect.native)
+    assert "Create mask" in detect.status.value
+
+
+def test_an_outcome_stays_until_a_setting_changes(qtbot, notes):
+    viewer = ViewerModel()
+    rng = np.random.default_rng(0)
+    stack = rng.random((150, 96, 96)).astype(np.float32)
+    labels = (rng.random(stack.shape) < 0.02).astype(np.uint8)
+    widget = _inpaint_widget(qtbot, viewer, viewer.add_image(stack, name="big"),
+                             viewer.add_labels(labels, name="labels"), method="biharmonic")
+    widget.run_button.native.click()
+    widget.cancel_button.native.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not widget._preview_timer.isActive(), timeout=WAIT_MS)  # the bar's reset is no change
+    widget.update_preview()
+    assert widget.status.value == "Cancelled: nothing was added or changed."
+    widget.dilate.value = 1
+    widget.update_preview()
+    assert widget.status.value.startswith("Will fill ")
+
+
+def test_a_long_error_is_one_short_line_with_the_details_in_its_tooltip(qtbot, notes, register_method):
+    url = "https://example.org/weights/" + "a-very-long-file-name-" * 4 + ".pth"
+    message = f"could not fetch model 'toy' from {url}. " + "Without the network, do this and that. " * 20
+
+    @register_method("offline")
+    def fill(image, mask):
+        raise OSError(message)
+
+    viewer, image, mask = _damaged_ramp()
+    widget = _inpaint_widget(qtbot, viewer, image, mask, method="offline")
+    width = widget.native.minimumSizeHint().width()
+    _run(qtbot, widget)
+    assert len(message) > 800 and notes["error"][-1] == f"Inpainting failed: {message}"  # whole in the note
+    shown = widget.status.value
+    assert shown.startswith("Inpainting failed: could not fetch model 'toy'") and len(shown) < 100
+    assert shown.endswith("(more: hover here)") and widget.status.tooltip == f"Inpainting failed: {message}"
+    assert widget.native.minimumSizeHint().width() <= width  # the dock is not widened
+    widget.dilate.value = 1  # the next text is short: the tooltip says what the line is for again
+    widget.update_preview()
+    assert widget.status.value == "Will fill 140 px."
+    assert widget.status.tooltip == "What a run will do, or what the last run did"
+
+
+def test_a_long_stage_is_shortened_in_the_middle_to_fit_the_bar(qtbot, register_method):
+    import threading
+
+    release = threading.Event()
+    stage = "a stage long enough to run past both ends of the progress bar of a dock as narrow as this one"
+
+    def prepare(stack, *, check=None, progress=None, status=None):
+        status(stage)
+        progress(1, 2)  # the bar shows the stage and the share done
+        release.wait(WAIT_MS / 1000)
+        return 0.0
+
+    @register_method("toy-slow", prepare=prepare)
+    def fill(image, mask, *, prepared=None):
+        return _known_mean(image, mask)
+
+    viewer, image, mask = _damaged_ramp()
+    widget = _inpaint_widget(qtbot, viewer, image, mask, method="toy-slow")
+    widget.native.resize(310, 700)
+    widget.native.show()
+    stages = []
+    widget.stage_changed.connect(stages.append)
+    widget.run_button.native.click()
+    bar = widget.progress.native
+    qtbot.waitUntil(lambda: bar.text().endswith("%"), timeout=WAIT_MS)
+    shown = bar.text()
+    release.set()
+    assert stages[-1] == stage and widget.progress.tooltip == stage
+    assert bar.fontMetrics().horizontalAdvance(shown) <= bar.contentsRect().width()
+    assert shown.startswith("a stage") and "…" in shown and shown.endswith("this one 40%")  # both ends kept
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
+    assert widget.status.value.startswith("Filled 100 px")
+
+
+def test_learned_trains_near_the_holes_and_says_so(qtbot, notes):
+    pytest.importorskip("torch")
+    from napari_inpaint._registry import Stack
+    from napari_inpaint.methods.learned import NEIGHBOURS, _training_planes
+
+    viewer = ViewerModel()
+    stack = np.stack([_ramp((32, 40)) + 5 * k for k in range(20)])
+    holes = np.zeros(stack.shape, np.uint8)
+    holes[[4, 11, 17], 10:16, 12:20] = 1
+    widget = _inpaint_widget(qtbot, viewer, viewer.add_image(stack, name="planes"),
+                             viewer.add_labels(holes, name="holes"), method="learned")
+    for name, value in {"steps": 3, "seconds": 0.0, "crop_size": 16, "width": 4, "device": "cpu"}.items():
+        widget.param_control(name).value = value
+    stages = []
+    widget.stage_changed.connect(stages.append)
+    _run(qtbot, widget)
+    assert not notes["error"]
+    training = [stage for stage in stages if stage.startswith("training")]
+    assert training == ["training the network on 15 of 20 planes (the 3 with holes and up to 2 on each side; "
+                        "far planes serve less), 3 steps"]
+    out = viewer.layers["planes inpainted"].data
+    assert (out[holes == 0] == stack[holes == 0]).all() and (out[holes > 0] != stack[holes > 0]).all()
+    # Which planes: those within NEIGHBOURS of a hole; a network to keep (train_model) learns from all.
+    planes = Stack(stack[..., None], holes.astype(bool))
+    expected = sorted({j for i in (4, 11, 17) for j in range(i - NEIGHBOURS, i + NEIGHBOURS + 1) if 0 <= j < 20})
+    assert _training_planes(planes) == expected and _training_planes(planes, near_holes=False) == list(range(20))

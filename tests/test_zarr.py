@@ -176,3 +176,119 @@ def test_a_replacement_that_fails_puts_the_old_output_back(tmp_path):
     with pytest.raises(FileNotFoundError):
         _replace(tmp_path / "never-made.tif", tmp_path / "out.tif")
     assert [p.name for p in tmp_path.iterdir()] == ["out.tif"] and (tmp_path / "out.tif").read_bytes() == b"old"
+
+
+def _damage(chunk_file) -> None:
+    """Overwrite the compressed bytes of a chunk (its length kept): the codec can no longer decode it."""
+    data = bytearray(chunk_file.read_bytes())
+    data[8:] = b"\x55" * (len(data) - 8)
+    chunk_file.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("form", ["zarr", "ome-zarr"])
+def test_a_chunk_that_cannot_be_decoded_is_named(tmp_path, form):
+    from napari_inpaint._chunks import ChunkDecodeError
+    from napari_inpaint.io import read_image, write_image
+
+    image = _image((128, 128))
+    mask = np.zeros(image.shape, bool)
+    mask[60:70, 30:40] = True  # a hole whose crop reads the damaged chunk
+    name = "image.zarr" if form == "zarr" else "image.ome.zarr"
+    write_image(tmp_path / name, da.from_array(image, chunks=64), axes="yx")  # zstd, as zarr 3 writes
+    key = "c/1/0" if form == "zarr" else "0/c/1/0"
+    _damage(tmp_path / name / key)
+    source = read_image(tmp_path / name)
+    np.testing.assert_array_equal(np.asarray(source.data[:64]), image[:64])  # the intact chunks still read
+    with pytest.raises(ChunkDecodeError) as info:
+        inpaint(source.data, mask, "harmonic").compute()
+    assert str(info.value).startswith(f"{tmp_path / name}: chunk {key} cannot be decoded (RuntimeError: Zstd")
+
+
+def _ome_zarr_with(tmp_path, change) -> str:
+    """An OME-Zarr image (NGFF 0.5, two levels) whose multiscales metadata ``change`` alters; its path."""
+    import json
+
+    from napari_inpaint.io import write_image
+
+    path = tmp_path / "image.ome.zarr"
+    write_image(path, np.zeros((3, 600, 600), np.uint16), axes="zyx")
+    metadata = json.loads((path / "zarr.json").read_text())
+    change(metadata["attributes"]["ome"])
+    (path / "zarr.json").write_text(json.dumps(metadata))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda ome: ome["multiscales"][0].update(axes=[{"name": "y"}, {"name": "x"}]),
+         "ome.multiscales[0].axes names 2 axes ('yx') but the data have 3 (shape (3, 600, 600))"),
+        (lambda ome: ome["multiscales"][0]["datasets"][1].pop("path"),
+         "ome.multiscales[0].datasets[1].path is missing"),
+        (lambda ome: ome["multiscales"][0]["datasets"][1].update(path="7"),
+         "ome.multiscales[0].datasets[1].path '7' names no array in the image"),
+        (lambda ome: ome.update(multiscales=ome["multiscales"][0]),
+         "ome.multiscales must be a list of images, got a dict"),
+        (lambda ome: ome["multiscales"][0]["datasets"][0].update(coordinateTransformations={"type": "scale"}),
+         "ome.multiscales[0].datasets[0].coordinateTransformations must be a list of transformations, got dict"),
+        (lambda ome: ome["multiscales"][0]["datasets"][0]["coordinateTransformations"][0].update(scale=[1, 1]),
+         "ome.multiscales[0].datasets[0].coordinateTransformations[0].scale must be a list of 3 numbers"),
+        (lambda ome: ome["multiscales"][0]["datasets"][0]["coordinateTransformations"][0].pop("type"),
+         "ome.multiscales[0].datasets[0].coordinateTransformations[0].type is missing"),
+    ],
+    ids=["axes", "no-path", "wrong-path", "multiscales-dict", "transforms-dict", "scale-length", "no-type"],
+)
+def test_malformed_ome_zarr_metadata_are_refused_naming_the_field(tmp_path, change, message):
+    from napari_inpaint.io import read_image
+
+    path = _ome_zarr_with(tmp_path, change)
+    with pytest.raises(ValueError) as info:
+        read_image(path)
+    assert str(info.value).startswith(f"cannot read {path}: its OME-Zarr metadata are malformed: {message}")
+
+
+def _killed_write(tmp_path, output: str):
+    """What a process killed while replacing ``output`` leaves: its staging folder (its marker unlocked),
+    and the previous output, holding 7, moved aside to move the new one in.  Returns the staging folder."""
+    from napari_inpaint._store import MARKER
+    from napari_inpaint.io import write_image
+
+    killed = tmp_path / f".{output}.partial-0123abcd"
+    (killed / output).mkdir(parents=True)
+    (killed / MARKER).touch()
+    write_image(tmp_path / "previous.zarr", np.full((4, 4), 7, np.uint8))
+    (tmp_path / "previous.zarr").rename(tmp_path / f".{output}.old-89abcdef")
+    return killed
+
+
+def test_the_next_write_of_an_output_removes_what_a_killed_write_left(tmp_path):
+    from napari_inpaint.io import write_image
+
+    killed = _killed_write(tmp_path, "out.zarr")
+    users = [".out.zarr.partial-notours", "out.zarr.partial-0123abcd", ".other.zarr.partial-0123abcd"]
+    for name in users:
+        (tmp_path / name).mkdir()
+    # The output moved aside is the user's last complete one: it is put back, and not overwritten.
+    with pytest.raises(FileExistsError, match=r"out\.zarr exists"):
+        write_image(tmp_path / "out.zarr", np.ones((4, 4), np.uint8))
+    assert not killed.exists() and zarr.open_array(tmp_path / "out.zarr")[:].max() == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.zarr", *users])  # names not ours: kept
+    write_image(tmp_path / "out.zarr", np.ones((4, 4), np.uint8), overwrite=True)
+    assert zarr.open_array(tmp_path / "out.zarr")[:].max() == 1
+
+
+def test_a_write_in_progress_elsewhere_is_left_alone(tmp_path):
+    from napari_inpaint._store import MARKER, _lock
+    from napari_inpaint.io import write_image
+
+    killed = _killed_write(tmp_path, "out.zarr")
+    live = tmp_path / ".out.zarr.partial-fedcba98"
+    live.mkdir()
+    with open(live / MARKER, "ab") as held:
+        assert _lock(held)  # as the process writing it holds it
+        write_image(tmp_path / "out.zarr", np.ones((4, 4), np.uint8))
+        assert live.exists() and not killed.exists()
+        assert (tmp_path / ".out.zarr.old-89abcdef").exists()  # not put back or removed meanwhile
+    write_image(tmp_path / "out.zarr", np.full((4, 4), 2, np.uint8), overwrite=True)  # that writer is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
+    assert zarr.open_array(tmp_path / "out.zarr")[:].max() == 2

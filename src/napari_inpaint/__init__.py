@@ -16,15 +16,9 @@ Examples
 """
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("napari-inpaint")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "unknown"
-
-# The public names are imported on first use, so that ``import napari_inpaint`` (and the command
-# line's start, where Ctrl-C must be handled) does not wait for NumPy and SciPy.
+# The public names (and the version, read from the package's metadata) are looked up on first use, so
+# that ``import napari_inpaint`` (and the command line's start, where Ctrl-C must be handled) is instant.
 _PUBLIC = {
     "ARTIFACTS": "napari_inpaint._registry",
     "InpaintCancelled": "napari_inpaint._cancel",
@@ -40,6 +34,9 @@ __all__ = ["__version__", *sorted(_PUBLIC)]
 
 
 def __getattr__(name: str):
+    if name == "__version__":
+        globals()[name] = _version()
+        return globals()[name]
     if name not in _PUBLIC:
         raise AttributeError(f"module 'napari_inpaint' has no attribute {name!r}")
     value = getattr(import_module(_PUBLIC[name]), name)
@@ -48,4 +45,13 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_PUBLIC))
+    return sorted(set(globals()) | set(__all__))
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("napari-inpaint")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"

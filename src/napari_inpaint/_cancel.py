@@ -7,12 +7,31 @@ event, so with an event the engine runs each fill in a worker thread that it
 abandons on cancel (:func:`run_abandonable`).
 """
 
+import atexit
 import queue
 import threading
 from collections.abc import Callable
 
 # How often a waiting caller looks at its cancel event while a fill runs in its worker thread (s).
 _CANCEL_POLL = 0.05
+# At exit, the longest wait (s) for abandoned fills to reach their next check and stop.
+_EXIT_WAIT = 30.0
+# Workers abandoned on cancel that may still run: the interpreter must not exit under them (PyTorch
+# aborts the process, "terminate called without an active exception", when it exits mid-operation).
+_ABANDONED: set[threading.Thread] = set()
+_ABANDONED_LOCK = threading.Lock()
+
+
+@atexit.register
+def _wait_for_abandoned() -> None:
+    """Let the abandoned fills stop at their next check before the interpreter exits (bounded wait)."""
+    import time
+
+    deadline = time.monotonic() + _EXIT_WAIT
+    with _ABANDONED_LOCK:
+        workers = list(_ABANDONED)
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
 
 
 class InpaintCancelled(Exception):
@@ -37,7 +56,8 @@ def run_abandonable(fill: Callable, check: Callable[[], None], progress: Callabl
     One compiled call (a sparse factorisation, an OpenCV fill) cannot be
     interrupted, so the calling thread waits in short steps and checks the
     cancel event in between; on cancel it raises at once and the worker
-    stops at its method's next ``check`` or finishes unseen.  The method's
+    stops at its method's next ``check`` or finishes unseen (the
+    interpreter's exit waits for it, up to ``_EXIT_WAIT`` seconds).  The method's
     progress reports are forwarded on the calling thread.
     """
     reports: queue.SimpleQueue = queue.SimpleQueue()
@@ -56,8 +76,11 @@ def run_abandonable(fill: Callable, check: Callable[[], None], progress: Callabl
             outcome["error"] = error
         finally:
             reports.put(None)
+            with _ABANDONED_LOCK:
+                _ABANDONED.discard(threading.current_thread())
 
-    threading.Thread(target=run, name="napari-inpaint fill", daemon=True).start()
+    worker = threading.Thread(target=run, name="napari-inpaint fill", daemon=True)
+    worker.start()
     try:
         while True:
             try:
@@ -71,6 +94,9 @@ def run_abandonable(fill: Callable, check: Callable[[], None], progress: Callabl
                 progress(*report)
     except BaseException:
         abandoned.set()
+        with _ABANDONED_LOCK:
+            _ABANDONED.add(worker)
+            _ABANDONED.difference_update([w for w in _ABANDONED if not w.is_alive()])
         raise
     if "error" in outcome:
         raise outcome["error"]

@@ -51,12 +51,19 @@ def run_demo(output_dir: str | Path, methods: list[str] | tuple[str, ...] | None
         ``error`` (None or a message) and ``file`` (the written PNG or None).  Scores are against the clean
         original; they are None where the method failed.
 
+    Raises
+    ------
+    FileExistsError
+        When ``output_dir`` is a file.
+
     Examples
     --------
     >>> rows = run_demo("demo-output", methods=["harmonic"])  # doctest: +SKIP
     >>> print(format_table(rows))  # doctest: +SKIP
     """
     output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise FileExistsError(f"{output_dir} is a file; give a folder for the demo's images (made if missing)")
     output_dir.mkdir(parents=True, exist_ok=True)
     methods = default_methods(SAMPLE_DAMAGE) if methods is None else tuple(methods)
     clean, damaged, labels = damaged_cell()

@@ -27,7 +27,7 @@ import dataclasses
 import sys
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ import numpy as np
 
 from napari_inpaint import models
 from napari_inpaint._engine import inpaint
-from napari_inpaint._reference import ADJACENT
+from napari_inpaint._reference import _ADJACENT_REACH, ADJACENT
 from napari_inpaint._registry import Method
 from napari_inpaint.detect import dilate_mask
 from napari_inpaint.layers import (
@@ -68,36 +68,25 @@ def plane_of(mask: np.ndarray, plane: tuple[int, ...]) -> np.ndarray:
     return mask[plane[len(plane) + 2 - mask.ndim :]]
 
 
-def adjacent_window(plane: tuple[int, ...], grid: tuple[int, ...], mask: np.ndarray | None = None) -> tuple:
+def adjacent_window(plane: tuple[int, ...], grid: tuple[int, ...]) -> tuple:
     """The index of the planes around ``plane`` on the stack axis that a fill from adjacent planes reads.
 
     The engine takes each pixel of a plane's reference from the nearest
     planes along the stack axis (the last before the plane's two) that know
-    it: the window reaches on both sides as far as the nearest planes that
-    know every pixel of the plane's holes in ``mask`` (of the image's grid
-    ``grid`` or of its trailing axes); one plane without a mask.
+    it, up to ``_ADJACENT_REACH`` planes on each side (see
+    :mod:`napari_inpaint._reference`): those planes are all a fill of one
+    plane reads, whatever its holes.
 
     Examples
     --------
-    >>> mask = np.zeros((9, 4, 4), bool)
-    >>> mask[3:6, 1, 1] = True  # the holes of plane 4 are also lost in planes 3 and 5
-    >>> adjacent_window((4,), mask.shape, mask)
+    >>> adjacent_window((4,), (9, 4, 4))
     (slice(2, 7, None),)
     >>> adjacent_window((0, 0), (2, 9, 4, 4))
-    (0, slice(0, 2, None))
+    (0, slice(0, 3, None))
     """
     *outer, index = plane
-    masks = None if mask is None else np.broadcast_to(mask, grid)[tuple(outer)]
-    unknown = None if masks is None else masks[index].copy()
-    length, distance = grid[len(plane) - 1], 1
-    while True:
-        for other in (index - distance, index + distance):
-            if unknown is not None and 0 <= other < length:
-                unknown &= masks[other]
-        if unknown is None or not unknown.any() or distance >= max(index, length - 1 - index):
-            break
-        distance += 1
-    return (*outer, slice(max(0, index - distance), min(length, index + distance + 1)))
+    length = grid[len(plane) - 1]
+    return (*outer, slice(max(0, index - _ADJACENT_REACH), min(length, index + _ADJACENT_REACH + 1)))
 
 
 def current_plane(viewer, image_layer) -> tuple[int, ...]:
@@ -227,7 +216,7 @@ class LayerFill:
         channels = self.options["channel_axis"] is not None
         if isinstance(reference, str):  # the planes around this one: a NumPy stack the engine can search
             grid = data.shape[:-1] if channels else data.shape
-            window = adjacent_window(plane, grid, mask)
+            window = adjacent_window(plane, grid)
             planes = np.broadcast_to(mask, grid)[window]
             filled = inpaint(
                 np.asarray(data[window]), planes, self.method.name, reference=reference, **kwargs
@@ -333,13 +322,13 @@ class LayerFill:
         told(f"writing {path.name}")
         stage.append(f"writing {path.name}")
         axes = None
-        grid, letters = grid_shape(image), "tzyx" if image.rgb else "tczyx"
-        if like is None and len(grid) <= len(letters):  # a layer of no file: its own calibration
-            axes = letters[-len(grid) :] + ("s" if image.rgb else "")  # RGB samples last: an RGB TIFF
-            units = [str(unit) for unit in image.units]
-            like = io.calibrated(path, grid, axes, image.scale, translation=image.translate, units=units,
-                                 dtype=image.dtype)
-            axes = axes if like is None else None
+        if like is None:  # a layer of no file: its own calibration, as napari's File > Save keeps it
+            from napari_inpaint._napari_io import calibrated_like
+
+            like, axes = calibrated_like(
+                path, layer_data(image).shape, rgb=image.rgb, scale=image.scale, translate=image.translate,
+                units=image.units, dtype=image.dtype, axis_labels=image.axis_labels,
+            )
         return io.write_image(
             path, filled, like=like, axes=axes, provenance=record, overwrite=overwrite, progress=progress,
             invented=self.invented(lazy=True) if self.overlay else None, cancel=cancel,
@@ -509,7 +498,7 @@ def plan_fill(
     align: bool = True,
     new_layer: bool = False,
     overlay: bool = False,
-    **params,
+    params: Mapping[str, Any] | None = None,
 ) -> LayerFill:
     """Check the settings of one inpainting of a layer and plan it.
 
@@ -543,6 +532,7 @@ def plan_fill(
     if not (mask.any() if plane is None else plane_of(mask, plane).any()):
         where = "" if plane is None else f" on the plane on screen ({', '.join(map(str, plane))})"
         raise ValueError(f"the mask from layer {mask_layer.name!r} is empty{where}: mark some pixels first")
+    params = dict(params or {})
     resolved = spec.resolve(params)
     chosen, given = _reference(viewer, image_layer, spec, scope, reference)
     details: dict[str, Any] = {"scope": scope, "dilate": dilate, "noise": noise or "none", "seed": seed}

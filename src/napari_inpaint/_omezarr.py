@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_inpaint._chunks import from_zarr
+
 VERSIONS = ("0.4", "0.5")
 AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
 # Levels are added to a new pyramid while the larger of its last two axes stays above this size.
@@ -37,13 +39,16 @@ class Multiscale:
 
 
 def is_ome_zarr(path: Path) -> bool:
-    """Whether ``path`` is a zarr group holding a multiscale image."""
+    """Whether ``path`` is a zarr group holding a multiscale image (well-formed or not: :func:`read` checks)."""
     return _multiscales(_attributes(Path(path))) is not None
 
 
 def read(path: Path, level: int = 0):
-    """``(dask array, Multiscale)`` of level ``level`` (0: the highest resolution) of an OME-Zarr image."""
-    import dask.array as da
+    """``(dask array, Multiscale)`` of level ``level`` (0: the highest resolution) of an OME-Zarr image.
+
+    The metadata are checked first: a malformed field raises a ValueError
+    that names it (``multiscales[0].axes``, ``multiscales[0].datasets[1].path``...).
+    """
     import zarr
 
     path = Path(path)
@@ -51,19 +56,25 @@ def read(path: Path, level: int = 0):
     found = _multiscales(attributes)
     if found is None:
         raise ValueError(f"{path} is not an OME-Zarr image (no multiscales metadata)")
-    version, multiscales = found
-    image = multiscales[0]
+    version, multiscales, field = found
+    image = _checked_image(path, multiscales, field)
+    field += "[0]"
     datasets = image["datasets"]
     if not 0 <= level < len(datasets):
         raise ValueError(
             f"{path} has {len(datasets)} resolution levels (0 to {len(datasets) - 1}); got level={level}"
         )
-    group = zarr.open_group(path, mode="r")
-    arrays = [group[d["path"]] for d in datasets]
+    arrays = _level_arrays(path, zarr.open_group(path, mode="r"), datasets, field)
+    ndim = arrays[0].ndim
+    axes = _checked_axes(path, image.get("axes"), arrays[0].shape, f"{field}.axes")
+    for i, dataset in enumerate(datasets):
+        _check_transforms(path, dataset.get("coordinateTransformations"), ndim,
+                          f"{field}.datasets[{i}].coordinateTransformations")
+    _check_transforms(path, image.get("coordinateTransformations"), ndim, f"{field}.coordinateTransformations")
     ome = attributes.get("ome", attributes)
     kept = {k: v for k, v in attributes.items() if k not in ("ome", "multiscales", "omero", "napari_inpaint")}
     metadata = Multiscale(
-        axes=[_axis(a) for a in image.get("axes", [])] or [{"name": n} for n in "tczyx"[-arrays[0].ndim :]],
+        axes=axes or [{"name": n} for n in "tczyx"[-ndim:]],
         transforms=[_level_transforms(d, image) for d in datasets],
         shapes=[tuple(a.shape) for a in arrays],
         version=version,
@@ -71,7 +82,7 @@ def read(path: Path, level: int = 0):
         omero=ome.get("omero"),
         attributes=kept,
     )
-    return da.from_zarr(arrays[level]), metadata
+    return from_zarr(arrays[level], path, f"{datasets[level]['path']}/"), metadata
 
 
 def _attributes(path: Path) -> dict:
@@ -83,12 +94,94 @@ def _attributes(path: Path) -> dict:
         return {}
 
 
-def _multiscales(attributes: dict) -> tuple[str, list] | None:
-    if "ome" in attributes and "multiscales" in attributes["ome"]:
-        return attributes["ome"].get("version", "0.5"), attributes["ome"]["multiscales"]
+def _multiscales(attributes: dict) -> tuple[str, object, str] | None:
+    """The NGFF version, the ``multiscales`` field (unchecked) and its name in the attributes; or None."""
+    ome = attributes.get("ome")
+    if isinstance(ome, dict) and "multiscales" in ome:
+        return str(ome.get("version", "0.5")), ome["multiscales"], "ome.multiscales"
     if "multiscales" in attributes:
-        return attributes["multiscales"][0].get("version", "0.4"), attributes["multiscales"]
+        found = attributes["multiscales"]
+        first = found[0] if isinstance(found, list) and found and isinstance(found[0], dict) else {}
+        return str(first.get("version", "0.4")), found, "multiscales"
     return None
+
+
+def _malformed(path: Path, field: str, problem: str) -> ValueError:
+    return ValueError(f"cannot read {path}: its OME-Zarr metadata are malformed: {field} {problem}")
+
+
+def _checked_image(path: Path, multiscales, field: str) -> dict:
+    """The first image of ``multiscales``, with a non-empty list of datasets that each have a path."""
+    if not isinstance(multiscales, list) or not multiscales:
+        got = f"a {type(multiscales).__name__}" if not isinstance(multiscales, list) else "an empty list"
+        raise _malformed(path, field, f"must be a list of images, got {got}")
+    image = multiscales[0]
+    if not isinstance(image, dict):
+        raise _malformed(path, f"{field}[0]", f"must be an object, got {type(image).__name__}")
+    datasets = image.get("datasets")
+    if not isinstance(datasets, list) or not datasets:
+        raise _malformed(path, f"{field}[0].datasets", "must be a non-empty list of resolution levels")
+    for i, dataset in enumerate(datasets):
+        if not isinstance(dataset, dict) or not isinstance(dataset.get("path"), str):
+            raise _malformed(path, f"{field}[0].datasets[{i}].path", "is missing (the level's array)")
+    return image
+
+
+def _level_arrays(path: Path, group, datasets: list[dict], field: str) -> list:
+    """The zarr array of each level, which must exist and have the first level's number of axes."""
+    import zarr
+
+    arrays = []
+    for i, dataset in enumerate(datasets):
+        try:
+            array = group[dataset["path"]]
+        except KeyError:
+            array = None
+        if not isinstance(array, zarr.Array):
+            raise _malformed(path, f"{field}.datasets[{i}].path", f"{dataset['path']!r} names no array in the image")
+        if arrays and array.ndim != arrays[0].ndim:
+            raise _malformed(path, f"{field}.datasets[{i}]", f"({dataset['path']!r}) has {array.ndim} axes and "
+                             f"level 0 has {arrays[0].ndim}")
+        arrays.append(array)
+    return arrays
+
+
+def _checked_axes(path: Path, axes, shape: tuple[int, ...], field: str) -> list[dict]:
+    """The axes (one named axis per dimension of the data), or [] when the image gives none (NGFF 0.3)."""
+    if axes is None:
+        return []
+    if not isinstance(axes, list):
+        raise _malformed(path, field, f"must be a list of axes, got {type(axes).__name__}")
+    named = [_axis(axis) if isinstance(axis, (str, dict)) else {} for axis in axes]
+    for i, axis in enumerate(named):
+        if not isinstance(axis.get("name"), str) or not axis["name"]:
+            raise _malformed(path, f"{field}[{i}]", "has no name")
+    if len(named) != len(shape):
+        names = "".join(axis["name"] for axis in named)
+        raise _malformed(path, field, f"names {len(named)} axes ({names!r}) but the data have {len(shape)} "
+                         f"(shape {tuple(shape)})")
+    return named
+
+
+def _check_transforms(path: Path, transforms, ndim: int, field: str) -> None:
+    """Refuse coordinateTransformations that are not a list of typed transformations, one value per axis."""
+    if transforms is None:
+        return
+    if not isinstance(transforms, list):
+        raise _malformed(path, field, f"must be a list of transformations, got {type(transforms).__name__}")
+    for i, transform in enumerate(transforms):
+        kind = transform.get("type") if isinstance(transform, dict) else None
+        if not isinstance(kind, str):
+            raise _malformed(path, f"{field}[{i}].type", "is missing")
+        if kind not in ("scale", "translation") or "path" in transform:
+            continue  # identity, or values stored in an array: kept as they are
+        values = transform.get(kind)
+        numbers = isinstance(values, list) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+        )
+        if not numbers or len(values) != ndim:
+            raise _malformed(path, f"{field}[{i}].{kind}", f"must be a list of {ndim} numbers (one per axis), "
+                             f"got {values!r}")
 
 
 def _axis(axis) -> dict:

@@ -79,6 +79,12 @@ FAMILIES = {
 ENGINE_KEYWORDS = frozenset({"rng", "check", "progress", "reference", "prepared", "scale"})
 # Keywords the engine supplies to a preparation function that names them.
 PREPARE_KEYWORDS = frozenset({"rng", "check", "progress", "status"})
+# The arguments of ``napari_inpaint.inpaint`` other than a method's parameters (its ``**params``): a
+# parameter of one of these names would be taken by the engine, so no method may declare one.
+ENGINE_OPTIONS = frozenset({
+    "image", "mask", "method", "channel_axis", "spatial_ndim", "progress", "cancel", "noise", "seed", "clip",
+    "reference", "align", "status",
+})
 
 #: Numpydoc blocks shared by the fill functions' docstrings (``%(name)s`` there).
 FILL_DOCS = {
@@ -378,14 +384,17 @@ def register(
     The record is checked against the function: every :class:`Param` must be
     a keyword of the function with the same default, and every keyword of the
     function (but the engine's ``rng``, ``check`` and ``progress``) a
-    :class:`Param`.  The docstring's ``%(name)s`` blocks are filled from
-    :data:`FILL_DOCS`.
+    :class:`Param`.  No parameter may take the name of an argument of
+    :func:`napari_inpaint.inpaint` (:data:`ENGINE_OPTIONS`), so that a
+    method's parameters and the engine's options never share a name.  The
+    docstring's ``%(name)s`` blocks are filled from :data:`FILL_DOCS`.
 
     Raises
     ------
     ValueError
         For an unknown family or artifact, a pretrained method without
-        weights, or parameters that disagree with the function's signature.
+        weights, parameters that disagree with the function's signature, or a
+        parameter named like an option of the engine.
     """
     bad = set(artifacts) - set(ARTIFACTS)
     if bad:
@@ -433,6 +442,10 @@ def _check_params(name: str, params: Sequence[Param], signature: Mapping, prepar
         )
     declared = {p.name: p.default for p in params}
     problems = [
+        f"{key!r} is an argument of inpaint() itself: name the parameter otherwise"
+        for key in declared.keys() & ENGINE_OPTIONS
+    ]
+    problems += [
         f"{key!r} is not a keyword-only argument of the fill or preparation function"
         for key in declared.keys() - keywords
     ]

@@ -11,11 +11,14 @@ Outputs are written into a temporary folder next to their path and moved
 into place only once complete (:func:`staged`): a failure or a cancel leaves
 nothing behind.  Every chunk write first checks that the folder still holds
 its ``.writing`` marker, which a cancel removes: a write task that a cluster
-could not stop in time then writes nothing.
+could not stop in time then writes nothing.  The writing process holds a lock
+on the marker: a process killed mid-write (SIGKILL, a power cut) leaves its
+folder unlocked, and the next write of the same output removes it.
 """
 
 import contextlib
 import os
+import re
 import shutil
 import threading
 import time
@@ -32,6 +35,9 @@ MARKER = ".writing"
 _STORE_PREFIX = "inpaint-store-"
 # How long a cancel waits for a cluster's write tasks already running (s); each takes one chunk's write.
 _SETTLE = 30.0
+# A temporary folder without its marker is being made or removed for this long at most (s): an older one
+# was left by a killed process.
+_YOUNG_S = 2 * _SETTLE
 _POLL = 0.05
 # Chunk writes running in this process, per marker: a cancel waits for them before removing the folder.
 _ACTIVE: dict[str, int] = {}
@@ -46,24 +52,99 @@ def staged(outputs: list[Path], *, overwrite: bool = False) -> Iterator[Path]:
     a folder) is moved to its ``path``; on error (or cancel) the folder is
     removed and the outputs are untouched.  An existing output is refused
     unless ``overwrite``, and then replaced only once the new one is complete.
+    What killed writes of the outputs left beside them is tidied first
+    (:func:`remove_leftovers`).
     """
     outputs = [Path(p) for p in outputs]
+    for path in outputs:
+        remove_leftovers(path)  # first: it may put an output back
     if not overwrite:
         for path in outputs:
             if path.exists():
                 raise FileExistsError(f"{path} exists; choose another output, or allow overwriting it")
     temporary = outputs[0].with_name(f".{outputs[0].name}.partial-{uuid.uuid4().hex[:8]}")
     temporary.mkdir(parents=True)
-    (temporary / MARKER).touch()
+    held = open(temporary / MARKER, "ab")  # noqa: SIM115 -- held (and locked) until the outputs are in place
+    _lock(held)  # on a file system without locks, no one can take the lock: the folder is never taken for dead
     try:
         yield temporary
-        (temporary / MARKER).unlink()
         for path in outputs:
             _replace(temporary / path.name, path)
+        held.close()
+        (temporary / MARKER).unlink()
         temporary.rmdir()
     except BaseException:
+        held.close()
         _abandon(temporary)
         raise
+
+
+def remove_leftovers(path: Path) -> None:
+    """Remove what writes of ``path`` killed mid-way left beside it, and put back an output they moved aside.
+
+    Only the names :func:`staged` gives are touched: a ``.NAME.partial-XXXXXXXX``
+    folder whose writer is gone (its marker is not locked; without a marker,
+    untouched for a minute) is removed; ``.NAME.old-XXXXXXXX``, the previous
+    output moved aside while its replacement was moved in, is put back when
+    ``path`` is missing (the replacement never arrived), else removed.
+    Nothing is touched while another process is writing ``path``.
+    """
+    path = Path(path)
+    leftover = re.compile(re.escape(f".{path.name}.") + r"(partial|old)-[0-9a-f]{8}")
+    try:
+        found = [(entry, leftover.fullmatch(entry.name)) for entry in path.parent.iterdir()]
+    except OSError:  # no folder yet
+        return
+    writing, moved_aside = False, []
+    for entry, match in found:
+        if match is None:
+            continue
+        if match[1] == "old":
+            moved_aside.append(entry)
+        elif _is_written(entry):
+            writing = True
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
+    if writing:
+        return
+    moved_aside.sort(key=lambda entry: entry.stat().st_mtime)
+    if moved_aside and not path.exists():
+        os.replace(moved_aside.pop(), path)
+    for entry in moved_aside:
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+def _is_written(temporary: Path) -> bool:
+    """Whether a live process is writing into ``temporary``, a folder that :func:`staged` made."""
+    try:
+        held = open(temporary / MARKER, "rb+")  # noqa: SIM115 -- closed below, before any removal
+    except FileNotFoundError:  # being made, or ending (moved, abandoned); or its writer was killed then
+        with contextlib.suppress(OSError):
+            return time.time() - temporary.stat().st_mtime < _YOUNG_S
+        return False
+    except OSError:
+        return True  # not ours to judge (permissions...): left alone
+    with held:
+        return not _lock(held)
+
+
+def _lock(handle) -> bool:
+    """Lock the open file ``handle`` for this process, without waiting; False when another holds it.
+
+    The system releases the lock when the process ends, however it ends.
+    """
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
 
 
 def _replace(new: Path, path: Path) -> None:

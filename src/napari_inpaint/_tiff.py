@@ -14,9 +14,13 @@ written from a zarr array strip by strip (tiles), so that no plane is held
 whole.
 """
 
+import contextlib
 import json
+import logging
 import uuid
+import warnings
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,18 +53,28 @@ class TiffMetadata:
 
 
 def read(path: Path, lazy: bool):
-    """``(array, TiffMetadata)`` of the first series of ``path``: a NumPy array, or a dask array."""
+    """``(array, TiffMetadata)`` of the first series of ``path``: a NumPy array, or a dask array.
+
+    An ImageJ file whose description disagrees with its pages (``images=15``
+    for 6 pages) is read as a plain stack of its pages, with a warning that
+    names the fields: its ImageJ axes cannot be known, nor written back.
+    """
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
+        with _without_imagej_complaint():
+            series = tif.series[0]
         page = series.keyframe
+        imagej = tif.is_imagej and series.kind == "imagej"
+        if tif.is_imagej and not imagej:
+            warnings.warn(_imagej_mismatch(path, tif.imagej_metadata or {}, len(tif.pages), series.axes),
+                          UserWarning, stacklevel=3)
         metadata = TiffMetadata(
-            kind="imagej" if tif.is_imagej else "ome" if tif.is_ome else "plain",
+            kind="imagej" if imagej else "ome" if tif.is_ome else "plain",
             axes=series.axes,
             resolution=tuple(float(r) for r in page.resolution) if "XResolution" in page.tags else None,
             resolutionunit=int(page.resolutionunit) if "ResolutionUnit" in page.tags else None,
-            imagej=dict(tif.imagej_metadata or {}),
+            imagej={k: v for k, v in (tif.imagej_metadata or {}).items() if imagej or k not in _IMAGEJ_STRUCTURE},
             ome_xml=tif.ome_metadata,
             description=_own_description(tif, page),
             shaped={k: v for k, v in (tif.shaped_metadata or ({},))[0].items() if k != "shape"},
@@ -82,6 +96,29 @@ def read(path: Path, lazy: bool):
         for letter, n in zip(series.axes, stored.shape)
     )
     return da.from_zarr(stored, chunks=chunks), metadata
+
+
+@contextlib.contextmanager
+def _without_imagej_complaint() -> Iterator[None]:
+    """Drop tifffile's log that an ImageJ description disagrees with the pages: :func:`read` warns instead."""
+    logger = logging.getLogger("tifffile")
+    complaint = logging.Filter()
+    complaint.filter = lambda record: "ImageJ series metadata invalid" not in record.getMessage()
+    logger.addFilter(complaint)
+    try:
+        yield
+    finally:
+        logger.removeFilter(complaint)
+
+
+def _imagej_mismatch(path: Path, imagej: dict, pages: int, axes: str) -> str:
+    """The warning for an ImageJ file read as a plain stack: which fields disagree with its pages."""
+    fields = ", ".join(f"{key}={imagej[key]}" for key in ("images", "channels", "slices", "frames") if key in imagej)
+    return (
+        f"{path}: its ImageJ description says {fields or 'nothing of its size'} but the file holds {pages} "
+        f"page{'' if pages == 1 else 's'}; "
+        f"read as a plain stack of its pages (axes {axes}), and written back as such"
+    )
 
 
 def _own_description(tif, page) -> str | None:

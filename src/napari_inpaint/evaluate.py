@@ -45,6 +45,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -109,7 +110,7 @@ def evaluate(
     keep_example: bool = False,
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
-    **method_params,
+    params: Mapping[str, Any] | None = None,
 ) -> EvaluationTable:
     """Score inpainting methods on holes hidden in the known pixels of an image.
 
@@ -167,9 +168,10 @@ def evaluate(
     cancel : threading.Event, optional
         Passed to :func:`napari_inpaint.inpaint`; when set,
         :class:`napari_inpaint.InpaintCancelled` is raised.
-    **method_params
+    params : dict, optional
         Parameters given to every selected method that has a parameter of
-        that name (e.g. ``radius=3`` for ``telea`` and ``navier-stokes``).
+        that name (e.g. ``{"radius": 3}`` for ``telea`` and
+        ``navier-stokes``); per method, give ``methods`` as a mapping.
 
     Returns
     -------
@@ -208,7 +210,7 @@ def evaluate(
     True
     """
     kinds = [mask_generators.resolve_kind(kind) for kind in masks]
-    methods = _resolve_methods(methods, kinds, method_params, reference)
+    methods = _resolve_methods(methods, kinds, dict(params or {}), reference)
     if not all(0 < ratio < 1 for ratio in ratios) or not ratios:
         raise ValueError(f"ratios must lie in (0, 1), got {list(ratios)}")
     if repeats < 1:

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from napari_inpaint import _omezarr, _tiff
+from napari_inpaint._chunks import from_zarr
 from napari_inpaint._store import MARKER, compute_into, staged
 
 __all__ = ["Image", "calibrated", "invented_path", "output_format", "provenance", "read_image", "write_image"]
@@ -110,6 +111,14 @@ def read_image(path, *, level: int = 0, lazy: bool | None = None) -> Image:
     Returns
     -------
     Image
+        Its lazy data raise :class:`napari_inpaint._chunks.ChunkDecodeError` (a ValueError) naming the
+        file and chunk, when a chunk of a zarr store cannot be decoded.
+
+    Raises
+    ------
+    ValueError
+        When the file cannot be read as an image, or its metadata are malformed (the message names the
+        field: an OME-Zarr ``axes`` of another length than the data's, a dataset ``path`` missing...).
     """
     path = Path(path)
     if not path.exists():
@@ -131,11 +140,9 @@ def read_image(path, *, level: int = 0, lazy: bool | None = None) -> Image:
     if isinstance(stored, zarr.Group):
         arrays = sorted(name for name, _ in stored.arrays())
         raise ValueError(f"{path} is a zarr group (no multiscales); read one of its arrays: {arrays}")
-    import dask.array as da
-
     names = getattr(stored.metadata, "dimension_names", None) or ()
     axes = stored.attrs.get("axes") or ("".join(names) if len(names) == stored.ndim and all(names) else "")
-    return Image(da.from_zarr(stored), axes or _default_axes(stored.ndim), "zarr", path, dict(stored.attrs))
+    return Image(from_zarr(stored, path), axes or _default_axes(stored.ndim), "zarr", path, dict(stored.attrs))
 
 
 def write_image(

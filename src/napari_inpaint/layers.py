@@ -501,7 +501,7 @@ def inpaint_layer(
     align: bool = True,
     new_layer: bool = False,
     overlay: bool = False,
-    **params,
+    params: dict[str, Any] | None = None,
 ):
     """Inpaint a napari image layer with a mask layer and add the result, exactly as the Inpaint widget does.
 
@@ -546,8 +546,10 @@ def inpaint_layer(
     overlay : bool
         Also add a Labels layer ``"<image> inpainted pixels"`` marking the
         filled pixels.
-    **params
-        The method's parameters (e.g. ``patch_size=11`` for ``exemplar``).
+    params : dict, optional
+        The method's parameters, e.g. ``{"patch_size": 11}`` for ``exemplar``
+        or ``{"radius": 9}`` for ``telea`` (apart from the keywords above,
+        which are the widget's settings: ``radius`` is the Points radius).
 
     Returns
     -------
@@ -560,12 +562,13 @@ def inpaint_layer(
         from napari_inpaint import inpaint_layer
         inpaint_layer(viewer, "damaged cell", "damage", "biharmonic", label=3, dilate=2)
         inpaint_layer(viewer, "z-stack", "debris", "guided", reference="adjacent", scope="plane")
+        inpaint_layer(viewer, "cell", "scratches", "telea", params={"radius": 9})
     """
     from napari_inpaint._layer_fill import plan_fill
 
     job = plan_fill(
         viewer, image_layer, mask_layer, method, label=label, radius=radius, dilate=dilate, scope=scope,
         noise=noise, seed=seed, reference=reference, align=align, new_layer=new_layer, overlay=overlay,
-        **params,
+        params=params,
     )
     return job.add(viewer, job.run())

@@ -19,6 +19,9 @@ Environment variables, read at every call:
     Base URL (``http://`` or ``https://``), ``file:///`` URL or local
     (network) folder that holds the files under their registry file names;
     used instead of the original URLs, for sites without internet access.
+``NAPARI_INPAINT_DOWNLOAD_TIMEOUT``
+    Seconds without any data arriving after which a download is given up
+    (default 120), for connections that pause longer.
 
 PyTorch, pooch and requests are imported inside the functions only, so
 importing this module (and the package) stays cheap.
@@ -396,7 +399,7 @@ def fetch(name: str, progress: Callable[[int, int], None] | None = None) -> Path
         A key of :data:`MODELS`.
     progress : callable, optional
         ``progress(done, total)`` in bytes while downloading (for a GUI
-        progress bar).  Without it, pooch's tqdm bar is drawn on stderr.
+        progress bar).  Without it, a tqdm bar is drawn on stderr.
 
     Returns
     -------
@@ -412,7 +415,8 @@ def fetch(name: str, progress: Callable[[int, int], None] | None = None) -> Path
         then).  A cached copy that failed its hash check is named too.
     ValueError
         When ``NAPARI_INPAINT_MIRROR`` is not a mirror this module can read
-        (see :func:`download_url`).
+        (see :func:`download_url`), or ``NAPARI_INPAINT_DOWNLOAD_TIMEOUT`` is
+        not a number of seconds.
 
     Notes
     -----
@@ -422,8 +426,10 @@ def fetch(name: str, progress: Callable[[int, int], None] | None = None) -> Path
     or an older version) is downloaded again.  Temporary files left by
     downloads that were killed are deleted once they are 10 minutes old.
 
-    An HTTP download is given up when no data arrives for 2 minutes, or when
-    it takes longer than its size at 100 kB/s, and at least 10 minutes.
+    An HTTP download is given up when no data arrives for 2 minutes
+    (``NAPARI_INPAINT_DOWNLOAD_TIMEOUT`` sets another limit), or when it
+    takes longer than its size at 100 kB/s, and at least 10 minutes; the
+    error says which limit it hit.
 
     Examples
     --------

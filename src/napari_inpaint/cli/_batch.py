@@ -15,16 +15,19 @@ computed there, one after the other, each spread over the workers.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from napari_inpaint.cli._files import IMAGE_SUFFIXES, Refused, image_stem, is_image, is_store
+from napari_inpaint.cli._errors import Refused, in_flags
+from napari_inpaint.cli._files import IMAGE_SUFFIXES, image_stem, is_image, is_store
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ def run_batch(
         try:
             work(job, f"[{number}/{len(jobs)}] {job.source.name}")
         except Exception as exc:  # one bad file must not stop the others: it is reported at the end
-            failures.append((job.source, _reason(exc)))
+            failures.append((job.source, _reason(exc).removeprefix(f"{job.source}: ")))
             print(f"failed {job.source}: {failures[-1][1]}", file=sys.stderr)
     done = len(jobs) - skipped - len(failures)
     print(f"{verb} {done} of {len(jobs)} images" + (f", skipped {skipped} already done" if skipped else ""),
@@ -153,16 +156,24 @@ def run_batch(
 
 def _reason(error: Exception) -> str:
     """One line for a failed job: the message of an error the user can act on, else its type as well."""
-    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    message = in_flags(str(error).strip().splitlines()[0]) if str(error).strip() else ""
     if isinstance(error, (ValueError, TypeError, OSError, Refused, ImportError)) and message:
         return message
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 @contextlib.contextmanager
-def cluster(workers: int | None, scheduler: str | None) -> Iterator[bool]:
+def cluster(workers: int | None, scheduler: str | None, dashboard: bool = False) -> Iterator[bool]:
     """Within the block, dask computes on a new ``LocalCluster`` of ``workers`` processes, or on the cluster
-    at ``scheduler``; without either, on local threads.  Yields whether a cluster is used."""
+    at ``scheduler``; without either, on local threads.  Yields whether a cluster is used.
+
+    The ``LocalCluster`` serves its dashboard only with ``dashboard`` (whose address is printed).
+    """
+    if dashboard and workers is None:
+        raise Refused("--dashboard shows the cluster that --workers starts; a cluster given by --scheduler "
+                      "serves its own (at its scheduler's address, port 8787 by default)")
+    if dashboard and importlib.util.find_spec("bokeh") is None:
+        raise Refused('--dashboard needs bokeh: pip install "bokeh>=3.1"')
     if workers is None and scheduler is None:
         yield False
         return
@@ -176,9 +187,16 @@ def cluster(workers: int | None, scheduler: str | None) -> Iterator[bool]:
         # One thread per worker: the fills use their own threads (BLAS, PyTorch).  The workers log
         # nothing: the command reports the errors of its work (a file's failure), and the workers' logs
         # add tracebacks of connections cut as the cluster closes, after a Ctrl-C most of all.
-        with _started_deaf_to_ctrl_c():
-            local = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None,
-                                 silence_logs=logging.CRITICAL)
+        # Without a dashboard the scheduler's web server (it serves more than the dashboard) takes any free
+        # port of this machine only: asking for none would still take 8787, and warn when another cluster
+        # holds it.  With one, that warning is replaced by the address printed.
+        with _started_deaf_to_ctrl_c(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Port .* is already in use")
+            local = LocalCluster(n_workers=workers, threads_per_worker=1, silence_logs=logging.CRITICAL,
+                                 dashboard_address=":8787" if dashboard else "127.0.0.1:0",
+                                 scheduler_kwargs={"dashboard": dashboard})
+        if dashboard:
+            print(f"dashboard: {local.dashboard_link}", file=sys.stderr)
         with local, Client(local):
             yield True
         return

@@ -10,15 +10,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from napari_inpaint.cli._errors import did_you_mean
 from napari_inpaint.cli._files import check_output, read_image, read_mask, replacing
 from napari_inpaint.cli._progress import progress_bar
-from napari_inpaint.cli._values import convert, domain, split, split_pair
+from napari_inpaint.cli._values import convert, domain, method_named, split, split_pair
 
 if TYPE_CHECKING:
     from napari_inpaint._registry import Method
+
+# Listings: the indent of a method's summary and parameters, and the fewest columns a description is
+# wrapped into beside its row (else it goes under it).
+_INDENT = 4
+_NARROWEST = 30
 
 
 def reference_file(args: argparse.Namespace) -> Path | None:
@@ -41,26 +48,49 @@ def methods(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([m.describe() for m in records], indent=2))
         return 0
-    params = [p for m in records for p in m.params]
-    setting_width = max((len(f"{p.name}={p.default}") for p in params), default=0)
-    domain_width = max((len(domain(p)) for p in params), default=0)
-    needs = {m.name: ", ".join(_needs(m)) or "-" for m in records}
-    name_width = max(len(m.name) for m in records)
-    family_width = max(len(m.family) for m in records)
-    needs_width = max(len(text) for text in needs.values())
-    print(f"{'METHOD':<{name_width}}  {'FAMILY':<{family_width}}  {'DIMS':<5}  "
-          f"{'NEEDS':<{needs_width}}  SUMMARY")
+    width = _terminal_width()
+    method_widths = [max(len(m.name) for m in records), max(len(m.family) for m in records), 5]
+    lines = _row(["METHOD", "FAMILY", "DIMS", "NEEDS"], method_widths, 0, width)
     for m in records:
         dims = "/".join(f"{n}D" for n in m.ndims)
-        print(f"{m.name:<{name_width}}  {m.family:<{family_width}}  {dims:<5}  "
-              f"{needs[m.name]:<{needs_width}}  {m.summary}")
-        for p in m.params:
-            setting, accepted = f"{p.name}={p.default}", domain(p)
-            kind = p.kind.__name__
-            print(f"    {setting:<{setting_width}}  {kind:<5}  {accepted:<{domain_width}}  {p.help}")
-    print("\nParameters are shown as NAME=DEFAULT; set one with --param NAME=VALUE.  Weights are downloaded "
-          "once, on first use or with 'napari-inpaint models fetch NAME'.")
+        lines += _row([m.name, m.family, dims, ", ".join(_needs(m)) or "-"], method_widths, 0, width)
+        lines += _row([m.summary], [], _INDENT, width)
+        params = [[f"{p.name}={p.default}", p.kind.__name__, domain(p), p.help] for p in m.params]
+        param_widths = [max(len(cells[i]) for cells in params) for i in range(3)] if params else []
+        for cells in params:
+            lines += _row(cells, param_widths, _INDENT, width)
+    lines += ["", *_row(["Parameters are shown as NAME=DEFAULT; set one with --param NAME=VALUE.  Weights are "
+                         "downloaded once, on first use or with 'napari-inpaint models fetch NAME'."], [], 0, width)]
+    print("\n".join(lines))
     return 0
+
+
+def _terminal_width() -> int:
+    """The columns of the terminal (``$COLUMNS``, else the terminal's, else 80); at least 40."""
+    import shutil
+
+    return max(shutil.get_terminal_size().columns, 40)
+
+
+def _row(cells: list[str], widths: list[int], indent: int, width: int) -> list[str]:
+    """The lines of one row of a listing that fits ``width`` columns.
+
+    The cells but the last are padded to ``widths`` after ``indent`` spaces;
+    the last (a description) is wrapped beside them, or under them, indented
+    further, when fewer than :data:`_NARROWEST` columns are left.  When the
+    padded cells alone do not fit, the row is wrapped as text.
+    """
+    import textwrap
+
+    head = " " * indent + "".join(f"{cell:<{w}}  " for cell, w in zip(cells[:-1], widths))
+    wrap = partial(textwrap.wrap, break_on_hyphens=False)
+    if len(head) - 2 > width:  # no room for the columns: the cells flow as text
+        text = "  ".join(cell for cell in cells if cell)
+        return wrap(text, width, initial_indent=" " * indent, subsequent_indent=" " * (indent + _INDENT))
+    if width - len(head) >= _NARROWEST:
+        return wrap(cells[-1], width, initial_indent=head, subsequent_indent=" " * len(head)) or [head.rstrip()]
+    under = " " * (indent + _INDENT)
+    return [head.rstrip(), *wrap(cells[-1], width, initial_indent=under, subsequent_indent=under)]
 
 
 def _needs(method: Method) -> list[str]:
@@ -73,6 +103,8 @@ def _needs(method: Method) -> list[str]:
 def demo(args: argparse.Namespace) -> int:
     from napari_inpaint._demo import format_table, run_demo
 
+    for name in args.methods or ():
+        method_named(name)  # a typo is refused before the demo runs
     rows = run_demo(args.output, args.methods)
     print(format_table(rows))
     print(f"\nimages written to {args.output}/ (comparison.png shows them side by side)")
@@ -82,9 +114,9 @@ def demo(args: argparse.Namespace) -> int:
 
 def compare(args: argparse.Namespace) -> int:
     from napari_inpaint.evaluate import DEFAULT_MASKS, default_methods, evaluate
-    from napari_inpaint.methods import get_method
 
     names = split(args.methods)
+    methods = [method_named(name) for name in names]
     kinds = split(args.masks) or list(DEFAULT_MASKS)
     ratios = [convert(text, float, "--ratios") for text in split(args.ratios)]
     compared = names or default_methods(kinds, reference=args.reference is not None)
@@ -93,9 +125,9 @@ def compare(args: argparse.Namespace) -> int:
         raise ValueError(
             "--reference adjacent scores one plane of a stack against its neighbours: give --plane N"
         )
-    for name in names if args.reference is None else ():
-        if get_method(name).needs_reference:
-            raise ValueError(no_reference(name, "--plane N --reference adjacent"))
+    for method in methods if args.reference is None else ():
+        if method.needs_reference:
+            raise ValueError(no_reference(method.name, "--plane N --reference adjacent"))
     reference_path = reference_file(args)
     if args.csv is not None:
         inputs = tuple(path for path in (args.image, args.region, reference_path) if path is not None)
@@ -110,7 +142,7 @@ def compare(args: argparse.Namespace) -> int:
             image, names or None, kinds, region=region, seed=args.seed, plane=args.plane, reference=reference,
             align=args.align, repeats=args.repeats, channel_axis=args.channel_axis,
             lpips=True if args.lpips else "auto", per_mask=args.per_mask, progress=progress,
-            **({"ratios": ratios} if ratios else {}), **params,
+            params=params, **({"ratios": ratios} if ratios else {}),
         )
     print(table)
     if args.csv is not None:
@@ -121,15 +153,20 @@ def compare(args: argparse.Namespace) -> int:
 
 
 def _parse_shared_params(names: list[str], pairs: list[str]) -> dict:
-    """``NAME=VALUE`` strings converted with the kind of the first method that has the parameter."""
-    from napari_inpaint.methods import get_method
+    """``NAME=VALUE`` strings converted with the kind of the first method that has the parameter.
 
+    A name that no compared method has is refused, with the closest of their parameters' names.
+    """
+    methods = [method_named(name) for name in names]
+    known = list(dict.fromkeys(p.name for m in methods for p in m.params))
     params = {}
     for pair in pairs:
         name, text = split_pair(pair)
-        owners = [m for m in map(get_method, names) if any(p.name == name for p in m.params)]
-        # Without an owner the text goes on, and evaluate names the parameters there are.
-        params[name] = convert(text, owners[0].param(name).kind, f"parameter {name!r}") if owners else text
+        if name not in known:
+            raise ValueError(f"no selected method has a parameter {name!r} (methods: {', '.join(names)}; their "
+                             f"parameters: {', '.join(known) or 'none'}){did_you_mean(name, known)}")
+        owner = next(m for m in methods if name in (p.name for p in m.params))
+        params[name] = convert(text, owner.param(name).kind, f"parameter {name!r}")
     return params
 
 
@@ -140,17 +177,18 @@ def models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(specs, indent=2))
         return 0
-    name_width = max(len(spec["name"]) for spec in specs)
-    licence_width = max(len(spec["licence"]) for spec in specs)
-    print(f"{'MODEL':<{name_width}}  {'LICENCE':<{licence_width}}  {'SIZE':>9}  {'CACHED':<6}  SUMMARY")
+    width = _terminal_width()
+    widths = [max(len(spec["name"]) for spec in specs), max(len(spec["licence"]) for spec in specs), 9, 6]
+    lines = _row(["MODEL", "LICENCE", f"{'SIZE':>9}", "CACHED", "SUMMARY"], widths, 0, width)
     for spec in specs:
         size = ("" if spec["size_exact"] else "~") + _megabytes(spec["size"])
-        print(f"{spec['name']:<{name_width}}  {spec['licence']:<{licence_width}}  {size:>9}  "
-              f"{'yes' if spec['cached'] else 'no':<6}  {spec['summary']}")
+        cached = "yes" if spec["cached"] else "no"
+        lines += _row([spec["name"], spec["licence"], f"{size:>9}", cached, spec["summary"]], widths, 0, width)
         if not spec["commercial_use"]:
-            print(f"{'':<{name_width}}  note: {spec['licence']} forbids commercial use")
-    print(f"\ncache: {weights.cache_dir()}  (set {weights.CACHE_ENV} to change it; "
-          f"{weights.MIRROR_ENV} to download from a local server or folder)")
+            lines += _row([f"note: {spec['licence']} forbids commercial use"], [], _INDENT, width)
+    lines += ["", *_row([f"cache: {weights.cache_dir()}  (set {weights.CACHE_ENV} to change it; "
+                         f"{weights.MIRROR_ENV} to download from a local server or folder)"], [], 0, width)]
+    print("\n".join(lines))
     return 0
 
 
@@ -164,8 +202,12 @@ def models_fetch(args: argparse.Namespace) -> int:
     if args.all:
         names = [spec.name for spec in weights.list_models()]
     elif args.names:
-        # Unknown names fail before any download.
-        names = [weights.get_model(name).name for name in args.names]
+        known = [spec.name for spec in weights.list_models()]
+        for name in args.names:  # unknown names fail before any download
+            if name not in known:
+                raise ValueError(f"unknown model {name!r}; known models: {', '.join(known)}"
+                                 f"{did_you_mean(name, known)}")
+        names = args.names
     else:
         raise ValueError("give the names of the models to fetch, or --all (see 'napari-inpaint models')")
     for name in names:

@@ -10,12 +10,17 @@ accepted values of its parameter record, which validates the value.  A
 detector added there gets its flags without a change here.
 
 Detectors work in memory: an image is read whole to find its bad pixels.
+Each image's count of flagged pixels and their share is reported; above
+``--max-flagged`` percent (by default :data:`~napari_inpaint.detect.SANITY_SHARE`)
+``detect`` warns and ``fill`` refuses to fill them.
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
+import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,6 +29,8 @@ from napari_inpaint.cli._files import Refused
 from napari_inpaint.cli._values import convert, domain, split
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
 
     from napari_inpaint._registry import Param
@@ -45,7 +52,7 @@ _FLAGS_OF = {
 
 def add_options(parser: argparse.ArgumentParser, purpose: str) -> None:
     """Add ``--detect`` and the detectors' flags to ``parser``; ``purpose`` ends the group's description."""
-    from napari_inpaint.detect import COSMIC_RAY_DETECTORS, mask_from_image
+    from napari_inpaint.detect import COSMIC_RAY_DETECTORS, SANITY_SHARE, mask_from_image
 
     defaults = inspect.signature(mask_from_image).parameters
     kinds = "; ".join(f"{name}: {text}" for name, text in KINDS.items())
@@ -83,6 +90,12 @@ def add_options(parser: argparse.ArgumentParser, purpose: str) -> None:
         "--min-size", type=int, metavar="N", help="drop flagged components smaller than N pixels"
     )
     group.add_argument("--dilate", type=int, metavar="PIXELS", help="grow the mask by PIXELS (e.g. 1)")
+    group.add_argument(
+        "--max-flagged", type=float, metavar="PERCENT",
+        help="the share of an image's pixels the detectors may flag: above it, fill refuses to fill them "
+        f"and detect warns (default {100 * SANITY_SHARE:g}; real defects and cosmic rays cover far fewer, "
+        "the detail of a natural photo more)",
+    )
     group.add_argument(
         "--cosmic-detector", choices=list(COSMIC_RAY_DETECTORS), metavar="NAME",
         help=f"cosmic-rays: the detector, {', '.join(COSMIC_RAY_DETECTORS)} (default {_default_detector()}); "
@@ -133,6 +146,7 @@ class Detection:
     cosmic_params: dict = field(default_factory=dict)
     min_size: int = 0
     dilate: int = 0
+    max_flagged: float | None = None  # a share; None: the sanity share
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Detection | None:
@@ -151,7 +165,7 @@ class Detection:
                 raise ValueError(f"--{dest.replace('_', '-')} applies to --detect {kind}; add it to --detect")
         cosmic, cosmic_params = _cosmic_rays(args, kinds)
         if not kinds and args.above is None and args.below is None:
-            for dest in ("min_size", "dilate"):
+            for dest in ("min_size", "dilate", "max_flagged"):
                 if getattr(args, dest) is not None:
                     flag = "--" + dest.replace("_", "-")
                     raise ValueError(f"{flag} acts on detected pixels: give --detect KIND")
@@ -164,7 +178,8 @@ class Detection:
         }
         criteria.update({name: value for name, value in (("k", args.hot_threshold), ("size", args.hot_window))
                          if value is not None})
-        return cls(kinds, criteria, cosmic, cosmic_params, args.min_size or 0, args.dilate or 0)
+        max_flagged = None if args.max_flagged is None else args.max_flagged / 100
+        return cls(kinds, criteria, cosmic, cosmic_params, args.min_size or 0, args.dilate or 0, max_flagged)
 
     @property
     def pixelwise(self) -> bool:
@@ -206,6 +221,29 @@ class Detection:
         mask = remove_small(mask, self.min_size, spatial_ndim=spatial_ndim)
         return dilate_mask(mask, self.dilate, spatial_ndim=spatial_ndim)
 
+    def report(self, mask: np.ndarray, source: Path, *, filling: bool) -> str:
+        """How many pixels of ``source`` were flagged, as ``"N pixels flagged (x% of M)"``.
+
+        Above ``--max-flagged``, ``detect`` warns on stderr (its mask is
+        written, to be checked) and ``fill`` refuses: it would rewrite that
+        much of the image.
+        """
+        from napari_inpaint.detect import SANITY_SHARE, Flagged, percent
+
+        flagged = Flagged.of(mask)
+        limit = SANITY_SHARE if self.max_flagged is None else self.max_flagged
+        if not flagged.excessive(limit):
+            return str(flagged)
+        if filling:
+            enough = math.ceil(1000 * flagged.share) / 10  # a percentage that lets this image through
+            raise Refused(
+                f"{source}: {flagged.warning(limit)}. Nothing was filled: check the mask first with "
+                f"'napari-inpaint detect', or pass --max-flagged {enough:g} to fill them anyway"
+            )
+        print(f"warning: {source}: {flagged.warning(limit)}; check the mask before filling from it "
+              f"('fill' refuses above {percent(limit)} unless --max-flagged allows more)", file=sys.stderr)
+        return str(flagged)
+
     def describe(self) -> dict:
         """What was detected, for the provenance of an output."""
         criteria = {name: value for name, value in self.criteria.items() if value not in (None, False)}
@@ -243,10 +281,15 @@ def _cosmic_rays(args: argparse.Namespace, kinds: tuple[str, ...]) -> tuple[str 
 
 def _check_counts(args: argparse.Namespace) -> None:
     """Refuse the values of the detection flags that no detector takes, before any image is read."""
-    if args.hot_threshold is not None and not args.hot_threshold > 0:
-        raise ValueError(f"--hot-threshold must be positive, got {args.hot_threshold}")
+    if args.hot_threshold is not None and not (math.isfinite(args.hot_threshold) and args.hot_threshold > 0):
+        raise ValueError(f"--hot-threshold must be a positive finite number, got {args.hot_threshold}")
     if args.hot_window is not None and (args.hot_window < 3 or args.hot_window % 2 == 0):
         raise ValueError(f"--hot-window must be an odd number of 3 or more, got {args.hot_window}")
     for dest in ("min_size", "dilate"):
         if (getattr(args, dest) or 0) < 0:
             raise ValueError(f"--{dest.replace('_', '-')} must not be negative, got {getattr(args, dest)}")
+    for dest in ("above", "below", "saturation_level"):
+        if getattr(args, dest) is not None and not math.isfinite(getattr(args, dest)):
+            raise ValueError(f"--{dest.replace('_', '-')} must be a finite number, got {getattr(args, dest)}")
+    if args.max_flagged is not None and not 0 < args.max_flagged <= 100:
+        raise ValueError(f"--max-flagged is a percentage of the pixels, in (0, 100]; got {args.max_flagged:g}")

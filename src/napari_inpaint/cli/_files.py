@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from napari_inpaint.cli._errors import Refused
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -43,10 +45,6 @@ IMAGE_SUFFIXES = _TIFF_SUFFIXES + _PICTURE_SUFFIXES
 _ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup")
 _READABLE = "expected a TIFF, PNG or JPEG file, a zarr array or an OME-Zarr image"
 _ZARR_EXTRA = 'pip install "napari-inpaint[zarr]" (zarr needs Python 3.11 or later)'
-
-
-class Refused(Exception):
-    """A request the command line declines: it would lose data, or an input or output is unusable."""
 
 
 def _is_tiff(path: Path) -> bool:
@@ -353,24 +351,26 @@ def _encode(image: np.ndarray, suffix: str) -> bytes:
 
 @contextlib.contextmanager
 def replacing(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path`` that replaces ``path`` once written completely.
+    """Yield a temporary path that replaces ``path`` once written completely.
 
-    An error or Ctrl-C while writing removes the temporary file and leaves an existing ``path`` as it
-    was, so an output is never left half written.
+    It lies in a hidden folder next to ``path`` (see
+    :func:`napari_inpaint._store.staged`): an error or Ctrl-C while writing
+    removes it and leaves an existing ``path`` as it was, so an output is
+    never left half written, and what a killed command left is tidied by
+    the next one.
 
     Raises
     ------
     Refused
         When writing fails, saying so plainly when the device is full.
     """
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    from napari_inpaint._store import staged
+
     try:
-        yield partial
-        os.replace(partial, path)
+        with staged([path], overwrite=True) as folder:
+            yield folder / path.name
     except OSError as exc:
         raise _write_error(exc, path) from None
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def _write_error(error: OSError, path: Path) -> Refused:

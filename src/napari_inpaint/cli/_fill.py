@@ -44,7 +44,7 @@ from napari_inpaint.cli._files import (
     write_image,
 )
 from napari_inpaint.cli._progress import progress_bar
-from napari_inpaint.cli._values import parse_params
+from napari_inpaint.cli._values import method_named, parse_params
 
 if TYPE_CHECKING:
     from napari_inpaint._registry import Method
@@ -52,9 +52,7 @@ if TYPE_CHECKING:
 
 
 def fill(args: argparse.Namespace) -> int:
-    from napari_inpaint.methods import get_method
-
-    method = get_method(args.method)
+    method = method_named(args.method)
     # Validate before reading anything: a typo should not cost the reading of a large stack.
     params = method.resolve(parse_params(method, args.param))
     if method.needs_reference and args.reference is None:
@@ -83,7 +81,7 @@ def fill(args: argparse.Namespace) -> int:
     if detection is not None:
         detection.prepare()
     reference = read_image(reference_path) if reference_path else args.reference
-    with cluster(args.workers, args.scheduler) as on_cluster:
+    with cluster(args.workers, args.scheduler, args.dashboard) as on_cluster:
         work = partial(_fill_one, args=args, method=method, params=params, detection=detection,
                        reference=reference, on_cluster=on_cluster)
         if not is_batch(args.images):
@@ -186,10 +184,11 @@ def _mask(source: Image, mask_path: Path | None, detection: Detection | None, ar
     given = None if mask_path is None else open_mask(mask_path, cluster=on_cluster)
     if detection is None:
         return given, None
-    channel_axis = source.channel_axis if args.channel_axis is None else args.channel_axis
+    channel_axis = _channel_axis(args, source)
     with progress_bar(f"{label}: detecting") as progress:
         detected = detection.find(source.data, channel_axis=channel_axis, spatial_ndim=args.spatial_ndim,
                                   progress=progress)
+    print(f"{source.path}: {detection.report(detected, source.path, filling=True)}", file=sys.stderr)
     if given is None:
         return detected, detection.describe()
     try:
@@ -200,6 +199,17 @@ def _mask(source: Image, mask_path: Path | None, detection: Detection | None, ar
             f"{source.path} (shape {detected.shape}); give a mask of that shape or of its planes"
         ) from None
     return np.logical_or(given != 0, detected), detection.describe()
+
+
+def _channel_axis(args: argparse.Namespace, source: Image) -> int | None:
+    """The axis of ``source`` holding channels, for the detectors: ``--channel-axis``, else the file's."""
+    if args.channel_axis is None:
+        return source.channel_axis
+    ndim = source.data.ndim
+    if not -ndim <= args.channel_axis < ndim:
+        raise ValueError(f"--channel-axis {args.channel_axis} is out of range for {source.path}, which has {ndim} "
+                         f"axes (shape {source.data.shape})")
+    return args.channel_axis
 
 
 def _reference_name(args: argparse.Namespace) -> str | None:
@@ -244,7 +254,7 @@ def _detect_one(job: Job, label: str, *, args: argparse.Namespace, detection: De
     from napari_inpaint.io import provenance
 
     source = open_image(job.source)
-    channel_axis = source.channel_axis if args.channel_axis is None else args.channel_axis
+    channel_axis = _channel_axis(args, source)
     with progress_bar(label) as progress:
         mask = detection.find(source.data, channel_axis=channel_axis, spatial_ndim=args.spatial_ndim,
                               progress=progress)
@@ -252,9 +262,8 @@ def _detect_one(job: Job, label: str, *, args: argparse.Namespace, detection: De
     axes = source.axes if whole else "".join(
         letter for i, letter in enumerate(source.axes) if i != channel_axis % source.data.ndim
     )
-    count = int(mask.sum())
-    made = provenance("detect", detection.describe(), source=job.source.name, flagged_pixels=count)
+    report = detection.report(mask, job.source, filling=False)
+    made = provenance("detect", detection.describe(), source=job.source.name, flagged_pixels=int(mask.sum()))
     write_image(job.output, mask.astype(np.uint8) * np.uint8(255), like=source if whole else None,
                 axes=axes or None, provenance=made, overwrite=args.overwrite)
-    print(f"{job.source}: {count:,} bad pixels ({100 * count / max(mask.size, 1):.3g}%); wrote {job.output}",
-          file=sys.stderr)
+    print(f"{job.source}: {report}; wrote {job.output}", file=sys.stderr)

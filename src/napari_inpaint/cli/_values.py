@@ -4,23 +4,49 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from napari_inpaint.cli._errors import did_you_mean
+
 if TYPE_CHECKING:
     from napari_inpaint._registry import Method, Param
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
+def method_named(name: str) -> Method:
+    """The method called ``name``, or a ValueError that lists the methods and suggests the closest name.
+
+    Examples
+    --------
+    >>> method_named("harmonic").family
+    'classical'
+    >>> method_named("harmonc")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown method 'harmonc'; known methods: ...; did you mean 'harmonic'?
+    """
+    from napari_inpaint.methods import get_method, list_methods
+
+    names = [method.name for method in list_methods()]
+    if name not in names:
+        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(names)}{did_you_mean(name, names)}")
+    return get_method(name)
+
+
 def parse_params(method: Method, pairs: list[str]) -> dict:
-    """Convert ``NAME=VALUE`` strings with the kinds the method declares (its records validate them)."""
+    """Convert ``NAME=VALUE`` strings with the kinds the method declares (its records validate them).
+
+    A name the method does not have is refused, with the closest of its names.
+    """
+    names = [param.name for param in method.params]
     params = {}
     for pair in pairs:
         name, text = split_pair(pair)
-        try:
-            kind = method.param(name).kind
-        except KeyError:
-            params[name] = text  # the engine rejects it, naming the method's parameters
-            continue
-        params[name] = convert(text, kind, f"parameter {name!r} of method {method.name!r}")
+        if not names:
+            raise ValueError(f"method {method.name!r} has no parameters; leave out --param {pair}")
+        if name not in names:
+            raise ValueError(f"method {method.name!r} has no parameter {name!r}; its parameters are: "
+                             f"{', '.join(names)}{did_you_mean(name, names)}")
+        params[name] = convert(text, method.param(name).kind, f"parameter {name!r} of method {method.name!r}")
     return params
 
 

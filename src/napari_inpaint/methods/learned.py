@@ -47,9 +47,13 @@ holes are then filled by the average of the predictions for the crop and its
 three flips (a cheap test-time ensemble).
 
 **Once per call.**  Training is the engine's per-call preparation: it runs
-once, on windows drawn from every plane of the image or stack (at most
-256 MiB of planes, those with holes first, then evenly spaced others), with
-the whole budget (``steps`` or ``seconds``, per call).  Each crop (a hole
+once, on windows drawn from the planes with holes and the :data:`NEIGHBOURS`
+planes on each side of each (the content most like the holes'; the far
+planes of a stack would only cost their reading, and their reference's
+alignment), at most 256 MiB of planes (those with holes first, then evenly
+spaced others), with the whole budget (``steps`` or ``seconds``, per call);
+the status says which planes.  :func:`train_model`, whose network fills
+other images, learns from every plane.  Each crop (a hole
 with ``context`` pixels around it) is then filled by inference, one plane at
 a time (``channel_independent=False``, so all channels of a plane come
 together), normalised with its own known pixels' percentiles.  Many holes
@@ -104,6 +108,9 @@ if TYPE_CHECKING:
 _FORMAT = "napari-inpaint-learned"
 # Planes kept in memory for training (float32 values, and references when there are some).
 _TRAINING_BYTES = 256 * 2**20
+# A fill learns from the planes with holes and this many planes on each side of each (the closest content);
+# far planes would cost their reading (and their reference's alignment) and serve less.
+NEIGHBOURS = 2
 
 WIDTH_HELP = "channels of the network's first level (2x and 4x deeper); more is slower"
 
@@ -114,22 +121,45 @@ def _new_inpainter(channels: int, width: int, rng: np.random.Generator, referenc
     return build(Inpainter, channels, width, reference=reference, generator=torch_generator(rng))
 
 
-def _training_planes(stack: Stack) -> list[int]:
-    """The planes to learn from within :data:`_TRAINING_BYTES`: those with holes first, then evenly spaced."""
+def _training_planes(stack: Stack, near_holes: bool = True) -> list[int]:
+    """The planes to learn from within :data:`_TRAINING_BYTES`: those with holes first, then evenly spaced.
+
+    With ``near_holes`` (a fill) only the planes with holes and their
+    :data:`NEIGHBOURS` on each side are candidates; otherwise (a network to
+    keep, :func:`train_model`) every plane is.
+    """
     count = stack.planes.shape[0]
+    damaged = [i for i in range(count) if stack.masks[i].any()]
+    candidates = list(range(count))
+    if near_holes and damaged:
+        near = {j for i in damaged for j in range(i - NEIGHBOURS, i + NEIGHBOURS + 1)}
+        candidates = [i for i in candidates if i in near]
     per_plane = int(np.prod(stack.planes.shape[1:])) * 4 * (2 if stack.reference is not None else 1)
     room = max(1, _TRAINING_BYTES // per_plane)
-    if count <= room:
-        return list(range(count))
-    damaged = [i for i in range(count) if stack.masks[i].any()]
+    if len(candidates) <= room:
+        return candidates
     chosen = damaged[:: max(1, -(-len(damaged) // room))][:room]
-    others = [i for i in np.linspace(0, count - 1, room).round().astype(int) if i not in chosen]
+    spaced = np.linspace(0, len(candidates) - 1, room).round().astype(int)
+    others = [candidates[i] for i in spaced if candidates[i] not in chosen]
     return sorted(chosen + others[: room - len(chosen)])
 
 
-def training_data(stack: Stack, check: Callable[[], None]) -> TrainingData:
-    """The chosen planes normalised (each by its own known pixels' percentiles), with their references."""
-    planes = _training_planes(stack)
+def _planes_text(planes: list[int], stack: Stack) -> str:
+    """Which planes training learns from, for the status: all, or those with holes and their neighbours."""
+    count = stack.planes.shape[0]
+    if len(planes) == count:
+        return f"all {count} plane(s)" if count > 1 else "the image"
+    damaged = sum(1 for i in planes if stack.masks[i].any())
+    return (f"{len(planes)} of {count} planes (the {damaged} with holes and up to {NEIGHBOURS} on each side; "
+            "far planes serve less)")
+
+
+def training_data(stack: Stack, check: Callable[[], None], planes: list[int] | None = None) -> TrainingData:
+    """The ``planes`` normalised (each by its own known pixels' percentiles), with their references.
+
+    By default the planes of :func:`_training_planes` over the whole stack.
+    """
+    planes = _training_planes(stack, near_holes=False) if planes is None else planes
     holes = np.array([stack.masks[i] for i in planes])
     if not (~holes).any(axis=(1, 2)).all():
         raise ValueError("every plane needs some known (unmasked) pixels to learn from")
@@ -150,14 +180,11 @@ def _prepare(
     width: int = 16, device: str = "auto", model: str = "", rng: np.random.Generator | None = None,
     check: Check = None, progress: Progress = None, status: Callable[[str], None] | None = None,
 ) -> "torch.nn.Module":
-    """The per-call preparation of ``learned``: train the network once on the whole stack (or load ``model``)."""
-    check = not_cancellable if check is None else check
-    rng = np.random.default_rng(0) if rng is None else rng
-    torch_device = select_device(device)
+    """The per-call preparation of ``learned``: train the network once, near the holes (or load ``model``)."""
     channels = stack.planes.shape[-1]
     with_reference = stack.reference is not None
     if model:
-        net = load_model(model, str(torch_device))
+        net = load_model(model, str(select_device(device)))
         if net.config["channels"] != channels:
             raise ValueError(
                 f"model {model!r} was trained on images with {net.config['channels']} channel(s); "
@@ -169,11 +196,27 @@ def _prepare(
                 f"fill with {'the same kind of' if not with_reference else 'no'} reference"
             )
         return net
-    data = training_data(stack, check)
+    return _train(
+        stack, _training_planes(stack, near_holes=True), steps=steps, seconds=seconds, crop_size=crop_size,
+        learning_rate=learning_rate, width=width, device=device, rng=rng, check=check, progress=progress,
+        status=status,
+    )
+
+
+def _train(
+    stack: Stack, planes: list[int], *, steps: int, seconds: float, crop_size: int, learning_rate: float,
+    width: int, device: str, rng: np.random.Generator | None, check: Check, progress: Progress,
+    status: Callable[[str], None] | None = None,
+) -> "torch.nn.Module":
+    """A new network trained on the known pixels of ``planes`` of the stack."""
+    torch_device = select_device(device)
+    check = not_cancellable if check is None else check
+    rng = np.random.default_rng(0) if rng is None else rng
     if status is not None:
         budget = f"{seconds:g} s or {steps} steps" if seconds > 0 else f"{steps} steps"
-        status(f"training the network on {len(data.values)} plane(s), {budget}")
-    net = _new_inpainter(channels, width, rng, with_reference)
+        status(f"training the network on {_planes_text(planes, stack)}, {budget}")
+    data = training_data(stack, check, planes)
+    net = _new_inpainter(stack.planes.shape[-1], width, rng, stack.reference is not None)
     fit(
         net, data, steps=steps, seconds=seconds, crop_size=crop_size, learning_rate=learning_rate,
         device=torch_device, rng=rng, progress=progress, check=check,
@@ -206,7 +249,8 @@ def train_model(
 
     This is the training ``inpaint(..., method="learned")`` does once per
     call, kept as a network to save and reuse on other images of the same
-    kind (``model=<path>``).
+    kind (``model=<path>``); it learns from every plane (within 256 MiB),
+    where a fill learns from the planes near its holes.
 
     Parameters
     ----------
@@ -271,9 +315,10 @@ def train_model(
     if np.ndim(image) < 2:
         raise ValueError(f"train_model needs a 2D image or a stack of them; got shape {np.shape(image)}")
     stack = training_stack(image, mask, channel_axis=channel_axis, reference=reference, align=align, check=check)
-    return _prepare(
-        stack, steps=steps, seconds=seconds, crop_size=crop_size, learning_rate=learning_rate, width=width,
-        device=device, rng=np.random.default_rng(seed), check=check, progress=progress,
+    return _train(
+        stack, _training_planes(stack, near_holes=False), steps=steps, seconds=seconds, crop_size=crop_size,
+        learning_rate=learning_rate, width=width, device=device, rng=np.random.default_rng(seed), check=check,
+        progress=progress,
     )
 
 

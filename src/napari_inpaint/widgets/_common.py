@@ -34,8 +34,9 @@ from magicgui.widgets import (
 )
 from napari.qt.threading import create_worker
 from napari.utils import cancelable_progress, notifications
-from qtpy.QtCore import QEvent, QObject
-from qtpy.QtWidgets import QFileDialog, QMessageBox
+from psygnal import Signal
+from qtpy.QtCore import QEvent, QObject, Qt
+from qtpy.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QLineEdit, QMessageBox, QSizePolicy
 from superqt.utils import ensure_main_thread
 
 from napari_inpaint import InpaintCancelled, Method, Param, models
@@ -47,12 +48,31 @@ _FLOAT_LIMIT = 1e12
 LARGE_DOWNLOAD = 20 * 2**20
 # The folder of the widgets' settings files (default: the user's configuration folder).
 SETTINGS_ENV = "NAPARI_INPAINT_SETTINGS"
+# A status text longer than this (characters), or with a longer word (a path, a URL), is shown as a summary
+# of at most _STATUS_SUMMARY characters, the whole text in the tooltip: it must not widen the dock.
+_STATUS_LONG, _STATUS_SUMMARY, _LONG_WORD = 160, 70, 30
+_STATUS_TOOLTIP = "What a run will do, or what the last run did"
+# The activity dock's row holds the description, the bar, the times and Cancel in its 500 px, with room to spare.
+_ACTIVITY_CHARACTERS = 26
 
 
 def _float_step(param: Param) -> float:
-    """A spin-box step one decade below the default (which also sets the decimals shown)."""
+    """A spin-box step one decade below the default, or the lowest bound's decade when that is finer.
+
+    The step sets the decimals the spin box shows and keeps: a coarser one
+    would round the low end of the range (``learning_rate=1e-5``) to zero.
+
+    Examples
+    --------
+    >>> from napari_inpaint import Param
+    >>> _float_step(Param("rate", float, 0.01, "a rate", 1e-5, 1.0)), _float_step(Param("t", float, 60.0, "s", 0.0))
+    (1e-05, 1.0)
+    """
     reference = abs(param.default) or (param.high or 1.0)
-    return float(min(1.0, 10.0 ** (np.floor(np.log10(reference)) - 1)))
+    step = min(1.0, 10.0 ** (np.floor(np.log10(reference)) - 1))
+    if param.low:
+        step = min(step, 10.0 ** np.floor(np.log10(abs(param.low))))
+    return float(step)
 
 
 def param_widget(param: Param) -> Widget:
@@ -165,6 +185,36 @@ def duration_text(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def short_text(text: str, limit: int = _STATUS_SUMMARY) -> str:
+    """The first sentence of ``text`` in at most ``limit`` characters, long words shortened in the middle.
+
+    Examples
+    --------
+    >>> short_text("Could not fetch /home/me/.cache/napari-inpaint/weights.pth. Copy it there by hand.")
+    'Could not fetch /home/me/.cache…nt/weights.pth.'
+    >>> short_text("Filling the first plane of a long stack of planes", limit=30)
+    'Filling the first plane of a…'
+    """
+    sentence = re.split(r"(?<=[.;!?])\s+(?=[A-Z(])", text.strip(), maxsplit=1)[0]
+    half = _LONG_WORD // 2
+    words = [w if len(w) <= _LONG_WORD else f"{w[:half]}…{w[-half:]}" for w in sentence.split()]
+    short = " ".join(words)
+    if len(short) > limit:
+        short = short[: limit - 1].rsplit(" ", 1)[0] + "…"
+    return short
+
+
+def is_long(text: str) -> bool:
+    """Whether ``text`` is too long for a status line (see :func:`short_text`).
+
+    Examples
+    --------
+    >>> is_long("Will fill 100 px."), is_long("could not fetch https://example.org/a/long/path/weights.pth")
+    (False, True)
+    """
+    return len(text) > _STATUS_LONG or any(len(word) > _LONG_WORD for word in text.split())
+
+
 def ask(parent, title: str, text: str) -> bool:
     """Ask a yes/no question in a dialog; True for yes."""
     answer = QMessageBox.question(parent, title, text, QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
@@ -194,21 +244,58 @@ def weights_note(names) -> str:
     return note
 
 
+class SaveDialog(QFileDialog):
+    """A save dialog that takes a folder named as an output (a zarr store) as the choice, instead of opening it.
+
+    Qt's dialogs (and the systems' native ones) open a folder when it is
+    chosen; a zarr store is one.  This dialog (Qt's own, not the system's)
+    returns a folder whose name ends in one of ``filters``' suffixes.  It does
+    not confirm replacing: callers ask with :func:`ask`.
+    """
+
+    def __init__(self, parent, title: str, suggested: str, filters: dict[str, str]):
+        self._choices = {f"{text} (*{suffix})": suffix for text, suffix in filters.items()}
+        super().__init__(parent, title, str(Path(suggested).parent), ";;".join(self._choices))
+        self.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        self.setOption(QFileDialog.Option.DontUseNativeDialog)
+        self.setOption(QFileDialog.Option.DontConfirmOverwrite)
+        # Qt names the button "Open" when a folder is chosen: a store is saved to.
+        self.currentChanged.connect(self._name_the_button)
+        self.findChild(QLineEdit, "fileNameEdit").textChanged.connect(self._name_the_button)
+        self.selectFile(Path(suggested).name)
+
+    def _store_chosen(self) -> bool:
+        chosen = self.selectedFiles()
+        return bool(chosen) and Path(chosen[0]).is_dir() and chosen[0].lower().endswith(tuple(self._choices.values()))
+
+    def _name_the_button(self, _text: str = "") -> None:
+        if self._store_chosen():
+            self.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Save).setText("&Save")
+
+    def accept(self) -> None:
+        if self._store_chosen():
+            QDialog.accept(self)  # the store itself, not a folder to open
+            return
+        super().accept()
+
+    def chosen_path(self) -> str:
+        """The path chosen; a name typed without a known suffix gets the chosen filter's."""
+        path = self.selectedFiles()[0]
+        if not path.lower().endswith(tuple(self._choices.values())):
+            path += self._choices.get(self.selectedNameFilter(), next(iter(self._choices.values())))
+        return path
+
+
 def save_path(parent, title: str, suggested: str, filters: dict[str, str]) -> str:
-    """Ask where to save in a dialog; returns the path ("" when cancelled).
+    """Ask where to save in a :class:`SaveDialog`; returns the path ("" when cancelled).
 
     ``filters`` maps a description to its suffix (``{"OME-Zarr": ".ome.zarr"}``);
-    a name typed without a known suffix gets the chosen filter's.  The
-    dialog does not confirm replacing (a zarr store is a folder, which the
-    dialog would open instead): callers ask with :func:`ask`.
+    a name typed without a known suffix gets the chosen filter's.  An
+    existing zarr store (a folder) can be chosen.  Replacing is not
+    confirmed here: callers ask with :func:`ask`.
     """
-    choices = {f"{text} (*{suffix})": suffix for text, suffix in filters.items()}
-    path, chosen = QFileDialog.getSaveFileName(
-        parent, title, suggested, ";;".join(choices), options=QFileDialog.Option.DontConfirmOverwrite
-    )
-    if path and not path.lower().endswith(tuple(filters.values())):
-        path += choices.get(chosen, next(iter(filters.values())))
-    return path
+    dialog = SaveDialog(parent, title, suggested, filters)
+    return dialog.chosen_path() if dialog.exec() == QDialog.DialogCode.Accepted else ""
 
 
 def download_text(names: list[str]) -> str:
@@ -290,8 +377,30 @@ class _CloseWatcher(QObject):
         return False
 
 
+class _ResizeWatcher(QObject):
+    """Calls ``on_resize`` when ``widget`` changes size (or is first shown, and laid out)."""
+
+    def __init__(self, widget, on_resize):
+        super().__init__(widget)
+        self._on_resize = on_resize
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # (Qt's name)
+        if event.type() == QEvent.Type.Resize:
+            self._on_resize()
+        return False
+
+
 class _Activity(cancelable_progress):
-    """A run in napari's activity dock, whose cancel button cancels the run."""
+    """A run in napari's activity dock, whose cancel button cancels the run.
+
+    Beside the bar only the time spent and left: the counts of tqdm's usual
+    ``300/1000 [00:05<00:10, 62.3it/s]`` (thousandths) mean nothing here and
+    would push the Cancel button out of view.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(bar_format="{l_bar}{bar}| {elapsed}<{remaining}", **kwargs)
 
     def cancel(self) -> None:
         super().cancel()
@@ -303,10 +412,16 @@ class Runner:
 
     The bar is shown during a run only; in a napari window the run also
     appears in the activity dock (cancellable there).  Closing the widget
-    (or its dock) cancels its run, whose result is then dropped.
+    (or its dock) cancels its run, whose result is then dropped.  A long
+    status text is shown as a summary, the whole of it in the tooltip.
+
+    Signals ``stage_changed(text)`` and ``progress_changed(done, total)``
+    tell what the run reports, as the bar shows it.
     """
 
     _task = "The task"  # named in messages
+    stage_changed = Signal(str)
+    progress_changed = Signal(float, int)
 
     def _make_runner(self, run_text: str, run_tooltip: str, cancellable: bool = True) -> list[Widget]:
         self.run_button = PushButton(text=run_text, tooltip=run_tooltip)
@@ -314,8 +429,10 @@ class Runner:
                                         tooltip="Stop the run; no layer is added or changed, no file written")
         self.progress = ProgressBar(value=0, min=0, max=1000, label="", visible=False,
                                     tooltip="The stage of the run and its progress")
-        self.status = Label(value="", tooltip="What a run will do, or what the last run did")
+        self.status = Label(value="", tooltip=_STATUS_TOOLTIP)
         self.status.native.setWordWrap(True)
+        # Its text never sets the dock's width (a long word is shortened by say(), the rest wraps).
+        self.status.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
@@ -326,6 +443,7 @@ class Runner:
         self._activity = None
         self._stage, self._fraction, self._counting_since = "", None, 0.0
         self._watcher = _CloseWatcher(self.native, self._on_close, self._on_dock, self._on_destroyed)
+        self._bar_watcher = _ResizeWatcher(self.progress.native, self._refit_progress)
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal", labels=False)
         return [buttons, self.progress, self.status]
 
@@ -364,9 +482,7 @@ class Runner:
         self.progress.visible = True
         self._fraction = None
         if isinstance(self._viewer, napari.Viewer):  # a window with an activity dock
-            self._activity = _Activity(
-                total=1000, desc=f"{self._running_task}: {stage}", cancel_callback=self.cancel
-            )
+            self._activity = _Activity(total=1000, desc=self._activity_text(stage), cancel_callback=self.cancel)
         self._on_status(stage)
         worker.start()
         return worker
@@ -383,11 +499,19 @@ class Runner:
         self._stage = text
         self._show_progress()
         if self._activity is not None:
-            self._activity.set_description(f"{self._running_task}: {text}")
+            self._activity.set_description(self._activity_text(text))
+        self.stage_changed.emit(text)
+
+    def _activity_text(self, stage: str) -> str:
+        """The run's line in the activity dock, short enough to leave its Cancel button in view."""
+        text = f"{self._running_task}: {stage}"
+        # The start says what runs; the bar beside it shows how far.
+        return text if len(text) <= _ACTIVITY_CHARACTERS else text[: _ACTIVITY_CHARACTERS - 1] + "…"
 
     def _on_progress(self, done: float, total: int) -> None:
         if self.worker is None or self._closed:  # late updates from a finished run are dropped
             return
+        self.progress_changed.emit(done, total)
         fraction = min(1.0, max(0.0, done / max(total, 1)))
         if self._fraction is None or fraction < self._fraction:  # a stage counting from zero again
             self._counting_since = time.perf_counter()
@@ -397,28 +521,46 @@ class Runner:
             self._activity.update(round(1000 * fraction) - self._activity.n)
 
     def _show_progress(self) -> None:
-        """The bar: busy until the run reports progress, then the share done and the time left."""
-        if self._fraction is None:
+        """The bar: busy until the run reports progress, then the share done and the time left.
+
+        The stage is shortened in the middle to fit the bar (the whole of it in the bar's tooltip).
+        """
+        bar = self.progress.native
+        self.progress.tooltip = self._stage
+        if self._fraction is None:  # (Qt shows no text on a busy bar: the activity dock names the stage)
             self.progress.max, self.progress.value = 0, 0
-            self.progress.native.setFormat(self._stage)
+            bar.setFormat(self._stage)
             return
         # Steps of a thousandth: iterative methods report fractional progress within a unit, downloads bytes.
         self.progress.max, self.progress.value = 1000, round(1000 * self._fraction)
         elapsed = time.perf_counter() - self._counting_since
-        left = ""
+        after = f" {round(100 * self._fraction)}%"
         if elapsed > 3 and self._fraction > 0.02:
-            left = f", about {duration_text(elapsed * (1 - self._fraction) / self._fraction)} left"
-        self.progress.native.setFormat(f"{self._stage} %p%{left}")
+            after += f", about {duration_text(elapsed * (1 - self._fraction) / self._fraction)} left"
+        bar.setFormat(self._fitted_stage(after) + after)
+
+    def _refit_progress(self) -> None:
+        if self.worker is not None and not self._closed:
+            self._show_progress()
+
+    def _fitted_stage(self, after: str) -> str:
+        """The stage, elided in the middle so that it and ``after`` fit in the bar (once it is on screen)."""
+        bar = self.progress.native
+        if not bar.isVisible():
+            return self._stage
+        metrics = bar.fontMetrics()
+        room = bar.contentsRect().width() - metrics.horizontalAdvance(after + "  ")
+        return metrics.elidedText(self._stage, Qt.TextElideMode.ElideMiddle, max(room, 0))
 
     def _on_error(self, exc: BaseException) -> None:
         if self._closed:  # cancelled by closing, or failed unseen: nothing to tell
             return
         if isinstance(exc, InpaintCancelled):
-            self.status.value = f"Cancelled: {self._cancelled}."
+            self._show_outcome(f"Cancelled: {self._cancelled}.")
             notifications.show_info(f"{self._running_task} cancelled: {self._cancelled}.")
         else:
             message = widget_terms(str(exc))
-            self.status.value = f"{self._running_task} failed: {message}"
+            self._show_outcome(f"{self._running_task} failed: {message}")
             notifications.show_error(f"{self._running_task} failed: {message}")
 
     def _on_finished(self) -> None:
@@ -443,9 +585,16 @@ class Runner:
         values = [control_value(c) for c in _controls(self) if not isinstance(c, shown)]
         return repr((values, self._viewer.dims.current_step))
 
+    def say(self, text: str) -> None:
+        """Show ``text`` in the status line: a long one as its first sentence, the whole in the tooltip."""
+        if is_long(text):
+            self.status.value, self.status.tooltip = f"{short_text(text)} (more: hover here)", text
+        else:
+            self.status.value, self.status.tooltip = text, _STATUS_TOOLTIP
+
     def _show_outcome(self, text: str) -> None:
-        """Show what a run did; it stays until a setting changes (the previews leave it)."""
-        self.status.value = text
+        """Show what a run did; it stays until a setting changes (the previews wait)."""
+        self.say(text)
         self._outcome_state = self._settings_state()
 
     def _preview_due(self) -> bool:
@@ -453,8 +602,8 @@ class Runner:
         return self.worker is None and self._settings_state() != getattr(self, "_outcome_state", None)
 
     def _refuse(self, message: str) -> None:
-        """Say why a run does not start."""
-        self.status.value = f"Not run: {message}"
+        """Say why a run does not start (until the next preview: it may say the same, or what changed)."""
+        self.say(f"Not run: {message}")
         notifications.show_error(message)
 
     def _on_close(self) -> None:

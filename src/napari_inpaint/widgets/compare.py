@@ -11,7 +11,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, Pus
 from napari.layers import Image, Labels, Shapes
 from napari.utils import notifications
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_inpaint import get_method, list_methods, metrics, models
 from napari_inpaint import masks as mask_generators
@@ -28,6 +28,7 @@ from napari_inpaint.layers import (
     layer_mask,
     provenance_of,
 )
+from napari_inpaint.widgets import _common
 from napari_inpaint.widgets._common import (
     INT_LIMIT,
     LayerChoices,
@@ -188,6 +189,7 @@ class CompareMethodsWidget(Container, LayerChoices, Runner, Settings):
         self.changed.connect(self._schedule_preview)
         self._on_region_changed()
         self._on_reference_changed()
+        self.update_preview()  # the status line says what a run would do from the start
 
     def _on_region_changed(self, _value=None) -> None:
         self.region_marks.visible = self.region.value is not None
@@ -238,7 +240,7 @@ class CompareMethodsWidget(Container, LayerChoices, Runner, Settings):
     def update_preview(self) -> None:
         """Say in the status line how many fills a run makes and, from earlier runs, how long it takes."""
         if self._preview_due():
-            self.status.value = self.estimate()
+            self.say(self.estimate())
 
     def estimate(self) -> str:
         """The fills a run makes, and its duration estimated from the timings of earlier runs."""
@@ -320,7 +322,7 @@ class CompareMethodsWidget(Container, LayerChoices, Runner, Settings):
         }
         if options:
             settings.update(reference=ADJACENT, align=self.align.value)
-        self.status.value = self.estimate().replace("Will make", "Making", 1)
+        self.say(self.estimate().replace("Will make", "Making", 1))
 
         def on_returned(table, seconds: float) -> None:
             self.table = table
@@ -426,19 +428,22 @@ class CompareMethodsWidget(Container, LayerChoices, Runner, Settings):
         self._viewer.reset_view()
 
     def save_csv(self, path: str | Path | None = None, *, overwrite: bool = False) -> Path | None:
-        """Write the scores as CSV to ``path``, or where a save dialog (which confirms replacing) says.
+        """Write the scores as CSV to ``path``, or where a save dialog says (replacing a file once asked).
 
-        An existing ``path`` is only replaced with ``overwrite=True``.
+        An existing ``path`` given is only replaced with ``overwrite=True``.
         Returns the path written, or None.
         """
         if self.table is None:
             notifications.show_error("Run a comparison first")
             return None
         if path is None:
-            path = self._ask_csv_path()
+            name = f"{self.image.value.name if self.image.value is not None else 'scores'} methods.csv"
+            path = _common.save_path(self.native, "Save the scores", name, {"CSV": ".csv"})
             if not path:
                 return None
-            overwrite = True  # the dialog has asked
+            overwrite = not Path(path).exists() or _common.ask(
+                self.native, "Replace the file?", f"{path} exists. Replace it with these scores?"
+            )
         path = Path(path)
         try:
             with path.open("w" if overwrite else "x", newline="") as file:
@@ -450,9 +455,4 @@ class CompareMethodsWidget(Container, LayerChoices, Runner, Settings):
             notifications.show_error(f"Could not save the scores: {exc}")
             return None
         notifications.show_info(f"Scores saved to {path}")
-        return path
-
-    def _ask_csv_path(self) -> str:
-        name = f"{self.image.value.name if self.image.value is not None else 'scores'} methods.csv"
-        path, _ = QFileDialog.getSaveFileName(self.native, "Save the scores", name, "CSV files (*.csv)")
         return path

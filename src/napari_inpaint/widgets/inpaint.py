@@ -144,6 +144,7 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
         viewer.dims.events.current_step.connect(self._on_plane_changed)
         self._on_method_changed()
         self._on_mask_changed()
+        self.update_preview()  # the status line says what a run would do from the start
 
     # -- controls that follow other controls ---------------------------------
 
@@ -286,9 +287,9 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
         if isinstance(self.mask.value, Labels):
             self.mask_label.reset_choices()  # labels painted or erased since
         try:
-            self.status.value = f"Will fill {self._plan().describe()}."
+            self.say(f"Will fill {self._plan().describe()}.")
         except (ValueError, TypeError, KeyError) as exc:
-            self.status.value = f"Cannot run yet: {exc}"
+            self.say(f"Cannot run yet: {exc}")
 
     # -- running ---------------------------------------------------------------
 
@@ -305,7 +306,7 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
             noise=None if self.noise.value == "none" else self.noise.value,
             reference=None if isinstance(reference, str) and reference == NO_REFERENCE else reference,
             align=self.align.value, new_layer=self.results.value == NEW_LAYER, overlay=self.overlay.value,
-            **self.parameter_values(),
+            params=self.parameter_values(),
         )
 
     def _planned(self):
@@ -333,7 +334,7 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
             return None
         if not self._weights_ready(job):
             return None
-        self.status.value = f"Filling {job.describe()}…"
+        self.say(f"Filling {job.describe()}…")
 
         def on_returned(result, seconds: float) -> None:
             layer = job.add(self._viewer, result)
@@ -381,7 +382,7 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
             overwrite = True
         if not self._weights_ready(job):
             return None
-        self.status.value = f"Writing {job.describe()} to {path.name}…"
+        self.say(f"Writing {job.describe()} to {path.name}…")
 
         def on_returned(written: Path, seconds: float) -> None:
             self._show_outcome(f"Filled {job.describe()} and wrote {written} in {duration_text(seconds)}.")

@@ -17,11 +17,13 @@ import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, SpinBox
 from napari.layers import Image
+from napari.utils import notifications
 
 from napari_inpaint import InpaintCancelled, models
 from napari_inpaint._layer_fill import size_text
 from napari_inpaint.detect import (
     COSMIC_RAY_DETECTORS,
+    Flagged,
     cosmic_rays,
     dilate_mask,
     mask_from_image,
@@ -89,9 +91,12 @@ def _optional_float(widget: LineEdit) -> float | None:
     if not text:
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise ValueError(f"{widget.label!r} must be a number or empty, got {text!r}") from None
+    if not np.isfinite(value):  # "nan" and "inf" parse, but would flag nothing or everything
+        raise ValueError(f"{widget.label!r} must be a finite number or empty, got {text!r}")
+    return value
 
 
 def _detector_choices(_widget=None) -> list[tuple[str, str]]:
@@ -174,12 +179,15 @@ class MaskFromImageWidget(Container, LayerChoices, Runner, Settings):
         self.cosmic_detector.changed.connect(self._on_detector_changed)
         self._on_image_changed()
         self._on_detector_changed()
+        self.say("Tick what to flag, then Create mask: the pixels found become a Labels layer to check.")
 
     # -- controls that follow other controls ---------------------------------
 
     def _is_stack(self) -> bool:
+        """Whether the image is a stack of two planes or more (persistence compares planes)."""
         image = self.image.value
-        return image is not None and len(grid_shape(image)) > 2
+        shape = () if image is None else grid_shape(image)
+        return len(shape) > 2 and int(np.prod(shape[:-2])) > 1
 
     def _on_image_changed(self, _value=None) -> None:
         self.persistent.enabled = self._is_stack()  # persistence is across the planes of a stack
@@ -273,16 +281,25 @@ class MaskFromImageWidget(Container, LayerChoices, Runner, Settings):
                 self._refuse(f"{detector.name} needs its weights, which were not downloaded")
                 return None
         made = Provenance(image.name, DETECT, parameters=options)
-        self.status.value = f"Searching {image.name!r}…"
+        self.say(f"Searching {image.name!r}…")
 
         def on_returned(mask: np.ndarray, seconds: float) -> None:
             self._show_detector_note()  # its weights are cached now
             labels = add_mask(self._viewer, image, mask, provenance=made)
             self._viewer.layers.selection.active = labels
-            self._show_outcome(
-                f"{int(mask.sum()):,} pixels flagged ({100 * mask.mean():.3g}%) in {duration_text(seconds)}: "
-                f"layer '{labels.name}'. Check it (the Labels brush and eraser correct it), then inpaint."
+            flagged = Flagged.of(mask)
+            if not flagged.excessive():
+                self._show_outcome(
+                    f"{flagged} in {duration_text(seconds)}: layer '{labels.name}'. Check it (the Labels brush "
+                    "and eraser correct it), then inpaint."
+                )
+                return
+            warning = (
+                f"Warning: {flagged.warning()}. Check the layer '{labels.name}' before inpainting: raise the "
+                "outlier threshold or leave out a criterion, or correct it with the Labels brush and eraser."
             )
+            self._show_outcome(warning)
+            notifications.show_warning(warning)
 
         return self._start(_detect, layer_data(image), on_returned=on_returned, stage="starting",
                            channel_axis=-1 if image.rgb else None, **options)
