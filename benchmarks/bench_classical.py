@@ -54,7 +54,7 @@ from skimage.transform import resize
 
 import napari_inpaint
 from napari_inpaint import inpaint, masks
-from napari_inpaint.metrics import psnr
+from napari_inpaint.evaluation.metrics import psnr
 
 with contextlib.suppress(ImportError):  # the 3D solvers import it lazily; import it before timing
     import pyamg  # noqa: F401

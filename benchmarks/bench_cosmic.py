@@ -49,6 +49,7 @@ from skimage import color, data
 
 import napari_inpaint
 from napari_inpaint import detect, inpaint
+from napari_inpaint.engine import training_stack
 from napari_inpaint.methods import deepcr
 
 
@@ -202,8 +203,7 @@ def tuning(seconds: float, size: int | None, seeds: list[int]) -> str:
         for label, pretrained in ((tuned, True), (scratch, False)):
             reports = []
             net = deepcr.fine_tune(
-                case["image"],
-                holes,
+                training_stack(case["image"], holes, method="deepcr"),
                 pretrained=pretrained,
                 steps=1_000_000,
                 seconds=seconds,

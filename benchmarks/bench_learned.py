@@ -40,7 +40,7 @@ from skimage.transform import resize
 
 import napari_inpaint
 from napari_inpaint import inpaint, masks
-from napari_inpaint.metrics import hole_mae, psnr, ssim
+from napari_inpaint.evaluation.metrics import hole_mae, psnr, ssim
 
 IMAGES = ("cell", "immunohistochemistry", "hubble", "brick", "gravel")
 MASKS = ("strokes 5%", "strokes 15%", "strokes 30%", "debris", "9 debris")

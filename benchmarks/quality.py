@@ -9,8 +9,8 @@ Usage::
 Every image is cropped to its central ``--size`` square (256 by default; no
 resampling, so noise and texture stay as recorded), holes of six kinds are
 hidden at hole ratios of 5, 15 and 25 % (one mask each, seeded), and each
-classical method fills them through :func:`napari_inpaint.evaluate.evaluate`:
-the methods of :func:`napari_inpaint.evaluate.default_methods`, so a method made
+classical method fills them through :func:`napari_inpaint.evaluation.evaluate`:
+the methods of :func:`napari_inpaint.evaluation.default_methods`, so a method made
 for one damage only (``interpolate``) is run on that damage (dropped lines) only.
 No image is downloaded: they ship with scikit-image.
 """
@@ -28,7 +28,7 @@ import skimage
 from skimage import data
 
 import napari_inpaint
-from napari_inpaint.evaluate import EvaluationTable, default_methods, evaluate
+from napari_inpaint.evaluation import EvaluationTable, default_methods, evaluate
 
 RATIOS = (0.05, 0.15, 0.25)
 AREA_MASKS = ("strokes", "rectangles", "debris", "scratches", "hot-pixels")
@@ -164,7 +164,7 @@ def report(table: EvaluationTable, images: list[str], size: int, seconds: float,
         f"no resampling): {', '.join(images)}.  One mask per image, kind and ratio (seeded), so each cell "
         f"averages {len(images)} fills.",
         "",
-        "The full table (`napari_inpaint.evaluate.EvaluationTable`, all images pooled):",
+        "The full table (`napari_inpaint.evaluation.EvaluationTable`, all images pooled):",
         "",
         "```text",
         table.to_text(),
@@ -191,7 +191,7 @@ how much of the image is missing, in buckets of the hole-to-image ratio
 | `hot-pixels` | isolated bad pixels |
 | `dropped-lines` | dropped rows |
 
-Scores (`napari_inpaint.metrics`): **PSNR** and **SSIM** over the hole, with the
+Scores (`napari_inpaint.evaluation.metrics`): **PSNR** and **SSIM** over the hole, with the
 data range of the dtype (255 for uint8, 65535 for uint16; max - min for floats);
 the **MAE** over the hole in % of that range; the PSNR of the whole image; and
 **LPIPS** (Zhang et al. 2018, AlexNet, v0.1) when its weights are downloaded.
@@ -211,7 +211,7 @@ $ napari-inpaint compare cells.tif --region clean.png --methods harmonic,tv,exem
 ```
 
 ```python
-from napari_inpaint.evaluate import evaluate
+from napari_inpaint.evaluation import evaluate
 
 table = evaluate(image, ["harmonic", "tv", "exemplar"], masks=["scratches"], region=clean)
 print(table)            # a text table; table.rows / table.to_csv() for the numbers

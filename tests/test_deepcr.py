@@ -21,6 +21,7 @@ from test_detect import READ_NOISE, SKY, far_from, simulated_sky
 torch = pytest.importorskip("torch")
 
 from napari_inpaint import detect, inpaint, models
+from napari_inpaint.engine import training_stack
 from napari_inpaint.methods import deepcr
 
 DEEPCR_MODELS = {**models.DEEPCR_MASKS, **models.DEEPCR_INPAINTERS}
@@ -164,7 +165,7 @@ def test_fine_tuning_saves_and_fills_like_a_learned_model(weights, sky, tmp_path
     _, observed, hits = sky
     published = deepcr.load_network(deepcr.DEFAULT_INPAINTER, "cpu")
     before = {key: value.clone() for key, value in published.state_dict().items()}
-    tuned = deepcr.fine_tune(observed, hits, steps=3, seconds=0, device="cpu", seed=1)
+    tuned = deepcr.fine_tune(training_stack(observed, hits, method="deepcr"), steps=3, seconds=0, device="cpu", seed=1)
     assert all(torch.equal(value, published.state_dict()[key]) for key, value in before.items())  # untouched
     assert any(not torch.equal(value, tuned.state_dict()[key]) for key, value in before.items())
     assert (tuned.config["offset"], tuned.config["scale"]) == (0.0, 1.0)  # it still works in electrons
@@ -182,7 +183,8 @@ def test_fine_tuning_saves_and_fills_like_a_learned_model(weights, sky, tmp_path
 
 def test_training_from_scratch_records_its_normalisation(weights, sky, tmp_path):
     _, observed, hits = sky
-    net = deepcr.fine_tune(observed, hits, pretrained=False, steps=2, seconds=0, device="cpu")
+    stack = training_stack(observed, hits, method="deepcr")
+    net = deepcr.fine_tune(stack, pretrained=False, steps=2, seconds=0, device="cpu")
     assert net.config["offset"] > 0 and net.config["scale"] > 0  # the typical plane's 1st percentile and span
     deepcr.save_model(net, tmp_path / "scratch.pt")
     filled = inpaint(observed, hits, "deepcr", device="cpu", model=str(tmp_path / "scratch.pt"))

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 from skimage import io as skio
 
-from napari_inpaint._demo import FIRST_USE_NOTABLE, _row, format_table, run_demo
+from napari_inpaint.cli.demo import FIRST_USE_NOTABLE, _row, format_table, run_demo
 
 
 def test_demo_figure_labels_every_panel_without_matplotlib(tmp_path, monkeypatch):

@@ -244,7 +244,7 @@ def warnings_shown(monkeypatch):
 def _detected(qtbot, image: np.ndarray, name: str):
     from napari.components import ViewerModel
 
-    from napari_inpaint.widgets import MaskFromImageWidget
+    from napari_inpaint.napari.widgets import MaskFromImageWidget
 
     viewer = ViewerModel()
     widget = MaskFromImageWidget(viewer)
@@ -275,7 +275,7 @@ def test_the_widget_refuses_thresholds_that_flag_nothing_or_everything(qtbot, mo
     from napari.components import ViewerModel
     from napari.utils import notifications
 
-    from napari_inpaint.widgets import MaskFromImageWidget
+    from napari_inpaint.napari.widgets import MaskFromImageWidget
 
     errors = []
     monkeypatch.setattr(notifications, "show_error", errors.append)
@@ -294,7 +294,7 @@ def test_the_widget_refuses_thresholds_that_flag_nothing_or_everything(qtbot, mo
 def test_the_widget_offers_persistence_only_for_two_planes_or_more(qtbot):
     from napari.components import ViewerModel
 
-    from napari_inpaint.widgets import MaskFromImageWidget
+    from napari_inpaint.napari.widgets import MaskFromImageWidget
 
     viewer = ViewerModel()
     widget = MaskFromImageWidget(viewer)

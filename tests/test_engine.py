@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from napari_inpaint import InpaintCancelled, inpaint
-from napari_inpaint._planning import crops as _crops
+from napari_inpaint.engine.planning import crops as _crops
 
 
 def test_integer_fills_are_rounded_and_clipped():

@@ -8,10 +8,10 @@ from skimage import io as skio
 from test_reference import _drifting_stack
 
 import napari_inpaint
-from napari_inpaint import evaluate as evaluate_module
-from napari_inpaint import inpaint, metrics
+from napari_inpaint import evaluation as evaluate_module
+from napari_inpaint import inpaint
 from napari_inpaint.cli import main
-from napari_inpaint.evaluate import EvaluationTable, bucket_of, default_methods, evaluate
+from napari_inpaint.evaluation import EvaluationTable, bucket_of, default_methods, evaluate, metrics
 from napari_inpaint.methods import list_methods
 
 

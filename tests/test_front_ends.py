@@ -16,7 +16,7 @@ from napari.components import ViewerModel
 
 from napari_inpaint import Method, inpaint, inpaint_layer, list_methods
 from napari_inpaint.cli import main
-from napari_inpaint.devices import DEVICE
+from napari_inpaint.models.devices import DEVICE
 
 METHODS = list_methods()
 
@@ -72,8 +72,8 @@ each_method = pytest.mark.parametrize("method", METHODS, ids=[m.name for m in ME
 
 @each_method
 def test_every_front_end_gives_the_engines_pixels(method, qtbot, tmp_path):
-    from napari_inpaint.widgets import InpaintWidget
-    from napari_inpaint.widgets._common import set_control_value
+    from napari_inpaint.napari.widgets import InpaintWidget
+    from napari_inpaint.napari.widgets._common import set_control_value
 
     image, mask = _image(), _mask()
     reference = np.roll(image, 1, axis=1) if method.uses_reference else None
@@ -129,7 +129,37 @@ def test_a_method_parameter_named_like_an_engine_option_is_refused(register_meth
 def test_the_reserved_names_are_the_engines_arguments():
     import inspect
 
-    from napari_inpaint._registry import ENGINE_OPTIONS
+    from napari_inpaint.registry import ENGINE_OPTIONS
 
     arguments = inspect.signature(inpaint).parameters
     assert {name for name, p in arguments.items() if p.kind is not p.VAR_KEYWORD} == ENGINE_OPTIONS
+
+
+def _references(method: Method, stack: np.ndarray) -> list:
+    """Each kind of reference ``method`` takes: none, an array of the stack's shape, one plane, adjacent planes."""
+    if not method.uses_reference:
+        return [None]
+    shifted = np.roll(stack, 1, axis=-1)
+    return [*([] if method.needs_reference else [None]), shifted, shifted[0], "adjacent"]
+
+
+@each_method
+def test_every_method_gives_the_same_pixels_on_numpy_and_dask_input_with_every_reference(method):
+    # The two executors (in memory, a dask graph) fill the same units with the same function: bit-identical,
+    # whatever the chunks (planes split across chunks too), the reference or the stochastic parts (noise).
+    import dask.array as da
+
+    stack = np.stack([_image(), np.roll(_image(), 3, axis=0), np.roll(_image(), -2, axis=1)])
+    mask = _mask()
+    params = non_default(method)
+    for reference in _references(method, stack):
+        expected = inpaint(stack, mask, method.name, reference=reference, noise="gaussian", **params)
+        lazy_reference = da.from_array(reference, chunks=24) if isinstance(reference, np.ndarray) else reference
+        for chunks in ((1, 48, 48), (2, 24, 40)):
+            filled = inpaint(da.from_array(stack, chunks=chunks), da.from_array(mask, chunks=chunks[1:]),
+                             method.name, reference=lazy_reference, noise="gaussian", **params)
+            assert isinstance(filled, da.Array) and filled.chunks == da.from_array(stack, chunks=chunks).chunks
+            described = "adjacent planes" if isinstance(reference, str) else np.shape(reference)
+            np.testing.assert_array_equal(filled.compute(), expected,
+                                          err_msg=f"{method.name}, reference {described}, chunks {chunks}")
+            np.testing.assert_array_equal(expected[:, ~mask], stack[:, ~mask])

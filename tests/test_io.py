@@ -175,8 +175,8 @@ def test_a_level_read_is_written_with_its_own_scale_and_the_levels_below(tmp_pat
 
 
 def test_levels_rounded_up_take_their_last_block_from_the_edge(tmp_path):
-    from napari_inpaint._omezarr import Multiscale
     from napari_inpaint.io import Image
+    from napari_inpaint.io.omezarr import Multiscale
 
     image = np.random.default_rng(0).random((301, 303)).astype(np.float32)
     shapes = [(301, 303), (151, 152), (76, 76)]

@@ -14,9 +14,9 @@ from test_reference import _drifting_stack
 
 import napari_inpaint
 from napari_inpaint import ARTIFACTS, inpaint, list_methods
-from napari_inpaint._sample_data import LABELS, damaged_cell, make_sample_data
 from napari_inpaint.detect import mask_from_image
-from napari_inpaint.layers import (
+from napari_inpaint.evaluation.sample import LABELS, damaged_cell
+from napari_inpaint.napari.layers import (
     COMPARE,
     DETECT,
     INPAINT,
@@ -27,6 +27,7 @@ from napari_inpaint.layers import (
     provenance_of,
     reference_data,
 )
+from napari_inpaint.napari.sample import make_sample_data
 
 # -- masks from layers ---------------------------------------------------------------
 
@@ -197,8 +198,8 @@ def test_console_helper_adds_the_result_like_the_widget():
 def test_console_helper_does_what_the_widget_does(qtbot, monkeypatch, tmp_path):
     """One call with the widget's settings: the same pixels, the same record (issue 13)."""
     from napari_inpaint import inpaint_layer
-    from napari_inpaint.widgets import InpaintWidget
-    from napari_inpaint.widgets._common import SETTINGS_ENV
+    from napari_inpaint.napari.widgets import InpaintWidget
+    from napari_inpaint.napari.widgets._common import SETTINGS_ENV
 
     monkeypatch.setenv(SETTINGS_ENV, str(tmp_path))
     viewer = ViewerModel()
@@ -298,7 +299,7 @@ def _mean_pyramid(image: np.ndarray, levels: int = 3) -> list:
 
 def test_a_multiscale_layer_is_filled_at_full_resolution_and_shown_as_a_pyramid():
     from napari_inpaint import inpaint_layer
-    from napari_inpaint.layers import grid_shape, layer_data
+    from napari_inpaint.napari.layers import grid_shape, layer_data
 
     yy, xx = np.indices((256, 256))
     truth = np.stack([2.0 * yy + 3.0 * xx + 50 * i for i in range(3)]).astype(np.float32)
@@ -330,7 +331,7 @@ def test_a_multiscale_layer_is_filled_at_full_resolution_and_shown_as_a_pyramid(
 
 
 def test_block_means_at_the_edge_of_an_odd_level():
-    from napari_inpaint._layer_fill import pyramid
+    from napari_inpaint.napari.fill import pyramid
 
     da = pytest.importorskip("dask.array")
     image = np.arange(35.0).reshape(5, 7)

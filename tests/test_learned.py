@@ -10,6 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from napari_inpaint import InpaintCancelled, get_method, inpaint
+from napari_inpaint.engine import training_stack
 from napari_inpaint.methods import _networks, _training, learned
 
 # Tiny, untimed runs: results depend on the steps only, never on the machine's speed.
@@ -49,7 +50,7 @@ def test_training_beats_untrained_network():
 
 def test_save_and_load_reproduce_the_fill(tmp_path):
     image, mask = _stripes(), _square_hole()
-    net = learned.train_model(image, mask, steps=10, seed=3, **TINY)
+    net = learned.train_model(training_stack(image, mask), steps=10, seed=3, **TINY)
     path = tmp_path / "stripes.pt"
     learned.save_model(net, path)
     loaded = learned.load_model(path, device="cpu")
@@ -71,7 +72,7 @@ def test_save_and_load_reproduce_the_fill(tmp_path):
 def test_model_errors(tmp_path):
     image, mask = _stripes(32), _square_hole(32, 10, 16)
     path = tmp_path / "gray.pt"
-    learned.save_model(learned.train_model(image, steps=1, **TINY), path)
+    learned.save_model(learned.train_model(training_stack(image), steps=1, **TINY), path)
     rgb = np.stack([image] * 3, axis=-1)
     with pytest.raises(ValueError, match="1 channel"):
         inpaint(rgb, mask, "learned", model=str(path), device="cpu")
@@ -96,7 +97,7 @@ def test_check_stops_and_progress_counts(name):
     report = lambda i, n: reported.append((i, n))  # noqa: E731
     with pytest.raises(KeyboardInterrupt):
         if name == "learned":  # learned trains in its preparation, which train_model runs too
-            learned.train_model(image, mask, steps=1000, **TINY, check=check, progress=report)
+            learned.train_model(training_stack(image, mask), steps=1000, **TINY, check=check, progress=report)
         else:
             params = get_method(name).resolve({"iterations": 1000, "width": 8, "device": "cpu"})
             get_method(name).fill(image[..., None], mask, **params, check=check, progress=report)
@@ -127,14 +128,14 @@ def test_dip_fit_improves_the_fill():
 
 def test_train_model_on_a_stack_and_bad_input():
     stack = np.stack([_stripes(32), np.roll(_stripes(32), 2, axis=0)])
-    net = learned.train_model(stack, _square_hole(32, 10, 16), steps=2, **TINY)
+    net = learned.train_model(training_stack(stack, _square_hole(32, 10, 16)), steps=2, **TINY)
     assert net.config["channels"] == 1
-    rgb = learned.train_model(np.zeros((32, 32, 3), np.uint8), steps=1, **TINY)
+    rgb = learned.train_model(training_stack(np.zeros((32, 32, 3), np.uint8)), steps=1, **TINY)
     assert rgb.config["channels"] == 3
     with pytest.raises(ValueError, match="known"):
-        learned.train_model(stack, np.ones((32, 32), bool), steps=1, **TINY)
-    with pytest.raises(ValueError, match="2D image"):
-        learned.train_model(np.zeros(10), steps=1, **TINY)
+        learned.train_model(training_stack(stack, np.ones((32, 32), bool)), steps=1, **TINY)
+    with pytest.raises(ValueError, match="spatial_ndim=2 needs at least 2"):
+        training_stack(np.zeros(10))
 
 
 def _within(deadline: float, function, *args, **kwargs):
@@ -174,7 +175,7 @@ def test_too_few_known_pixels_is_a_clear_error_up_front(shape, known):
     with pytest.raises(ValueError, match=expected):
         _within(10, inpaint, image, mask, "learned", crop_size=16, device="cpu")
     with pytest.raises(ValueError, match=expected):
-        _within(10, learned.train_model, image, mask, crop_size=16, device="cpu")
+        _within(10, learned.train_model, training_stack(image, mask), crop_size=16, device="cpu")
 
 
 def test_window_sampler_gives_up_and_honours_check():
@@ -232,7 +233,7 @@ def test_explicit_initialisation_reproduces_pytorch_default():
 def test_global_rng_left_alone(tmp_path):
     image, mask = _stripes(32), _square_hole(32, 10, 16)
     before = torch.random.get_rng_state()
-    net = learned.train_model(image, mask, steps=2, **TINY)
+    net = learned.train_model(training_stack(image, mask), steps=2, **TINY)
     learned.save_model(net, tmp_path / "net.pt")
     learned.load_model(tmp_path / "net.pt", device="cpu")
     inpaint(image, mask, "learned", steps=2, **TINY)
@@ -273,8 +274,8 @@ def test_cancel_within_half_a_second(name):
     report = lambda *_: iterating.set()  # noqa: E731
     with ThreadPoolExecutor(1) as pool:
         if name == "learned":  # default network and windows
-            running = pool.submit(learned.train_model, image, mask, steps=10**6, seconds=0, device="cpu",
-                                  check=check, progress=report)
+            running = pool.submit(learned.train_model, training_stack(image, mask), steps=10**6, seconds=0,
+                                  device="cpu", check=check, progress=report)
         else:
             method = get_method(name)
             params = method.resolve({"iterations": 10**6, "device": "cpu"})
@@ -291,7 +292,7 @@ def test_cancel_within_half_a_second(name):
 
 def test_prediction_honours_check(tmp_path):
     image, mask = _stripes(32), _square_hole(32, 10, 16)
-    learned.save_model(learned.train_model(image, steps=1, **TINY), tmp_path / "net.pt")
+    learned.save_model(learned.train_model(training_stack(image), steps=1, **TINY), tmp_path / "net.pt")
     calls = []
 
     def cancel_at_the_second_flip():
@@ -348,7 +349,7 @@ def test_a_reference_guides_the_network():
     alone, guided = hole_error(), hole_error(reference="adjacent")
     assert guided < 0.2 * alone
     # A network trained with a reference needs one to fill, and says so.
-    net = learned.train_model(stack, mask, reference="adjacent", align=False, steps=2, **TINY)
+    net = learned.train_model(training_stack(stack, mask, reference="adjacent", align=False), steps=2, **TINY)
     assert net.config["reference"]
 
 
@@ -357,7 +358,8 @@ def test_a_model_and_the_call_agree_on_the_reference(tmp_path):
     mask = np.zeros(stack.shape, bool)
     mask[1, 10:16, 10:16] = True
     path = tmp_path / "with-reference.pt"
-    learned.save_model(learned.train_model(stack, mask, reference="adjacent", steps=1, **TINY), path)
+    trained = learned.train_model(training_stack(stack, mask, reference="adjacent"), steps=1, **TINY)
+    learned.save_model(trained, path)
     with pytest.raises(ValueError, match="trained with a reference"):
         inpaint(stack, mask, "learned", model=str(path), device="cpu")
     filled = inpaint(stack, mask, "learned", model=str(path), device="cpu", reference="adjacent")

@@ -3,7 +3,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_inpaint import masks
-from napari_inpaint._registry import ARTIFACTS
+from napari_inpaint.registry import ARTIFACTS
 
 SHAPE = (96, 128)
 GENERATORS = {

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from skimage import metrics as skm
 
-from napari_inpaint import metrics, models
-from napari_inpaint.metrics import data_range_of, hole_mae, psnr, ssim
+from napari_inpaint import models
+from napari_inpaint.evaluation import metrics
+from napari_inpaint.evaluation.metrics import data_range_of, hole_mae, psnr, ssim
 
 
 @pytest.fixture

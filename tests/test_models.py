@@ -26,9 +26,10 @@ torch = pytest.importorskip("torch")
 # The fake models are written with torch.jit.script, deprecated (not removed) in recent PyTorch.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
-from napari_inpaint import _download, inpaint, models
+from napari_inpaint import inpaint, models
 from napari_inpaint.cli import main
-from napari_inpaint.devices import select_device
+from napari_inpaint.models import download as _download
+from napari_inpaint.models.devices import select_device
 
 # A trickling response ends after this long, so that a download that is never given up on fails a test
 # in bounded time instead of hanging it.

@@ -14,8 +14,8 @@ from napari.components import ViewerModel
 from npe2 import PluginManager
 
 from napari_inpaint import io
-from napari_inpaint._napari_io import INVENTED_SUFFIX, get_reader
-from napari_inpaint.layers import INPAINT, PROVENANCE_KEY, Provenance
+from napari_inpaint.napari.files import INVENTED_SUFFIX, get_reader
+from napari_inpaint.napari.layers import INPAINT, PROVENANCE_KEY, Provenance
 
 PLUGIN = "napari-inpaint"
 MICRON = "micrometer"

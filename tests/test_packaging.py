@@ -58,4 +58,4 @@ def test_the_sdist_holds_the_tests_their_conftest_and_the_docs(tmp_path):
     tracked = subprocess.run(["git", "ls-files", "tests", "docs"], cwd=ROOT, capture_output=True, text=True).stdout
     missing = sorted(set(tracked.split()) - names)
     assert not missing, f"not in the sdist: {missing}"
-    assert "tests/conftest.py" in names and "src/napari_inpaint/napari.yaml" in names
+    assert "tests/conftest.py" in names and "src/napari_inpaint/napari/napari.yaml" in names

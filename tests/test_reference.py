@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 from skimage import data
 
 from napari_inpaint import InpaintCancelled, inpaint, masks
-from napari_inpaint._reference import estimate_shift, plausible_shifts, shift_image
+from napari_inpaint.engine.reference import estimate_shift, plausible_shifts, shift_image
 
 
 def _texture(shape=(96, 96), seed=0) -> np.ndarray:
@@ -260,7 +260,7 @@ def test_adjacent_needs_a_stack_and_a_finite_reference():
         inpaint(np.ones((16, 16)), np.eye(16, dtype=bool), "guided", reference=reference)
 
 
-def test_dask_takes_reference_arrays_and_refuses_adjacent():
+def test_dask_takes_reference_arrays_and_adjacent_planes_as_numpy_does():
     da = pytest.importorskip("dask.array")
     texture = _texture()
     stack = np.stack([texture + 10 * k for k in range(4)])
@@ -268,8 +268,13 @@ def test_dask_takes_reference_arrays_and_refuses_adjacent():
     mask[20:40, 20:60] = True
     lazy = inpaint(da.from_array(stack, chunks=(1, 96, 96)), mask, "guided", reference=texture, align=False)
     np.testing.assert_allclose(lazy.compute(), stack, atol=1e-8)
-    with pytest.raises(ValueError, match="not available for a dask array"):
-        inpaint(da.from_array(stack, chunks=(1, 96, 96)), mask, "guided", reference="adjacent")
+    drifting = _drifting_stack(planes=6)
+    holes = np.zeros(drifting.shape, bool)
+    holes[1::2, 40:60, 30:50] = True  # every other plane: its neighbours know its holes
+    expected = inpaint(drifting, holes, "guided", reference="adjacent")
+    for chunks in ((1, 160, 160), (4, 80, 160)):
+        lazy = inpaint(da.from_array(drifting, chunks=chunks), holes, "guided", reference="adjacent")
+        np.testing.assert_array_equal(lazy.compute(), expected)
 
 
 def test_cancel_reaches_the_reference_search():

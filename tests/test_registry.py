@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from test_contract import check_cancel, check_fills, check_progress, check_threads, tiny_budget
 
-from napari_inpaint import Param, get_method, inpaint, list_methods, metrics, models
-from napari_inpaint._registry import FILL_DOCS
+from napari_inpaint import Param, get_method, inpaint, list_methods, models
 from napari_inpaint.detect import COSMIC_RAY_DETECTORS
-from napari_inpaint.devices import DEVICE, device_choices
+from napari_inpaint.evaluation import metrics
+from napari_inpaint.models.devices import DEVICE, device_choices
+from napari_inpaint.registry import FILL_DOCS
 
 
 def _fill(image, mask, *, size: int = 3):
@@ -57,6 +58,16 @@ def test_register_refuses_an_unknown_family_or_artifact_and_misplaced_weights(re
 def test_register_refuses_a_needed_reference_the_fill_does_not_take(register_method):
     with pytest.raises(ValueError, match="needs a reference but its fill function takes none"):
         register_method("blind", params=(SIZE,), needs_reference=True)(_fill)
+
+
+def test_register_refuses_a_second_function_under_a_taken_name(register_method):
+    # A package's method must never replace a built-in one (or another package's) silently.
+    def harmonic(image, mask):
+        return image
+
+    with pytest.raises(ValueError, match=r"'harmonic' is registered already \(by napari_inpaint\.methods\.diffusion\)"):
+        register_method("harmonic")(harmonic)
+    assert get_method("harmonic").fill.__module__ == "napari_inpaint.methods.diffusion"
 
 
 def test_fill_docs_blocks_are_filled(register_method):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-import napari_inpaint._planning as planning
+import napari_inpaint.engine.planning as planning
 from napari_inpaint import get_method, inpaint, list_methods
-from napari_inpaint._planning import find_holes, windows
+from napari_inpaint.engine.planning import find_holes, windows
 
 
 def _random_mask(rng, shape) -> np.ndarray:

@@ -11,8 +11,8 @@ from scipy import ndimage as ndi
 from skimage.draw import line
 
 from napari_inpaint import get_method, inpaint
-from napari_inpaint.devices import available_devices, select_device
 from napari_inpaint.methods import tv as tv_module
+from napari_inpaint.models.devices import available_devices, select_device
 
 torch = pytest.importorskip("torch")
 fill = get_method("tv").fill

@@ -23,9 +23,9 @@ pytestmark = pytest.mark.skipif(
 from napari.utils.io import imsave
 from napari.utils.notifications import notification_manager
 
-from napari_inpaint._sample_data import LABELS, damaged_cell
-from napari_inpaint.layers import INPAINT, provenance_of
-from napari_inpaint.widgets import _common as widget_common
+from napari_inpaint.evaluation.sample import LABELS, damaged_cell
+from napari_inpaint.napari.layers import INPAINT, provenance_of
+from napari_inpaint.napari.widgets import _common as widget_common
 
 PLUGIN = "napari-inpaint"
 WAIT_MS = 60_000
@@ -331,7 +331,7 @@ def test_settings_survive_closing_the_dock_and_restarting(make_napari_viewer_pro
 
     # LPIPS is a control of the widget: its weights (size, licence, folder) are downloaded only if confirmed.
     compare.methods.value, compare.lpips.value = ["harmonic"], True
-    from napari_inpaint import metrics
+    from napari_inpaint.evaluation import metrics
 
     if metrics.lpips_available() or importlib.util.find_spec("torch") is None:
         pytest.skip("LPIPS weights cached already, or no PyTorch: nothing to confirm")

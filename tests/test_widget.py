@@ -17,15 +17,15 @@ from test_reference import _drifting_stack
 
 import napari_inpaint
 from napari_inpaint import Param, get_method, list_methods
-from napari_inpaint._reference import ADJACENT
 from napari_inpaint.detect import dilate_mask
-from napari_inpaint.devices import DEVICE, device_choices
-from napari_inpaint.layers import COMPARE, DETECT, INPAINT, provenance_of
-from napari_inpaint.widgets import CompareMethodsWidget, InpaintWidget, MaskFromImageWidget
-from napari_inpaint.widgets import _common as widget_common
-from napari_inpaint.widgets._common import SETTINGS_ENV, param_widget
-from napari_inpaint.widgets.compare import DAMAGED
-from napari_inpaint.widgets.inpaint import NO_REFERENCE, PLANE, STACK, VOLUME
+from napari_inpaint.engine.reference import ADJACENT
+from napari_inpaint.models.devices import DEVICE, device_choices
+from napari_inpaint.napari.layers import COMPARE, DETECT, INPAINT, provenance_of
+from napari_inpaint.napari.widgets import CompareMethodsWidget, InpaintWidget, MaskFromImageWidget
+from napari_inpaint.napari.widgets import _common as widget_common
+from napari_inpaint.napari.widgets._common import SETTINGS_ENV, param_widget
+from napari_inpaint.napari.widgets.compare import DAMAGED
+from napari_inpaint.napari.widgets.inpaint import NO_REFERENCE, PLANE, STACK, VOLUME
 
 WAIT_MS = 30_000
 
@@ -456,14 +456,20 @@ def test_reference_control_fills_the_current_plane_from_its_neighbours(qtbot, no
     assert (made.method, made.details["reference"], made.details["align"]) == ("guided", ADJACENT, True)
     assert made.details["plane"] == [3]
 
+    on_screen = np.asarray(result.data[3])
+
     widget.method.value = "biharmonic"
     _run(qtbot, widget)
     assert guided < _hole_error(np.asarray(result.data[3]), truth[3], hole) / 5
     assert "reference" not in provenance_of(result).details
 
-    # The engine searches no lazy stack: every plane of it is refused, in the widget's terms.
+    # Every plane of the lazy stack, from its neighbours: a lazy result, whose plane 3 is the one above.
     widget.method.value, widget.scope.value = "guided", STACK
-    assert widget.run() is None and "with the scope 'current plane'" in notes["error"][-1]
+    read.clear()
+    _run(qtbot, widget)
+    assert not notes["error"] and type(result.data).__module__.startswith("dask")
+    np.testing.assert_array_equal(np.asarray(result.data[3]), on_screen)
+    assert set(read) <= {1, 2, 3, 4, 5}  # napari shows plane 3: only the planes it reads are read
     # A method that needs a reference and none chosen: said before running.
     widget.scope.value, widget.reference.value = PLANE, NO_REFERENCE
     assert widget.align.native.isHidden()
@@ -754,7 +760,7 @@ def _texture(shape=(64, 64)) -> np.ndarray:
 
 
 def test_compare_widget_scores_plots_and_adds_layers(qtbot, notes, tmp_path, monkeypatch, questions):
-    from napari_inpaint.metrics import data_range_of, psnr
+    from napari_inpaint.evaluation.metrics import data_range_of, psnr
 
     viewer = ViewerModel()
     data = _texture()
@@ -919,7 +925,7 @@ def test_compare_widget_errors_are_notified(qtbot, notes):
 
 
 def test_compare_widget_without_matplotlib_or_weights(qtbot, monkeypatch):
-    from napari_inpaint.evaluate import default_methods
+    from napari_inpaint.evaluation import default_methods
 
     monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_qtagg", None)  # import fails
     monkeypatch.setattr(napari_inpaint.models, "is_cached", lambda name: False)
@@ -1015,7 +1021,8 @@ def test_new_layer_per_run_names_results_by_method(qtbot):
 
 
 def test_labels_are_offered_by_name_and_a_missing_label_is_explained(qtbot, notes):
-    from napari_inpaint._sample_data import LABELS, make_sample_data
+    from napari_inpaint.evaluation.sample import LABELS
+    from napari_inpaint.napari.sample import make_sample_data
 
     viewer = ViewerModel()
     (image, image_meta, _), (labels, labels_meta, _) = make_sample_data()
@@ -1356,8 +1363,8 @@ def _open_with_napari(viewer, path):
 def test_export_of_a_zarr_layer_to_ome_zarr_is_lazy_and_keeps_the_metadata(qtbot, notes, tmp_path):
     da = pytest.importorskip("dask.array")
     zarr = pytest.importorskip("zarr")
-    from napari_inpaint import _omezarr
     from napari_inpaint.io import Image, read_image, write_image
+    from napari_inpaint.io import omezarr as _omezarr
 
     truth = _ramp((600, 600))
     hole = np.zeros(truth.shape, bool)
@@ -1603,8 +1610,8 @@ def test_a_long_stage_is_shortened_in_the_middle_to_fit_the_bar(qtbot, register_
 
 def test_learned_trains_near_the_holes_and_says_so(qtbot, notes):
     pytest.importorskip("torch")
-    from napari_inpaint._registry import Stack
     from napari_inpaint.methods.learned import NEIGHBOURS, _training_planes
+    from napari_inpaint.registry import Stack
 
     viewer = ViewerModel()
     stack = np.stack([_ramp((32, 40)) + 5 * k for k in range(20)])

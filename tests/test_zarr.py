@@ -170,7 +170,7 @@ def test_a_mask_without_the_channel_axis_is_written_beside_and_as_a_label_image(
 
 
 def test_a_replacement_that_fails_puts_the_old_output_back(tmp_path):
-    from napari_inpaint._store import _replace
+    from napari_inpaint.io.store import _replace
 
     (tmp_path / "out.tif").write_bytes(b"old")
     with pytest.raises(FileNotFoundError):
@@ -187,8 +187,8 @@ def _damage(chunk_file) -> None:
 
 @pytest.mark.parametrize("form", ["zarr", "ome-zarr"])
 def test_a_chunk_that_cannot_be_decoded_is_named(tmp_path, form):
-    from napari_inpaint._chunks import ChunkDecodeError
     from napari_inpaint.io import read_image, write_image
+    from napari_inpaint.io.chunks import ChunkDecodeError
 
     image = _image((128, 128))
     mask = np.zeros(image.shape, bool)
@@ -250,8 +250,8 @@ def test_malformed_ome_zarr_metadata_are_refused_naming_the_field(tmp_path, chan
 def _killed_write(tmp_path, output: str):
     """What a process killed while replacing ``output`` leaves: its staging folder (its marker unlocked),
     and the previous output, holding 7, moved aside to move the new one in.  Returns the staging folder."""
-    from napari_inpaint._store import MARKER
     from napari_inpaint.io import write_image
+    from napari_inpaint.io.store import MARKER
 
     killed = tmp_path / f".{output}.partial-0123abcd"
     (killed / output).mkdir(parents=True)
@@ -278,8 +278,8 @@ def test_the_next_write_of_an_output_removes_what_a_killed_write_left(tmp_path):
 
 
 def test_a_write_in_progress_elsewhere_is_left_alone(tmp_path):
-    from napari_inpaint._store import MARKER, _lock
     from napari_inpaint.io import write_image
+    from napari_inpaint.io.store import MARKER, _lock
 
     killed = _killed_write(tmp_path, "out.zarr")
     live = tmp_path / ".out.zarr.partial-fedcba98"

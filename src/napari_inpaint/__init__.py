@@ -1,7 +1,10 @@
 """napari-inpaint: fill bad or missing regions of scientific images.
 
-The library is usable without napari: ``inpaint`` is the one engine behind the
-napari widgets, the command line and the benchmarks.
+The library is usable without napari: ``inpaint`` (a :class:`FillJob`, run)
+is the one engine behind the napari widgets, the command line and the
+benchmarks; ``register`` adds a method (``docs/writing-a-method.md``); the
+submodules ``io`` (files), ``detect`` (finding bad pixels), ``masks`` and
+``evaluation`` are imported on use.  ``docs/architecture.md`` maps the package.
 
 Examples
 --------
@@ -20,14 +23,19 @@ from importlib import import_module
 # The public names (and the version, read from the package's metadata) are looked up on first use, so
 # that ``import napari_inpaint`` (and the command line's start, where Ctrl-C must be handled) is instant.
 _PUBLIC = {
-    "ARTIFACTS": "napari_inpaint._registry",
-    "InpaintCancelled": "napari_inpaint._cancel",
-    "Method": "napari_inpaint._registry",
-    "Param": "napari_inpaint._registry",
+    "ARTIFACTS": "napari_inpaint.registry",
+    "FillJob": "napari_inpaint.engine",
+    "InpaintCancelled": "napari_inpaint.engine",
+    "Method": "napari_inpaint.registry",
+    "Param": "napari_inpaint.registry",
+    "Stack": "napari_inpaint.registry",
+    "evaluate": "napari_inpaint.evaluation",
     "get_method": "napari_inpaint.methods",
-    "inpaint": "napari_inpaint._engine",
-    "inpaint_layer": "napari_inpaint.layers",
+    "inpaint": "napari_inpaint.engine",
+    "inpaint_layer": "napari_inpaint.napari.fill",
     "list_methods": "napari_inpaint.methods",
+    "register": "napari_inpaint.registry",
+    "training_stack": "napari_inpaint.engine",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC)]

@@ -56,9 +56,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from napari_inpaint import masks
-from napari_inpaint._registry import Param
-from napari_inpaint.devices import DEVICE
 from napari_inpaint.models import DEEPCR_MASKS
+from napari_inpaint.models.devices import DEVICE
+from napari_inpaint.registry import Param
 
 # 1.4826 * MAD and 1.2533 * mean absolute deviation estimate the standard deviation of Gaussian data.
 _MAD_TO_SIGMA = 1.4826

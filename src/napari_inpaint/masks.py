@@ -4,7 +4,7 @@ Each generator returns a boolean array (True marks a damaged pixel) and is deter
 ``seed`` (an int or a :class:`numpy.random.Generator`).  Each one also takes a target hole ratio ``ratio=``
 (the fraction of pixels to mask), so that fills can be scored by how much of the image is missing, as in the
 inpainting literature.  :func:`make` picks a generator by its kind in :data:`KINDS`: a damage of the method
-records (:data:`napari_inpaint._registry.ARTIFACTS`), so that a comparison can offer the methods made for
+records (:data:`napari_inpaint.registry.ARTIFACTS`), so that a comparison can offer the methods made for
 it, or a generic hole shape of the literature (:data:`HOLE_SHAPES`).
 
 =====================  =================  ============================================  ==========
@@ -545,7 +545,7 @@ def dilate(mask: np.ndarray, pixels: float) -> np.ndarray:
 _SCRATCH_WIDTH = 3
 
 #: The generic hole shapes among the :data:`KINDS`, which inpainting is scored on: no damage.  Every
-#: other kind is a damage of :data:`napari_inpaint._registry.ARTIFACTS` (a test checks it).
+#: other kind is a damage of :data:`napari_inpaint.registry.ARTIFACTS` (a test checks it).
 HOLE_SHAPES = ("strokes", "rectangles")
 
 #: Mask kinds of :func:`make`: name -> ``generator(shape, ratio, seed)``.

@@ -33,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _add_fill(commands) -> None:
-    from napari_inpaint._engine import NOISE_MODELS
+    from napari_inpaint.engine import NOISE_MODELS
     from napari_inpaint.methods import list_methods
 
     records = list_methods()
@@ -161,8 +161,8 @@ def _add_detect(commands) -> None:
 
 
 def _add_demo(commands) -> None:
-    from napari_inpaint._demo import SAMPLE_DAMAGE
-    from napari_inpaint.evaluate import default_methods
+    from napari_inpaint.cli.demo import SAMPLE_DAMAGE
+    from napari_inpaint.evaluation import default_methods
 
     demo = commands.add_parser(
         "demo",
@@ -181,7 +181,7 @@ def _add_demo(commands) -> None:
 
 def _add_compare(commands) -> None:
     from napari_inpaint import masks
-    from napari_inpaint.evaluate import DEFAULT_MASKS, DEFAULT_RATIOS, default_methods
+    from napari_inpaint.evaluation import DEFAULT_MASKS, DEFAULT_RATIOS, default_methods
     from napari_inpaint.methods import list_methods
 
     compare = commands.add_parser(

@@ -20,7 +20,7 @@ from napari_inpaint.cli._progress import progress_bar
 from napari_inpaint.cli._values import convert, domain, method_named, split, split_pair
 
 if TYPE_CHECKING:
-    from napari_inpaint._registry import Method
+    from napari_inpaint.registry import Method
 
 # Listings: the indent of a method's summary and parameters, and the fewest columns a description is
 # wrapped into beside its row (else it goes under it).
@@ -101,7 +101,7 @@ def _needs(method: Method) -> list[str]:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from napari_inpaint._demo import format_table, run_demo
+    from napari_inpaint.cli.demo import format_table, run_demo
 
     for name in args.methods or ():
         method_named(name)  # a typo is refused before the demo runs
@@ -113,7 +113,7 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def compare(args: argparse.Namespace) -> int:
-    from napari_inpaint.evaluate import DEFAULT_MASKS, default_methods, evaluate
+    from napari_inpaint.evaluation import DEFAULT_MASKS, default_methods, evaluate
 
     names = split(args.methods)
     methods = [method_named(name) for name in names]

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
     import numpy as np
 
-    from napari_inpaint._registry import Param
     from napari_inpaint.detect import Detector
+    from napari_inpaint.registry import Param
 
 #: The kinds of bad pixel ``--detect`` finds.
 KINDS = {

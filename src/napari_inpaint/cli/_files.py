@@ -228,8 +228,8 @@ def invented_beside(output: Path, source: Path) -> Path | None:
     An OME-Zarr output holds it (``labels/invented``); an output named
     ``.zarr`` is OME-Zarr when its ``source`` is.
     """
-    from napari_inpaint._omezarr import is_ome_zarr
     from napari_inpaint.io import invented_path
+    from napari_inpaint.io.omezarr import is_ome_zarr
 
     name = output.name.lower()
     if name.endswith(".ome.zarr") or (name.endswith(".zarr") and is_store(source) and is_ome_zarr(source)):
@@ -354,7 +354,7 @@ def replacing(path: Path) -> Iterator[Path]:
     """Yield a temporary path that replaces ``path`` once written completely.
 
     It lies in a hidden folder next to ``path`` (see
-    :func:`napari_inpaint._store.staged`): an error or Ctrl-C while writing
+    :func:`napari_inpaint.io.store.staged`): an error or Ctrl-C while writing
     removes it and leaves an existing ``path`` as it was, so an output is
     never left half written, and what a killed command left is tidied by
     the next one.
@@ -364,7 +364,7 @@ def replacing(path: Path) -> Iterator[Path]:
     Refused
         When writing fails, saying so plainly when the device is full.
     """
-    from napari_inpaint._store import staged
+    from napari_inpaint.io.store import staged
 
     try:
         with staged([path], overwrite=True) as folder:

@@ -47,8 +47,8 @@ from napari_inpaint.cli._progress import progress_bar
 from napari_inpaint.cli._values import method_named, parse_params
 
 if TYPE_CHECKING:
-    from napari_inpaint._registry import Method
     from napari_inpaint.io import Image
+    from napari_inpaint.registry import Method
 
 
 def fill(args: argparse.Namespace) -> int:
@@ -110,8 +110,7 @@ def _fill_one(job: Job, label: str, *, args: argparse.Namespace, method: Method,
     """Fill one image into ``job.output``: read, find or read its mask, fill, write with provenance."""
     import numpy as np
 
-    from napari_inpaint._engine import inpaint
-    from napari_inpaint._layout import resolve_channel_axis
+    from napari_inpaint.engine import FillJob
     from napari_inpaint.io import provenance
 
     source = open_image(job.source, cluster=on_cluster)
@@ -124,28 +123,25 @@ def _fill_one(job: Job, label: str, *, args: argparse.Namespace, method: Method,
     channel_axis = args.channel_axis
     if channel_axis is None and np.ndim(mask) < source.data.ndim:
         channel_axis = source.channel_axis
-    lazy = not isinstance(source.data, np.ndarray)
+    fill_job = FillJob.create(
+        source.data, mask, method.name, params=params, channel_axis=channel_axis, spatial_ndim=args.spatial_ndim,
+        noise=args.noise, seed=args.seed, reference=reference, align=args.align,
+    )
     # The crops of a lazy fill on this machine's threads stop at their next check once this is set, on
     # Ctrl-C or an error, instead of running on after the output is abandoned (a cluster cancels its own).
-    stop = threading.Event() if lazy and not on_cluster else None
+    stop = threading.Event() if fill_job.lazy and not on_cluster else None
     with progress_bar(label) as progress, _set_on_error(stop):
-        result = inpaint(
-            source.data, mask, method.name, channel_axis=channel_axis, spatial_ndim=args.spatial_ndim,
-            progress=None if lazy else progress, cancel=stop, noise=args.noise, seed=args.seed,
-            reference=reference, align=args.align, **params,
-        )
-        axis = resolve_channel_axis(source.data.shape, np.shape(mask), channel_axis)
-        shape = source.data.shape
-        grid = tuple(n for i, n in enumerate(shape) if axis is None or i != axis % len(shape))
+        result = fill_job.run(progress=None if fill_job.lazy else progress, cancel=stop)
+        grid = fill_job.grid_shape
         details = {"source": job.source.name, "spatial_ndim": args.spatial_ndim, "seed": args.seed}
         details.update({key: value for key, value in (
             ("mask_file", mask_path and mask_path.name), ("detected", found), ("noise", args.noise),
             ("reference", _reference_name(args)),
         ) if value is not None})
-        made = provenance(method.name, params, mask=mask, shape=grid, **details)
+        made = provenance(method.name, fill_job.params, mask=mask, shape=grid, **details)
         invented = _invented(args, job, mask, grid)
         write_image(job.output, result, like=source, provenance=made, invented=invented,
-                    overwrite=args.overwrite, progress=progress if lazy else None)
+                    overwrite=args.overwrite, progress=progress if fill_job.lazy else None)
     print(f"wrote {' and '.join(map(str, (job.output, *_beside(args, job))))}", file=sys.stderr)
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from napari_inpaint.cli._errors import did_you_mean
 
 if TYPE_CHECKING:
-    from napari_inpaint._registry import Method, Param
+    from napari_inpaint.registry import Method, Param
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 

@@ -289,7 +289,7 @@ def load_model_file(
     errors ("a tuned deepCR network"), ``writer`` the function that writes
     one, ``assemble(config, state)`` builds the network.
     """
-    from napari_inpaint.devices import select_device
+    from napari_inpaint.models.devices import select_device
 
     path = os.fspath(path)
     if not os.path.isfile(path):

@@ -47,8 +47,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_inpaint._registry import Param, Stack, fill_docs, register
-from napari_inpaint.devices import DEVICE, select_device
 from napari_inpaint.methods._training import (
     Check,
     Progress,
@@ -59,6 +57,8 @@ from napari_inpaint.methods._training import (
     save_model_file,
 )
 from napari_inpaint.models import DEEPCR_INPAINTERS, DEEPCR_MASKS
+from napari_inpaint.models.devices import DEVICE, select_device
+from napari_inpaint.registry import Param, Stack, fill_docs, register
 
 if TYPE_CHECKING:
     from napari_inpaint.methods._deepcr_networks import DeepCRNet
@@ -94,7 +94,7 @@ def load_network(name: str, device: str = "auto") -> "DeepCRNet":
         Upstream name: a mask network (``ACS-WFC``, ``WFC3-UVIS``, ``decam``)
         or an inpainting network (``ACS-WFC-F606W-2-32``, ``ACS-WFC-F606W-3-32``).
     device : str
-        PyTorch device (see :func:`napari_inpaint.devices.select_device`).
+        PyTorch device (see :func:`napari_inpaint.models.devices.select_device`).
 
     Returns
     -------
@@ -338,10 +338,8 @@ def deepcr(
 
 @fill_docs
 def fine_tune(
-    image: np.ndarray,
-    mask: np.ndarray | None = None,
+    stack: Stack,
     *,
-    channel_axis: int | None = None,
     network: str = DEFAULT_INPAINTER,
     pretrained: bool = True,
     steps: int = 2000,
@@ -360,14 +358,10 @@ def fine_tune(
 
     Parameters
     ----------
-    image : ndarray
-        A 2D image or a stack of them, with an optional channel axis, in the
-        instrument's units.
-    mask : ndarray of bool, optional
-        True on bad pixels, which are never training targets; anything that
-        broadcasts to the image without its channel axis.  Default: all known.
-    channel_axis : int, optional
-        Axis of channels, as for :func:`napari_inpaint.inpaint`.
+    stack : Stack
+        The planes to learn from (in the instrument's units) and their masks
+        (bad pixels are never training targets): see
+        :func:`napari_inpaint.engine.training_stack`.
     network : str
         The published inpainting network to start from (its architecture,
         with ``pretrained=False``).
@@ -395,12 +389,12 @@ def fine_tune(
     Examples
     --------
     >>> import numpy as np
+    >>> from napari_inpaint.engine import training_stack
     >>> image = np.random.default_rng(0).poisson(50.0, (48, 48)).astype(float)
-    >>> net = fine_tune(image, steps=20, seconds=0, device="cpu")  # doctest: +SKIP
+    >>> net = fine_tune(training_stack(image, method="deepcr"), steps=20, seconds=0, device="cpu")  # doctest: +SKIP
     >>> net.config["levels"], net.config["offset"]  # doctest: +SKIP
     (2, 0.0)
     """
-    from napari_inpaint._engine import training_stack
     from napari_inpaint.methods._deepcr_networks import DeepCRNet
     from napari_inpaint.methods._networks import build
     from napari_inpaint.methods._training import torch_generator
@@ -408,11 +402,8 @@ def fine_tune(
     if network not in DEEPCR_INPAINTERS:
         known = ", ".join(DEEPCR_INPAINTERS)
         raise ValueError(f"unknown deepCR inpainting network {network!r}; known: {known}")
-    if np.ndim(image) < 2:
-        raise ValueError(f"fine_tune needs a 2D image or a stack of them; got shape {np.shape(image)}")
     check = not_cancellable if check is None else check
     rng = np.random.default_rng(seed)
-    stack = training_stack(image, mask, channel_axis=channel_axis, check=check)
     samples = _sample_planes(stack, check)
     if pretrained:
         net = load_network(network, device)

@@ -44,7 +44,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from napari_inpaint._registry import register
+from napari_inpaint.registry import register
 
 # Above this many unknowns a 3D system is solved iteratively: sparse direct
 # factorisation of 3D stencils needs minutes and gigabytes (24^3 holes: 18 s).

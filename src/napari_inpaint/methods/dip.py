@@ -24,8 +24,6 @@ References
 
 import numpy as np
 
-from napari_inpaint._registry import Param, register
-from napari_inpaint.devices import DEVICE, select_device
 from napari_inpaint.methods._training import (
     Check,
     Progress,
@@ -35,6 +33,8 @@ from napari_inpaint.methods._training import (
     torch_generator,
 )
 from napari_inpaint.methods.learned import WIDTH_HELP
+from napari_inpaint.models.devices import DEVICE, select_device
+from napari_inpaint.registry import Param, register
 
 _NOISE_CHANNELS = 32
 

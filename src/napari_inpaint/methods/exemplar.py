@@ -58,7 +58,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from napari_inpaint._registry import Param, register
+from napari_inpaint.registry import Param, register
 
 # Patches filled between two calls of ``check`` (each costs at most a few ms).
 _PATCHES_PER_CHECK = 50

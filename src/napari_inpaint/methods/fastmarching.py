@@ -97,7 +97,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_inpaint._registry import Param, register
+from napari_inpaint.registry import Param, register
 
 # Pixels filled between two calls of ``check`` (a few ms of work).
 _CHECK_EVERY = 4096

@@ -4,7 +4,7 @@ The most informative data for a hole are often in the neighbouring slice of a
 z-stack, the previous frame of a time-lapse or a second acquisition of the
 same field: they show the same structures a micron or a second away.
 ``guided`` fills the hole with that structure (the reference, aligned by the
-engine, see :mod:`napari_inpaint._reference`), corrected so that it meets the
+engine, see :mod:`napari_inpaint.engine.reference`), corrected so that it meets the
 plane's known pixels seamlessly: a gradient-domain (Poisson) fill [1]_ of the
 difference between the plane and the reference, as in semi-parametric
 inpainting [2]_ where an auxiliary similar image guides the fill.
@@ -47,8 +47,8 @@ References
 
 import numpy as np
 
-from napari_inpaint._registry import Param, register
 from napari_inpaint.methods.diffusion import harmonic
+from napari_inpaint.registry import Param, register
 
 
 @register(

@@ -16,7 +16,7 @@ stack with ``spatial_ndim=3`` and ``axis=0``.
 
 import numpy as np
 
-from napari_inpaint._registry import Param, register
+from napari_inpaint.registry import Param, register
 
 
 def _nearest_known(known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

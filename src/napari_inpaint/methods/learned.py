@@ -85,8 +85,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_inpaint._registry import Param, Stack, fill_docs, register
-from napari_inpaint.devices import DEVICE, select_device
 from napari_inpaint.methods._training import (
     Check,
     Progress,
@@ -101,6 +99,8 @@ from napari_inpaint.methods._training import (
     save_model_file,
     torch_generator,
 )
+from napari_inpaint.models.devices import DEVICE, select_device
+from napari_inpaint.registry import Param, Stack, fill_docs, register
 
 if TYPE_CHECKING:
     import torch
@@ -229,12 +229,8 @@ def _train(
 
 @fill_docs
 def train_model(
-    image: np.ndarray,
-    mask: np.ndarray | None = None,
+    stack: Stack,
     *,
-    channel_axis: int | None = None,
-    reference=None,
-    align: bool = True,
     steps: int = 2000,
     seconds: float = 60.0,
     crop_size: int = 64,
@@ -254,21 +250,12 @@ def train_model(
 
     Parameters
     ----------
-    image : ndarray
-        A 2D image or a stack of them (``(..., H, W)``), with an optional
-        channel axis; any integer or floating dtype.
-    mask : ndarray of bool, optional
-        True on bad pixels, which are never used as training targets.  The
-        image's shape without its channel axis, or anything that broadcasts
-        to it (e.g. one plane's mask for a whole stack).  Default: all known.
-    channel_axis : int, optional
-        Axis of channels; by default a last axis of length 3 or 4 that the
-        mask lacks is taken as RGB(A), as :func:`napari_inpaint.inpaint` does.
-    reference : None, 'adjacent' or ndarray
-        Train a network that also sees reference data, as
-        :func:`napari_inpaint.inpaint` takes it; it then needs one to fill.
-    align : bool
-        Register the reference onto each plane first.
+    stack : Stack
+        The planes to learn from, their masks (bad pixels are never
+        training targets) and reference data (a network trained with a
+        reference needs one to fill): see
+        :func:`napari_inpaint.engine.training_stack`, which makes it from an
+        image or a stack as :func:`napari_inpaint.inpaint` reads them.
     steps : int
         Training steps (batches of 4 windows).
     seconds : float
@@ -298,23 +285,18 @@ def train_model(
     Raises
     ------
     ValueError
-        If the image is not 2D or a stack, or has too few known pixels to
-        learn from: a plane without any, or no ``crop_size`` window with at
-        least two.
+        If the stack has too few known pixels to learn from: a plane
+        without any, or no ``crop_size`` window with at least two.
 
     Examples
     --------
     >>> import numpy as np
+    >>> from napari_inpaint.engine import training_stack
     >>> image = np.random.default_rng(0).random((3, 32, 32))  # a small stack
-    >>> net = train_model(image, steps=2, seconds=0, crop_size=16, width=4, device="cpu")
+    >>> net = train_model(training_stack(image), steps=2, seconds=0, crop_size=16, width=4, device="cpu")
     >>> net.config["channels"], net.config["width"], net.config["reference"]
     (1, 4, False)
     """
-    from napari_inpaint._engine import training_stack
-
-    if np.ndim(image) < 2:
-        raise ValueError(f"train_model needs a 2D image or a stack of them; got shape {np.shape(image)}")
-    stack = training_stack(image, mask, channel_axis=channel_axis, reference=reference, align=align, check=check)
     return _train(
         stack, _training_planes(stack, near_holes=False), steps=steps, seconds=seconds, crop_size=crop_size,
         learning_rate=learning_rate, width=width, device=device, rng=np.random.default_rng(seed), check=check,
@@ -336,7 +318,8 @@ def save_model(net: "torch.nn.Module", path: str | os.PathLike) -> None:
     --------
     >>> import tempfile, pathlib
     >>> import numpy as np
-    >>> net = train_model(np.zeros((16, 16)), steps=1, seconds=0, crop_size=16, width=4, device="cpu")
+    >>> from napari_inpaint.engine import training_stack
+    >>> net = train_model(training_stack(np.zeros((16, 16))), steps=1, seconds=0, crop_size=16, width=4, device="cpu")
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "net.pt"
     >>> save_model(net, path)
     >>> load_model(path).config == net.config

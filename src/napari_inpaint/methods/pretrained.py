@@ -59,8 +59,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_inpaint._registry import Param, register
-from napari_inpaint.devices import DEVICE, select_device
+from napari_inpaint.models.devices import DEVICE, select_device
+from napari_inpaint.registry import Param, register
 
 if TYPE_CHECKING:
     import torch

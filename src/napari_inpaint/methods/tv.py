@@ -95,9 +95,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_inpaint._registry import Param, register
-from napari_inpaint.devices import DEVICE, select_device
 from napari_inpaint.methods.diffusion import harmonic
+from napari_inpaint.models.devices import DEVICE, select_device
+from napari_inpaint.registry import Param, register
 
 if TYPE_CHECKING:
     import torch

@@ -1,0 +1,65 @@
+"""A method's per-call preparation (training a network once for every fill of the call), and its Stack.
+
+Both executors run it the same way, in the caller's thread before any fill,
+with its share of the progress bar, its status and cancel: a lazy result is
+prepared when it is made, so that its graph (on a cluster too) only holds the
+prepared value.
+"""
+
+import inspect
+from collections.abc import Callable
+
+import numpy as np
+
+from napari_inpaint.engine.planning import Window
+from napari_inpaint.engine.unit import Unit, reference_of
+from napari_inpaint.registry import Stack
+
+
+def stack_of(job, check: Callable[[], None]) -> Stack:
+    """The :class:`~napari_inpaint.registry.Stack` a preparation sees for ``job``.
+
+    Its planes are a read-only view of the image, channels last (a dask
+    array stays lazy: the method reads what it needs); its masks are read
+    into memory; its reference, when the job has one, gives each plane's
+    aligned and complete reference, built as the fills' are.
+    """
+    planes = job.channels_last(job.image).reshape((-1, *job.spatial_shape, job.channels))
+    if isinstance(planes, np.ndarray):
+        planes = planes.view()
+        planes.flags.writeable = False
+    masks = np.broadcast_to(np.asarray(job.mask), job.grid_shape).reshape((-1, *job.spatial_shape))
+    reference = None
+    if job.reference is not None:
+        whole = Window(tuple(slice(0, n) for n in job.spatial_shape))
+        arrays = {"image": job.image, "mask": job.mask_grid, "reference": job.reference_array}
+
+        def read(name: str, region: tuple) -> np.ndarray:  # a region of a dask array is computed
+            return np.asarray(arrays[name][region])
+
+        def reference(index: int) -> np.ndarray:
+            plane = tuple(int(i) for i in np.unravel_index(index, job.batch_shape))
+            return reference_of(job, Unit(0, (plane,), whole), read, check)
+
+    return Stack(planes, masks, reference)
+
+
+def prepare(job, hooks) -> object:
+    """Run the method's preparation once for ``job`` (None for a method without one)."""
+    spec = job.method
+    if spec.prepare is None:
+        return None
+    taken = inspect.signature(spec.prepare).parameters
+    keywords = {name: value for name, value in job.params.items() if name in taken}
+    if "status" not in taken:
+        hooks.say(f"preparing {spec.name}")
+    stack = stack_of(job, hooks.check)
+
+    def run(check: Callable[[], None], progress: Callable | None) -> object:
+        supplied = {
+            "rng": np.random.default_rng([job.seed, 0]), "check": check, "progress": progress, "status": hooks.status,
+        }
+        return spec.prepare(stack, **keywords, **{k: v for k, v in supplied.items() if k in taken})
+
+    hooks.check()
+    return hooks.call(run, hooks.preparing())
