@@ -286,3 +286,26 @@ def test_an_imagej_description_that_disagrees_with_its_pages_reads_as_a_plain_st
     write_image(tmp_path / "filled.tif", filled, like=source)  # an axis string that can be written back
     again = read_image(tmp_path / "filled.tif")
     assert again.axes == "IYX" and again.data.shape == stack.shape
+
+
+def test_pictures_round_trip_through_io_and_refuse_what_they_cannot_hold_before_writing(tmp_path):
+    # PNG and JPEG go through the same reader, writer and staging as TIFF and zarr (the command line has none).
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 65535, (20, 30), dtype=np.uint16)
+    colour = rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    mask = np.zeros((20, 30), bool)
+    mask[5:9, 5:9] = True
+    write_image(tmp_path / "grey.png", grey, invented=mask)
+    read = read_image(tmp_path / "grey.png")
+    np.testing.assert_array_equal(read.data, grey)
+    assert (read.axes, read.format) == ("YX", "png")
+    np.testing.assert_array_equal(read_image(invented_path(tmp_path / "grey.png")).data, mask * np.uint8(255))
+    write_image(tmp_path / "colour.jpg", colour)
+    assert read_image(tmp_path / "colour.jpg").axes == "YXS" and read_image(tmp_path / "colour.jpg").format == "jpeg"
+    with pytest.raises(ValueError, match=r"\.jpg cannot store uint16 pixels; write a \.tif"):
+        write_image(tmp_path / "grey.jpg", grey)
+    with pytest.raises(ValueError, match=r"\.png holds one plane .* not an image of shape \(2, 20, 30\)"):
+        write_image(tmp_path / "stack.png", np.stack([grey, grey]), invented=mask)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "colour.jpg", "grey.invented.png", "grey.png"
+    ]

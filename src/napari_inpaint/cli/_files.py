@@ -1,9 +1,10 @@
 """Image files for the command line: read them with their metadata, write results completely or not at all.
 
-TIFF files (OME-TIFF and ImageJ hyperstacks included), zarr arrays and
-OME-Zarr images go through :mod:`napari_inpaint.io`: large ones are read
-lazily, chunk by chunk, and outputs keep the input's metadata.  PNG and JPEG
-files are small and are read and written in memory.
+Every file goes through :mod:`napari_inpaint.io` (TIFF, OME-TIFF and ImageJ
+hyperstacks, zarr arrays, OME-Zarr images, PNG and JPEG pictures): large ones
+are read lazily, chunk by chunk, and outputs keep the input's metadata.  This
+module adds what the command line needs around it: which files of a folder
+are images, the checks made before any work, and errors as one line.
 
 Any failure raises :class:`Refused` with a message that names the file, which
 the command line prints as one ``error: ...`` line.  An output is refused when
@@ -37,8 +38,7 @@ if TYPE_CHECKING:
 # numpy and the codecs are imported inside the functions, so that they load within main's handling of Ctrl-C.
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
-_PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
-_PICTURE_FORMATS = tuple(suffix[1:] for suffix in _PICTURE_SUFFIXES)
+_PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")  # napari_inpaint.io.picture's, without importing numpy
 # The extensions that mark an image file, for the images of a folder and the masks paired by name.
 IMAGE_SUFFIXES = _TIFF_SUFFIXES + _PICTURE_SUFFIXES
 # Files whose presence makes a folder a zarr store (zarr v3, then v2).
@@ -89,18 +89,11 @@ def open_image(path: Path, *, cluster: bool = False) -> Image:
         When the file system refuses the file (missing, no permission), or its contents cannot be
         decoded as an image.
     """
-    from napari_inpaint import io
-
     try:
         path.stat()  # a missing file is named with the system's words, before any decoder tries it
-        if _is_tiff(path) or is_store(path) or _is_zarr_name(path):
-            image = _read_with_io(path, cluster)
-        elif path.is_dir():
+        if path.is_dir() and not (is_store(path) or _is_zarr_name(path)):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-        else:
-            data = _read_with_imageio(path)
-            # A picture's third axis holds its samples: grey and alpha, RGB, or RGBA.
-            image = io.Image(data, "YXS"[: data.ndim], path.suffix.lower()[1:], path)
+        image = _read_with_io(path, cluster)
     except MemoryError:  # the machine's limit, not the file's fault
         raise
     except ModuleNotFoundError as exc:
@@ -132,54 +125,10 @@ def _read_with_io(path: Path, cluster: bool) -> Image:
         for record in records:
             logger.handle(record)
     if cluster and image.format == "tiff":
-        image = dataclasses.replace(image, data=_tiff_by_path(path, image.data))
+        from napari_inpaint.io.tiff import by_path
+
+        image = dataclasses.replace(image, data=by_path(path, image.data))
     return image
-
-
-def _tiff_by_path(path: Path, lazy):
-    """``lazy`` (a TIFF read through tifffile's zarr store) as a dask array that reads the file by path.
-
-    tifffile's store holds an open file, which cannot travel to a cluster's
-    workers; a :class:`TiffRegions` is its path and reopens the file where
-    a chunk is read.
-    """
-    import dask.array as da
-    import numpy as np
-    from dask.base import tokenize
-
-    status = path.stat()
-    regions = TiffRegions(str(path.resolve()), tuple(lazy.shape), np.dtype(lazy.dtype))
-    name = "tiff-" + tokenize(regions.path, status.st_mtime_ns, status.st_size)
-    return da.from_array(regions, chunks=lazy.chunks, name=name, meta=np.empty((0,) * lazy.ndim, lazy.dtype))
-
-
-@dataclasses.dataclass(frozen=True)
-class TiffRegions:
-    """The first series of a TIFF file, read region by region by its path (any process can read it)."""
-
-    path: str
-    shape: tuple[int, ...]
-    dtype: np.dtype
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __getitem__(self, region):
-        import tifffile
-        import zarr
-
-        with tifffile.imread(self.path, aszarr=True, series=0) as store:
-            stored = zarr.open(store, mode="r")
-            if isinstance(stored, zarr.Group):  # a pyramid: its first level is the full resolution
-                stored = stored["0"]
-            return stored[region]
-
-
-def _read_with_imageio(path: Path) -> np.ndarray:
-    from skimage import io
-
-    return io.imread(path)
 
 
 @contextlib.contextmanager
@@ -208,7 +157,7 @@ def open_mask(path: Path, *, cluster: bool = False):
     """The mask at ``path`` (nonzero: a bad pixel), lazy where the file is; a picture's samples OR-ed."""
     image = open_image(path, cluster=cluster)
     mask = image.data
-    if image.format in _PICTURE_FORMATS and mask.ndim == 3:
+    if image.format in ("png", "jpeg") and mask.ndim == 3:
         # A mask painted in colour, or saved with an alpha channel, which is ignored.
         painted = mask[..., :-1] if mask.shape[-1] in (2, 4) else mask
         mask = painted.any(axis=-1)
@@ -265,15 +214,11 @@ def check_format(output: Path) -> None:
         return
     if not output.suffix:
         raise Refused(f"the output {output} has no extension to choose its format by, e.g. {output}.tif")
-    import warnings
-
-    import numpy as np
+    from napari_inpaint.io import output_format
 
     try:
-        with warnings.catch_warnings():  # imageio warns before it fails on an unknown extension
-            warnings.simplefilter("ignore")
-            _encode(np.zeros((1, 1), np.uint8), output.suffix)
-    except Exception:  # imageio raises ValueError, among others, for an extension it cannot write
+        output_format(output)
+    except ValueError:
         raise Refused(
             f"cannot write {output.suffix} images; write a .tif, .zarr, .ome.zarr, .png or .jpg file"
         ) from None
@@ -281,72 +226,38 @@ def check_format(output: Path) -> None:
 
 def check_storable(output: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
     """Refuse a picture format that cannot hold ``dtype`` or ``shape``; warn that JPEG changes every pixel."""
-    import numpy as np
+    from napari_inpaint.io import picture
 
-    suffix = output.suffix.lower()
-    lossless = _is_tiff(output) or _is_zarr_name(output)
-    if not (lossless or dtype == np.uint8 or (dtype == np.uint16 and suffix == ".png")):
-        raise Refused(f"{output.suffix} cannot store {dtype} pixels; write a .tif file to keep them")
-    if not lossless:
-        _check_picture_shape(output, shape)
-    if suffix in (".jpg", ".jpeg"):
+    if picture.format_of(output) is None:
+        return
+    try:
+        picture.check(output, dtype, shape)
+    except ValueError as exc:
+        raise Refused(str(exc)) from None
+    if picture.format_of(output) == "jpeg":
         print("warning: JPEG is lossy, so the good pixels will change too; write .png or .tif to keep them",
               file=sys.stderr)
-
-
-def _check_picture_shape(output: Path, shape: tuple[int, ...]) -> None:
-    """Refuse to write a stack as a PNG or JPEG: it would be read back as one colour plane, or not at all."""
-    if not (len(shape) == 2 or (len(shape) == 3 and shape[-1] in (2, 3, 4))):
-        raise Refused(f"{output.suffix} holds one plane (grey or colour), not an image of shape {tuple(shape)}; "
-                      "write a .tif file to keep its planes")
 
 
 def write_image(
     path: Path, data, *, like: Image | None = None, axes: str | None = None, provenance: dict | None = None,
     invented=None, overwrite: bool = False, progress: Callable[[int, int], None] | None = None,
 ) -> None:
-    """Write ``data`` in the format that the extension of ``path`` names, completely or not at all.
+    """:func:`napari_inpaint.io.write_image`, its failures as :class:`Refused` (a full device said plainly).
 
-    TIFF and zarr outputs are written by :func:`napari_inpaint.io.write_image`
-    (a lazy ``data`` is computed chunk by chunk, on the active cluster if
-    any, with ``progress``), keeping ``like``'s metadata and recording
-    ``provenance``; PNG and JPEG files are encoded in memory.  ``invented``
-    (the filled pixels) is written beside the output, or inside an OME-Zarr
-    one.
+    A lazy ``data`` is computed chunk by chunk, on the active cluster if
+    any, with ``progress``; ``invented`` (the filled pixels) is written
+    beside the output, or inside an OME-Zarr one.
     """
-    import numpy as np
-
     from napari_inpaint import io
 
     try:
-        if _is_tiff(path) or _is_zarr_name(path):
-            io.write_image(path, data, like=like, axes=axes, provenance=provenance, invented=invented,
-                           overwrite=overwrite, progress=progress)
-            return
-        _check_picture_shape(path, np.shape(data))
-        # Everything is encoded before anything is written: a mask that cannot be encoded writes nothing.
-        files = {path: _encode(np.asarray(data), path.suffix)}
-        if invented is not None:
-            mask = (np.asarray(invented) != 0).astype(np.uint8) * np.uint8(255)
-            files[io.invented_path(path)] = _encode(mask, path.suffix)
-        for target, encoded in files.items():
-            with replacing(target) as partial:
-                partial.write_bytes(encoded)
+        io.write_image(path, data, like=like, axes=axes, provenance=provenance, invented=invented,
+                       overwrite=overwrite, progress=progress)
     except ModuleNotFoundError as exc:
         raise Refused(f"writing {path} needs {exc.name}: {_ZARR_EXTRA}") from None
     except OSError as exc:
         raise _write_error(exc, path) from None
-
-
-def _encode(image: np.ndarray, suffix: str) -> bytes:
-    """``image`` encoded in memory in the format that ``suffix`` names (PNG, JPEG, ...).
-
-    The bytes are written by the caller: imageio writing a file itself retries a failed close when
-    it is garbage-collected, which prints a traceback after the error on a full device.
-    """
-    import imageio.v3 as iio
-
-    return iio.imwrite("<bytes>", image, extension=suffix.lower())
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_inpaint.engine.hooks import Hooks
+from napari_inpaint.engine.layout import channels_last
 from napari_inpaint.engine.planning import CELL
 from napari_inpaint.engine.preparation import prepare
 from napari_inpaint.engine.unit import (
@@ -252,7 +253,7 @@ def _limits(graph: dict, names: dict, reads: tuple, plane: tuple, grid_axes, bou
 
 
 def _block_extrema(block: np.ndarray, mask: np.ndarray, channel_axis, channels: tuple[int, int]):
-    values = _channels_last(block, channel_axis)
+    values = channels_last(block, channel_axis)
     return channels, extrema_of(values, np.asarray(mask, bool).reshape(values.shape[:-1]))
 
 
@@ -267,7 +268,7 @@ def _combine_limits(parts: list) -> tuple[np.ndarray, np.ndarray]:
 def _patch_block(block: np.ndarray, results: list, starts: list[int], channel_axis) -> np.ndarray:
     """A copy of an image block with the filled values of the crops that touch it."""
     out = np.array(block, copy=True)
-    view = _channels_last(out, channel_axis)
+    view = channels_last(out, channel_axis)
     grid_axes = [a for a in range(out.ndim) if a != channel_axis]
     grid_starts = [starts[a] for a in grid_axes]
     grid_shape = view.shape[:-1]
@@ -287,10 +288,6 @@ def _patch_block(block: np.ndarray, results: list, starts: list[int], channel_ax
             if inside.any():
                 view[(*batch, *(c[inside] for c in local))] = values[inside][:, channels]
     return out
-
-
-def _channels_last(array: np.ndarray, channel_axis) -> np.ndarray:
-    return array[..., np.newaxis] if channel_axis is None else np.moveaxis(array, channel_axis, -1)
 
 
 def _is_dask(array) -> bool:

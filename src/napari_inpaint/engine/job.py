@@ -21,7 +21,7 @@ import numpy as np
 
 from napari_inpaint.engine import graph, memory
 from napari_inpaint.engine.hooks import Hooks
-from napari_inpaint.engine.layout import as_bool_mask, layout
+from napari_inpaint.engine.layout import as_bool_mask, channels_last, layout
 from napari_inpaint.engine.reference import check_reference
 from napari_inpaint.methods import get_method, list_methods
 from napari_inpaint.registry import Method
@@ -200,7 +200,7 @@ class FillJob:
 
     def channels_last(self, array):
         """``array`` (of the image's axes) with its channel axis last, or a new last axis without one."""
-        return array[..., np.newaxis] if self.channel_axis is None else np.moveaxis(array, self.channel_axis, -1)
+        return channels_last(array, self.channel_axis)
 
     # -- running ------------------------------------------------------------------------------
 

@@ -17,6 +17,14 @@ def as_bool_mask(mask) -> np.ndarray:
     return mask if mask.dtype == bool else mask != 0
 
 
+def channels_last(array, channel_axis: int | None):
+    """``array`` (of an image's axes) with its channel axis last, or a new last axis without one: a view.
+
+    Methods fill ``spatial + (C,)`` arrays; writing into the view writes into ``array``.
+    """
+    return array[..., np.newaxis] if channel_axis is None else np.moveaxis(array, channel_axis, -1)
+
+
 def layout(image_shape, mask_shape, channel_axis, spatial_ndim) -> tuple[int | None, tuple[int, ...]]:
     """Check how image and mask fit together; return the channel axis and the non-channel shape."""
     channel_axis = resolve_channel_axis(image_shape, mask_shape, channel_axis)

@@ -1,4 +1,4 @@
-"""Reading and writing images of any size with their metadata: TIFF, zarr and OME-Zarr.
+"""Reading and writing images of any size with their metadata: TIFF, zarr and OME-Zarr (and PNG, JPEG).
 
 :func:`read_image` gives an :class:`Image`: its pixels (a NumPy array, or a
 dask array read chunk by chunk for zarr, OME-Zarr and large TIFF files), its
@@ -41,13 +41,14 @@ from typing import Any
 import numpy as np
 
 from napari_inpaint.io import omezarr as _omezarr
+from napari_inpaint.io import picture as _picture
 from napari_inpaint.io import tiff as _tiff
 from napari_inpaint.io.chunks import from_zarr
 from napari_inpaint.io.store import MARKER, compute_into, staged
 
 __all__ = ["Image", "calibrated", "invented_path", "output_format", "provenance", "read_image", "write_image"]
 
-FORMATS = ("tiff", "zarr", "ome-zarr")
+FORMATS = ("tiff", "zarr", "ome-zarr", *_picture.FORMATS)
 # Blocks of in-memory data written to zarr (pixels per side of a plane).
 _CHUNK = 1024
 # TIFF files larger than this are read lazily (through tifffile's zarr store) unless told otherwise.
@@ -71,7 +72,7 @@ class Image:
     axes : str
         One letter per axis: OME-Zarr's axis names (``"tczyx"``), or
         tifffile's series axes (``"TZCYX"``, ``"YXS"`` for RGB samples).
-    format : {'tiff', 'zarr', 'ome-zarr'}
+    format : {'tiff', 'zarr', 'ome-zarr', 'png', 'jpeg'}
     path : Path, optional
     metadata : object
         What the file says besides the pixels, kept by :func:`write_image`
@@ -95,13 +96,14 @@ class Image:
 
 
 def read_image(path, *, level: int = 0, lazy: bool | None = None) -> Image:
-    """Read a TIFF, zarr or OME-Zarr image.
+    """Read a TIFF, zarr or OME-Zarr image (or a PNG or JPEG picture).
 
     Parameters
     ----------
     path : str or Path
         A ``.tif``/``.tiff`` file (OME-TIFF and ImageJ hyperstacks included),
-        a zarr array, or an OME-Zarr image (a multiscale group).
+        a zarr array, an OME-Zarr image (a multiscale group), or a
+        ``.png``/``.jpg`` picture (read into memory, axes ``"YX"`` or ``"YXS"``).
     level : int
         The resolution level of a multiscale image: 0 (default) is the
         highest.
@@ -128,6 +130,9 @@ def read_image(path, *, level: int = 0, lazy: bool | None = None) -> Image:
         lazy = path.stat().st_size > _IN_MEMORY_BYTES if lazy is None else lazy
         data, metadata = _tiff.read(path, lazy)
         return Image(data, metadata.axes, "tiff", path, metadata)
+    if _picture.format_of(path) and not path.is_dir():
+        data, axes = _picture.read(path)
+        return Image(data, axes, _picture.format_of(path), path)
     if _omezarr.is_ome_zarr(path):
         data, metadata = _omezarr.read(path, level)
         return Image(data, "".join(a["name"] for a in metadata.axes), "ome-zarr", path, metadata)
@@ -136,7 +141,7 @@ def read_image(path, *, level: int = 0, lazy: bool | None = None) -> Image:
     try:
         stored = zarr.open(path, mode="r")
     except Exception as error:
-        expected = "expected a TIFF file, a zarr array or an OME-Zarr image"
+        expected = "expected a TIFF, PNG or JPEG file, a zarr array or an OME-Zarr image"
         raise ValueError(f"cannot read {path}: {expected}") from error
     if isinstance(stored, zarr.Group):
         arrays = sorted(name for name, _ in stored.arrays())
@@ -154,8 +159,10 @@ def write_image(
 
     The format follows the suffix: ``.tif``/``.tiff`` (``.ome.tif`` for
     OME-TIFF), ``.ome.zarr``, or ``.zarr`` (an OME-Zarr image when ``like``
-    is one, else a plain zarr array).  The output is made in a temporary
-    folder next to ``path`` and moved into place only once complete.
+    is one, else a plain zarr array); ``.png`` and ``.jpg`` pictures hold
+    one plane of uint8 (PNG: or uint16) pixels and no metadata.  The output
+    is made in a temporary folder next to ``path`` and moved into place only
+    once complete.
 
     Parameters
     ----------
@@ -198,6 +205,9 @@ def write_image(
     outputs = [path] if invented is None or form == "ome-zarr" else [path, invented_path(path)]
     if like is not None and like.path is not None:
         _check_apart(outputs, like.path)
+    if form in _picture.FORMATS:
+        _write_pictures(outputs, data, invented, overwrite)
+        return path
     with staged(outputs, overwrite=overwrite) as folder:
         marker = folder / MARKER
         if form == "ome-zarr":
@@ -218,6 +228,18 @@ def write_image(
         else:
             _write_tiffs(folder, outputs, data, axes, like, provenance, invented, progress, cancel)
     return path
+
+
+def _write_pictures(outputs: list[Path], data, invented, overwrite: bool) -> None:
+    """A picture (and the mask beside it, 0/255), each encoded before any is written."""
+    _picture.check(outputs[0], data.dtype, data.shape)
+    encoded = [_picture.encode(np.asarray(data), outputs[0].suffix)]
+    if invented is not None:
+        mask = (np.asarray(invented) != 0).astype(np.uint8) * np.uint8(255)
+        encoded.append(_picture.encode(mask, outputs[0].suffix))
+    with staged(outputs, overwrite=overwrite) as folder:
+        for path, contents in zip(outputs, encoded):
+            (folder / path.name).write_bytes(contents)
 
 
 def provenance(method: str, params: dict, *, mask=None, shape=None, **details) -> dict:
@@ -321,7 +343,11 @@ def output_format(path, like: Image | None = None) -> str:
         return "ome-zarr"
     if name.endswith(".zarr"):
         return "zarr"
-    raise ValueError(f"cannot tell the format of {path}: name it .tif, .tiff, .ome.tif, .zarr or .ome.zarr")
+    if _picture.format_of(path):
+        return _picture.format_of(path)
+    raise ValueError(
+        f"cannot tell the format of {path}: name it .tif, .tiff, .ome.tif, .zarr, .ome.zarr, .png or .jpg"
+    )
 
 
 def _check_apart(outputs: list[Path], source: Path) -> None:

@@ -236,3 +236,42 @@ def _version() -> str:
         return version("napari-inpaint")
     except PackageNotFoundError:
         return "unknown"
+
+
+def by_path(path: Path, lazy):
+    """``lazy`` (a TIFF read through tifffile's zarr store) as a dask array that reads the file by its path.
+
+    tifffile's store holds an open file, which cannot travel to a cluster's
+    workers; a :class:`Regions` is the file's path, and reopens the file
+    where a chunk is read.
+    """
+    import dask.array as da
+    from dask.base import tokenize
+
+    status = path.stat()
+    regions = Regions(str(path.resolve()), tuple(lazy.shape), np.dtype(lazy.dtype))
+    name = "tiff-" + tokenize(regions.path, status.st_mtime_ns, status.st_size)
+    return da.from_array(regions, chunks=lazy.chunks, name=name, meta=np.empty((0,) * lazy.ndim, lazy.dtype))
+
+
+@dataclass(frozen=True)
+class Regions:
+    """The first series of a TIFF file, read region by region by its path (any process can read it)."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, region):
+        import tifffile
+        import zarr
+
+        with tifffile.imread(self.path, aszarr=True, series=0) as store:
+            stored = zarr.open(store, mode="r")
+            if isinstance(stored, zarr.Group):  # a pyramid: its first level is the full resolution
+                stored = stored["0"]
+            return stored[region]
