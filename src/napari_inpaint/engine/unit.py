@@ -176,11 +176,10 @@ def fill_unit(job, unit: Unit, reads: Reads, data: dict, limits: list | None, pr
         reference = np.concatenate(
             [_reference(job, index, planes, mask, data, reads, hooks.check) for index in range(len(planes))], axis=-1
         ) / scale
-    supplied = {
-        "prepared": prepared, "rng": _rng(job.seed, unit.planes[0], unit.window), "reference": reference,
-        "scale": scale,
-    }
     spec = job.method
+    supplied = {"prepared": prepared, "reference": reference, "scale": scale}
+    if "rng" in spec.engine_keywords:
+        supplied["rng"] = _rng(job.seed, unit.planes[0], unit.window)
 
     def fill(check: Callable[[], None], progress: Callable | None) -> np.ndarray:
         keywords = {**supplied, "check": check, "progress": progress}
@@ -194,15 +193,31 @@ def fill_unit(job, unit: Unit, reads: Reads, data: dict, limits: list | None, pr
     dtype = np.asarray(data["images"][0]).dtype
     channels = planes[0].shape[-1]
     coordinates = tuple(w + b.start for w, b in zip(np.nonzero(holes), unit.window.box))
-    results = []
-    for index, plane in enumerate(unit.planes):
-        plane_values = values[:, index * channels : (index + 1) * channels]
-        low_high = None if limits is None else limits[index]
-        plane_values = _finish(plane_values, work[..., index * channels : (index + 1) * channels] * scale,
-                               crop_mask, low_high, job.noise, _rng(job.seed, plane, unit.window, noise=True), dtype)
-        results.append((plane, coordinates, plane_values))
+    if job.noise is None:  # every plane at once: the planes are the columns of ``values``
+        values = _finish(values, None, crop_mask, _stacked(limits), None, None, dtype)
+    else:  # each plane its own noise, drawn as whichever executor or grouping fills it
+        values = np.concatenate([
+            _finish(values[:, columns], work[..., columns] * scale, crop_mask, None if limits is None else limits[i],
+                    job.noise, _rng(job.seed, plane, unit.window, noise=True), dtype)
+            for i, (plane, columns) in enumerate(zip(unit.planes, _columns(len(unit.planes), channels)))
+        ], axis=1)
     hooks.finished(unit.number)
-    return results
+    return [
+        (plane, coordinates, values[:, columns])
+        for plane, columns in zip(unit.planes, _columns(len(unit.planes), channels))
+    ]
+
+
+def _columns(planes: int, channels: int) -> list[slice]:
+    """The columns of each plane in a unit's values (its planes stacked as channels)."""
+    return [slice(i * channels, (i + 1) * channels) for i in range(planes)]
+
+
+def _stacked(limits: list | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The known ranges of a unit's planes as one (low, high) over their stacked channels (None: no clip)."""
+    if limits is None or any(limit is None for limit in limits):
+        return None  # a plane without known pixels has no range: a hole spans it whole, and nothing is clipped
+    return np.concatenate([low for low, _ in limits]), np.concatenate([high for _, high in limits])
 
 
 def _reference(job, index: int, planes: list, mask: np.ndarray, data: dict, reads: Reads, check) -> np.ndarray:
