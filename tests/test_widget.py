@@ -377,6 +377,8 @@ def test_current_plane_scope_fills_only_the_plane_on_screen(qtbot, lazy):
     _run(qtbot, widget)
     result = viewer.layers["s inpainted"].data
     assert isinstance(result, da.Array) == lazy and set(read) <= {7}
+    # A lazy result is not filled yet, and the status line says so.
+    assert widget.status.value.startswith("Ready to fill" if lazy else "Filled"), widget.status.value
     np.testing.assert_allclose(np.asarray(result), planes, atol=1e-3)
 
 

@@ -338,7 +338,13 @@ class InpaintWidget(Container, LayerChoices, Runner, Settings):
 
         def on_returned(result, seconds: float) -> None:
             layer = job.add(self._viewer, result)
-            self._show_outcome(f"Filled {job.describe()} in {duration_text(seconds)}: layer '{layer.name}'.")
+            if job.plane is None and job.job.lazy:  # nothing is filled yet: each plane is, as napari shows it
+                self._show_outcome(
+                    f"Ready to fill {job.describe()} (planned in {duration_text(seconds)}): layer '{layer.name}' "
+                    "fills each plane as it is shown; 'Write result to file…' fills them all."
+                )
+            else:
+                self._show_outcome(f"Filled {job.describe()} in {duration_text(seconds)}: layer '{layer.name}'.")
 
         return self._start(job.run, on_returned=on_returned, stage="starting")
 
