@@ -1631,7 +1631,10 @@ def test_learned_trains_near_the_holes_and_says_so(qtbot, notes):
     assert training == ["training the network on 15 of 20 planes (the 3 with holes and up to 2 on each side; "
                         "far planes serve less), 3 steps"]
     out = viewer.layers["planes inpainted"].data
-    assert (out[holes == 0] == stack[holes == 0]).all() and (out[holes > 0] != stack[holes > 0]).all()
+    assert (out[holes == 0] == stack[holes == 0]).all()
+    # The ramp is filled exactly by the biharmonic start, which 3 steps of training cannot beat: it is kept.
+    assert np.allclose(out[holes > 0], stack[holes > 0], atol=1e-3)
+    assert any(stage.endswith("the start is used") for stage in stages), stages
     # Which planes: those within NEIGHBOURS of a hole; a network to keep (train_model) learns from all.
     planes = Stack(stack[..., None], holes.astype(bool))
     expected = sorted({j for i in (4, 11, 17) for j in range(i - NEIGHBOURS, i + NEIGHBOURS + 1) if 0 <= j < 20})

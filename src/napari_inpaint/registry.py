@@ -34,8 +34,9 @@ before any fill (e.g. to train a network once on every plane of a stack)::
     prepare(stack, *, <its parameters>, [rng], [check], [progress], [status]) -> object
 
 where ``stack`` is a :class:`Stack`; every fill of the call then receives the
-result as ``prepared``.  A parameter belongs to the fill, the preparation or
-both.  The preparation sees the image's own values, while fills see crops
+result as ``prepared``; a ``provenance`` mapping on that result (an attribute)
+is recorded with the outputs of the call.  A parameter belongs to the fill,
+the preparation or both.  The preparation sees the image's own values, while fills see crops
 divided by a power of two (exact, see :func:`napari_inpaint.inpaint`): what
 it hands the fills must not depend on the units (normalise, as ``learned``
 does), or the fill multiplies by ``scale``.  ``check`` and ``progress``

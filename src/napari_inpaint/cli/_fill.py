@@ -138,6 +138,7 @@ def _fill_one(job: Job, label: str, *, args: argparse.Namespace, method: Method,
             ("mask_file", mask_path and mask_path.name), ("detected", found), ("noise", args.noise),
             ("reference", _reference_name(args)),
         ) if value is not None})
+        details.update(fill_job.outcome)  # what the method's preparation found, e.g. learned's held-out check
         made = provenance(method.name, fill_job.params, mask=mask, shape=grid, **details)
         invented = _invented(args, job, mask, grid)
         write_image(job.output, result, like=source, provenance=made, invented=invented,

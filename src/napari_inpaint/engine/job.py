@@ -14,7 +14,7 @@ on both.
 
 import numbers
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -59,6 +59,9 @@ class FillJob:
         The zarr array ``image`` reads, whose windows the graph reads directly.
     stored_mask : zarr array or None
         Likewise for ``mask``.
+    outcome : dict
+        Filled in by :meth:`run`: what the method's preparation reports for
+        the provenance (its prepared result's ``provenance`` mapping).
 
     Examples
     --------
@@ -84,6 +87,9 @@ class FillJob:
     align: bool = True
     stored: Any = None
     stored_mask: Any = None
+    # What the run found out, for the provenance of its outputs (e.g. whether ``learned``'s training beat its
+    # start): the ``provenance`` mapping of the method's prepared result, filled in by :meth:`run`.
+    outcome: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def create(

@@ -62,4 +62,6 @@ def prepare(job, hooks) -> object:
         return spec.prepare(stack, **keywords, **{k: v for k, v in supplied.items() if k in taken})
 
     hooks.check()
-    return hooks.call(run, hooks.preparing())
+    prepared = hooks.call(run, hooks.preparing())
+    job.outcome.update(getattr(prepared, "provenance", None) or {})
+    return prepared

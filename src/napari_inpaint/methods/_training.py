@@ -41,14 +41,38 @@ Check = Callable[[], None] | None
 MODEL_FILE_VERSION = 1
 
 
+# Held-out pixels ("probes", see hold_out): known pixels hidden like the real holes while the network trains, on
+# which its fill and the base fill are then compared.  About this many pixels are held out (a prototype's score
+# was noisy with ~500 and steady with ~1000), at most this share of the known pixels, ...
+PROBE_PIXELS = 2048
+PROBE_SHARE = 0.1
+# ... as copies of real holes; a hole longer than this is held out as a piece of this side.
+_PROBE_LONGEST, _PROBE_PIECE = 80, 48
+# Random positions tried per hole copy, planes (with holes) whose holes are copied.
+_PROBE_TRIES, _PROBE_PLANES = 20, 16
+# Copies at least (room allowing): one copy of a single large hole is a noisy judge.
+_MIN_PROBES = 2
+# The network's fill is used when its mean squared error on the probes is at least this share below the base
+# fill's (1 %: a gain of at least 0.044 dB); otherwise the base fill is.
+MARGIN = 0.01
+# Side of the tiles the probes are scored in (each with its context around it), unless the whole plane is cheaper.
+_SCORE_TILE = 256
+
+
 @dataclass
 class TrainingData:
     """Normalised planes to learn from: ``values`` (N, H, W, C) float32, zero where ``holes`` (N, H, W);
-    ``references`` (N, H, W, C) float32 or None."""
+    ``references`` (N, H, W, C) float32 or None; ``probes`` (N, H, W) bool or None: known pixels held out
+    (zero in ``values`` too), never seen by the network nor used as targets."""
 
     values: np.ndarray
     holes: np.ndarray
     references: np.ndarray | None = None
+    probes: np.ndarray | None = None
+
+    def unseen(self, index) -> np.ndarray:
+        """The pixels of ``holes[index]`` and ``probes[index]``: those the network never sees."""
+        return self.holes[index] if self.probes is None else self.holes[index] | self.probes[index]
 
 
 def normaliser(image: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -180,18 +204,19 @@ def _batch(
     while len(arrays["inputs"]) < BATCH:
         check()
         if failed == _MAX_FAILED_DRAWS:
+            known = int((~data.unseen(slice(None))).sum())
             raise ValueError(
                 f"too few known pixels to learn from: {failed} training windows in a row had no known "
-                f"pixel to hide or none left to see ({int((~data.holes).sum())} of {data.holes.size} pixels "
-                "are known); " + TOO_FEW_KNOWN_REMEDY
+                f"pixel to hide or none left to see ({known} of {data.holes.size} pixels are known); "
+                + TOO_FEW_KNOWN_REMEDY
             )
         plane = rng.integers(count)
         top, left = rng.integers(height - size[0] + 1), rng.integers(width - size[1] + 1)
         flip = (slice(None, None, rng.choice((-1, 1))), slice(None, None, rng.choice((-1, 1))))
         window = (plane, slice(top, top + size[0]), slice(left, left + size[1]))
-        real = data.holes[window][flip]
-        synthetic = _training_hole(data.holes, size, radius, rng) & ~real
-        hidden = real | synthetic
+        unseen = data.unseen(window)[flip]  # the real holes and the probes: never seen, never targets
+        synthetic = _training_hole(data.holes, size, radius, rng) & ~unseen
+        hidden = unseen | synthetic
         if not synthetic.any() or hidden.all():  # nothing to learn from, or nothing to see
             failed += 1
             continue
@@ -216,7 +241,7 @@ def fit(
     import torch
 
     size = (min(crop_size, data.values.shape[1]), min(crop_size, data.values.shape[2]))
-    _require_known_to_learn_from(data.holes, size, check)
+    _require_known_to_learn_from(data.unseen(slice(None)), size, check)
     radius = _hole_radius(data.holes, check)
     net.to(device).train()
     optimiser = torch.optim.Adam(net.parameters(), lr=learning_rate)
@@ -243,9 +268,13 @@ def fit(
 
 
 def predict(
-    net, values: np.ndarray, holes: np.ndarray, reference: np.ndarray | None, check: Callable[[], None]
+    net, values: np.ndarray, holes: np.ndarray, reference: np.ndarray | None, check: Callable[[], None],
+    base: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The network's fill of one normalised plane (H, W, C), averaged over its four flips."""
+    """The network's fill of one normalised plane (H, W, C), averaged over its four flips.
+
+    ``base``: the :func:`base_fill` of ``holes``, when it is already known.
+    """
     import torch
 
     device = next(net.parameters()).device
@@ -254,7 +283,8 @@ def predict(
         return torch.from_numpy(np.ascontiguousarray(np.moveaxis(array, -1, 0), np.float32))[None].to(device)
 
     known = np.where(holes[..., None], 0.0, values)
-    batch = [tensor(known), tensor(holes[..., None]), tensor(base_fill(values, holes, reference))]
+    base = base_fill(values, holes, reference) if base is None else base
+    batch = [tensor(known), tensor(holes[..., None]), tensor(base)]
     if reference is not None:
         batch.append(tensor(reference))
     total = 0.0
@@ -263,6 +293,160 @@ def predict(
             check()
             total = total + net(*(a.flip(dims) for a in batch)).flip(dims)
     return np.moveaxis((total / 4)[0].cpu().numpy().astype(np.float64), 0, -1)
+
+
+# --------------------------------------------------------------------------- held-out pixels
+
+
+def hold_out(
+    holes: np.ndarray, rng: np.random.Generator, check: Callable[[], None], crop_size: int,
+    pixels: int = PROBE_PIXELS, share: float = PROBE_SHARE,
+) -> np.ndarray | None:
+    """Probes (N, H, W) bool: known pixels to hide as copies of the real ``holes`` (N, H, W), or None.
+
+    Each probe is a real hole (a piece :data:`_PROBE_PIECE` pixels wide of
+    one longer than :data:`_PROBE_LONGEST`) moved by a random offset onto
+    known pixels of its plane, at least 1 pixel apart from the real holes
+    and the other probes; holes are copied in random order (again and
+    again: one large hole gives several probes) until about ``pixels`` are
+    held out in :data:`_MIN_PROBES` copies at least, never more than
+    ``share`` of the known pixels, and never so
+    many that no ``crop_size`` window is left to learn from.  None when no
+    copy fits (no holes, or too few known pixels).
+    """
+    count, height, width = holes.shape
+    damaged = [i for i in range(count) if holes[i].any()]
+    room = int(share * (~holes[damaged]).sum()) if damaged else 0
+    if room == 0:
+        return None
+    around = np.ones((3, 3), bool)
+    shapes = []  # (plane, hole mask cropped to its box)
+    for plane in rng.permutation(damaged)[:_PROBE_PLANES]:
+        check()
+        labels, _ = ndi.label(holes[plane], structure=around)
+        for number, box in enumerate(ndi.find_objects(labels), start=1):
+            shapes.append((int(plane), labels[box] == number))
+    probes = np.zeros(holes.shape, bool)
+    blocked = {plane: ndi.binary_dilation(holes[plane], around) for plane in {p for p, _ in shapes}}
+    held = copies = 0
+    while held < pixels or copies < _MIN_PROBES:
+        placed = False
+        for index in rng.permutation(len(shapes)):
+            check()
+            plane, shape = shapes[index]
+            if max(shape.shape) > _PROBE_LONGEST:  # a piece around one of its pixels
+                row, column = np.argwhere(shape)[rng.integers(shape.sum())]
+                top = int(np.clip(row - _PROBE_PIECE // 2, 0, max(0, shape.shape[0] - _PROBE_PIECE)))
+                left = int(np.clip(column - _PROBE_PIECE // 2, 0, max(0, shape.shape[1] - _PROBE_PIECE)))
+                shape = shape[top : top + _PROBE_PIECE, left : left + _PROBE_PIECE]
+            area = int(shape.sum())
+            if held + area > room or shape.shape[0] > height or shape.shape[1] > width:
+                continue
+            for _ in range(_PROBE_TRIES):
+                top, left = rng.integers(height - shape.shape[0] + 1), rng.integers(width - shape.shape[1] + 1)
+                box = (slice(top, top + shape.shape[0]), slice(left, left + shape.shape[1]))
+                if not (blocked[plane][box] & shape).any():
+                    probes[plane][box] |= shape
+                    grown = (slice(max(0, top - 1), top + shape.shape[0] + 1),
+                             slice(max(0, left - 1), left + shape.shape[1] + 1))
+                    blocked[plane][grown] |= ndi.binary_dilation(probes[plane][grown], around)
+                    held, copies, placed = held + area, copies + 1, True
+                    break
+            if held >= pixels and copies >= _MIN_PROBES:
+                break
+        if not placed:
+            break
+    if not held:
+        return None
+    size = (min(crop_size, height), min(crop_size, width))
+    try:
+        _require_known_to_learn_from(holes | probes, size, check)
+    except ValueError:  # the probes would leave nothing to learn from: train on every known pixel
+        return None
+    return probes
+
+
+@dataclass(frozen=True)
+class ProbeScore:
+    """How the network's fill and the base fill did on the held-out pixels (mean squared errors, normalised)."""
+
+    pixels: int
+    base_error: float
+    network_error: float
+
+    @property
+    def gain_db(self) -> float:
+        """The network's PSNR gain over the base fill on the probes, in dB (inf, -inf or nan when an error is 0)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(10 * np.log10(np.float64(self.base_error) / np.float64(self.network_error)))
+
+    @property
+    def beaten(self) -> bool:
+        """Whether the network beat the base fill by :data:`MARGIN` (its error at least 1 % lower)."""
+        return self.network_error <= (1 - MARGIN) * self.base_error and self.base_error > 0
+
+
+def _score_windows(probes: np.ndarray, margin: int) -> list[tuple[tuple[slice, slice], tuple[slice, slice]]]:
+    """(window, tile within it) pairs that cover the ``probes`` of a plane: tiles with ``margin`` around them.
+
+    The whole plane when that is smaller than the tiles and their margins.
+    """
+    height, width = probes.shape
+    pairs, area = [], 0
+    for top in range(0, height, _SCORE_TILE):
+        for left in range(0, width, _SCORE_TILE):
+            tile = (slice(top, min(height, top + _SCORE_TILE)), slice(left, min(width, left + _SCORE_TILE)))
+            if not probes[tile].any():
+                continue
+            window = (slice(max(0, top - margin), min(height, top + _SCORE_TILE + margin)),
+                      slice(max(0, left - margin), min(width, left + _SCORE_TILE + margin)))
+            inner = tuple(slice(t.start - w.start, t.stop - w.start) for t, w in zip(tile, window))
+            pairs.append((window, inner))
+            area += (window[0].stop - window[0].start) * (window[1].stop - window[1].start)
+    if area >= height * width:
+        whole = (slice(0, height), slice(0, width))
+        return [(whole, whole)]
+    return pairs
+
+
+def score_probes(
+    net, data: TrainingData, truth: np.ndarray, context: int, check: Callable[[], None]
+) -> ProbeScore:
+    """Score the network's fill and the base fill on the probes of ``data`` (whose values are ``truth``).
+
+    ``truth`` (P, C): the values of the probe pixels, in the order of
+    ``data.values[data.probes]``.  Each probe is filled as the fills of
+    ``learned`` are: with ``context`` known pixels around it, the real holes
+    and the other probes hidden, averaged over the four flips.
+    """
+    base_error = network_error = 0.0
+    counted = 0
+    first = 0
+    for plane in range(data.probes.shape[0]):
+        probes = data.probes[plane]
+        number = int(probes.sum())
+        if not number:
+            continue
+        values = data.values[plane].astype(np.float64)
+        values[probes] = truth[first : first + number]
+        first += number
+        hidden = data.holes[plane] | probes
+        for window, inner in _score_windows(probes, context):
+            check()
+            pixels = values[window]
+            reference = None if data.references is None else data.references[plane][window].astype(np.float64)
+            base = base_fill(pixels, hidden[window], reference)
+            filled = predict(net, pixels, hidden[window], reference, check, base=base)
+            scored = np.zeros(hidden[window].shape, bool)
+            scored[inner] = probes[window][inner]
+            base_error += float(((base - pixels)[scored] ** 2).sum())
+            network_error += float(((filled - pixels)[scored] ** 2).sum())
+            counted += int(scored.sum())
+    values_per_pixel = max(1, counted * data.values.shape[-1])
+    return ProbeScore(counted, base_error / values_per_pixel, network_error / values_per_pixel)
+
+
+# --------------------------------------------------------------------------- model files
 
 
 def save_model_file(net: "torch.nn.Module", path: str | os.PathLike, file_format: str) -> None:

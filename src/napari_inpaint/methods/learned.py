@@ -46,6 +46,26 @@ the budget (``steps`` or ``seconds``, whichever runs out first).  The real
 holes are then filled by the average of the predictions for the crop and its
 three flips (a cheap test-time ensemble).
 
+**Never worse than its start** (held-out check).  Before training, about
+2048 known pixels (at most a tenth of them) are held out as *probes*:
+copies of real holes (a 48-pixel piece of one longer than 80 pixels)
+moved by a random offset onto known pixels of their plane, at least 1
+pixel apart from the real holes and from each other, two copies at least
+(``_training.hold_out``).  Training never sees them nor learns from them:
+their values are zeroed and they are hidden like the real holes.  After
+training, the probes are filled as the real holes are (with ``context``
+pixels around them, the real holes and the other probes hidden) by the
+network and by its base fill :math:`b`; the network is used only when its
+mean squared error there is at least 1 % below :math:`b`'s (a gain of at
+least 0.044 dB, ``_training.MARGIN``).  Otherwise every fill of the call
+is :math:`b` (the biharmonic fill, or with a reference the guided one).
+The status says which and by how much, and the preparation's result
+(:class:`Prepared`) carries the record for provenance.  When no probe fits
+(tiny images, or holes larger than a tenth of the known pixels) the
+network is used unchecked, and the status says so.  A ``model=`` file is
+not checked.  :func:`train_model` holds out probes too and keeps their
+record on the network it returns, as ``net.held_out``.
+
 **Once per call.**  Training is the engine's per-call preparation: it runs
 once, on windows drawn from the planes with holes and the :data:`NEIGHBOURS`
 planes on each side of each (the content most like the holes'; the far
@@ -81,22 +101,28 @@ References
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from napari_inpaint.methods._training import (
+    MARGIN,
     Check,
+    ProbeScore,
     Progress,
     TrainingData,
+    base_fill,
     check_image,
     fit,
+    hold_out,
     load_model_file,
     normalised,
     normaliser,
     not_cancellable,
     predict,
     save_model_file,
+    score_probes,
     torch_generator,
 )
 from napari_inpaint.models.devices import DEVICE, select_device
@@ -113,6 +139,75 @@ _TRAINING_BYTES = 256 * 2**20
 NEIGHBOURS = 2
 
 WIDTH_HELP = "channels of the network's first level (2x and 4x deeper); more is slower"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the preparation of ``learned`` hands every fill of the call.
+
+    Attributes
+    ----------
+    net : torch.nn.Module
+        The network trained for the call (or loaded from ``model``).
+    use_network : bool
+        False when the network did not beat its base fill on the held-out
+        pixels: every fill of the call is then the base fill.
+    provenance : dict
+        What to record of the check, e.g. ``{"learned_check": {...}}``
+        (:func:`check_record`); empty for a ``model=`` file (not checked).
+    """
+
+    net: "torch.nn.Module"
+    use_network: bool = True
+    provenance: dict = field(default_factory=dict)
+
+
+def _base_name(reference: bool) -> str:
+    return "guided" if reference else "biharmonic"
+
+
+def check_record(score: ProbeScore | None, reference: bool) -> dict:
+    """The record of the held-out check, for provenance and ``net.held_out``: which fill is used, and why.
+
+    Examples
+    --------
+    >>> record = check_record(ProbeScore(1500, 0.004, 0.003), reference=False)
+    >>> record["fill"], record["held_out_pixels"], record["gain_db"]
+    ('network', 1500, 1.249)
+    >>> check_record(None, reference=True)["fill"]
+    'network (unchecked: no pixels held out)'
+    """
+    base = _base_name(reference)
+    rule = f"the network's fill if its mean squared error on held-out pixels is at least {MARGIN:.0%} below {base}'s"
+    if score is None:
+        return {"fill": "network (unchecked: no pixels held out)", "base": base, "rule": rule}
+    gain = score.gain_db
+    return {
+        "fill": "network" if score.beaten else base, "base": base, "rule": rule, "held_out_pixels": score.pixels,
+        "base_mse": float(f"{score.base_error:.4g}"), "network_mse": float(f"{score.network_error:.4g}"),
+        "gain_db": round(gain, 3) if np.isfinite(gain) else None,
+    }
+
+
+def check_text(score: ProbeScore | None, reference: bool) -> str:
+    """The status line of the held-out check.
+
+    Examples
+    --------
+    >>> check_text(ProbeScore(812, 0.0100, 0.0101), reference=False)
+    'the network did not beat the biharmonic start on 812 held-out pixels (-0.04 dB): the start is used'
+    >>> check_text(ProbeScore(812, 0.02, 0.01), reference=True)
+    'the network beat the guided start on 812 held-out pixels (+3.01 dB): its fill is used'
+    """
+    base = _base_name(reference)
+    if score is None:
+        return f"no room to hold out pixels: the network's fill is used, unchecked against the {base} start"
+    gain = score.gain_db
+    gain_text = f"{gain:+.2f} dB" if np.isfinite(gain) else ("exact" if score.network_error == 0 else "no error")
+    where = f"on {score.pixels} held-out pixels ({gain_text})"
+    if score.beaten:
+        return f"the network beat the {base} start {where}: its fill is used"
+    return f"the network did not beat the {base} start {where}: the start is used"
 
 
 def _new_inpainter(channels: int, width: int, rng: np.random.Generator, reference: bool) -> "torch.nn.Module":
@@ -177,10 +272,14 @@ def training_data(stack: Stack, check: Callable[[], None], planes: list[int] | N
 
 def _prepare(
     stack: Stack, *, steps: int = 2000, seconds: float = 60.0, crop_size: int = 64, learning_rate: float = 2e-3,
-    width: int = 16, device: str = "auto", model: str = "", rng: np.random.Generator | None = None,
+    width: int = 16, context: int = 64, device: str = "auto", model: str = "", rng: np.random.Generator | None = None,
     check: Check = None, progress: Progress = None, status: Callable[[str], None] | None = None,
-) -> "torch.nn.Module":
-    """The per-call preparation of ``learned``: train the network once, near the holes (or load ``model``)."""
+) -> Prepared:
+    """The per-call preparation of ``learned``: train the network once, near the holes (or load ``model``).
+
+    A trained network whose fill does not beat the base fill on the
+    held-out pixels is marked unused: the call's fills are the base fill.
+    """
     channels = stack.planes.shape[-1]
     with_reference = stack.reference is not None
     if model:
@@ -195,20 +294,29 @@ def _prepare(
                 f"model {model!r} was trained {'with' if not with_reference else 'without'} a reference: "
                 f"fill with {'the same kind of' if not with_reference else 'no'} reference"
             )
-        return net
-    return _train(
+        return Prepared(net)
+    net, score = _train(
         stack, _training_planes(stack, near_holes=True), steps=steps, seconds=seconds, crop_size=crop_size,
-        learning_rate=learning_rate, width=width, device=device, rng=rng, check=check, progress=progress,
-        status=status,
+        learning_rate=learning_rate, width=width, context=context, device=device, rng=rng, check=check,
+        progress=progress, status=status,
     )
+    if status is not None:
+        status(check_text(score, with_reference))
+    record = check_record(score, with_reference)
+    return Prepared(net, score is None or score.beaten, {"learned_check": record})
 
 
 def _train(
     stack: Stack, planes: list[int], *, steps: int, seconds: float, crop_size: int, learning_rate: float,
-    width: int, device: str, rng: np.random.Generator | None, check: Check, progress: Progress,
+    width: int, context: int, device: str, rng: np.random.Generator | None, check: Check, progress: Progress,
     status: Callable[[str], None] | None = None,
-) -> "torch.nn.Module":
-    """A new network trained on the known pixels of ``planes`` of the stack."""
+) -> "tuple[torch.nn.Module, ProbeScore | None]":
+    """A new network trained on the known pixels of ``planes`` of the stack, and its held-out score.
+
+    Known pixels shaped like the real holes are held out (:func:`hold_out`)
+    before training and scored after it, against the base fill; the score
+    is None when none could be held out.
+    """
     torch_device = select_device(device)
     check = not_cancellable if check is None else check
     rng = np.random.default_rng(0) if rng is None else rng
@@ -216,12 +324,23 @@ def _train(
         budget = f"{seconds:g} s or {steps} steps" if seconds > 0 else f"{steps} steps"
         status(f"training the network on {_planes_text(planes, stack)}, {budget}")
     data = training_data(stack, check, planes)
+    probes = hold_out(data.holes, rng, check, crop_size)
+    truth = None
+    if probes is not None:
+        truth = data.values[probes]
+        data.values[probes] = 0.0
+        data.probes = probes
     net = _new_inpainter(stack.planes.shape[-1], width, rng, stack.reference is not None)
     fit(
         net, data, steps=steps, seconds=seconds, crop_size=crop_size, learning_rate=learning_rate,
         device=torch_device, rng=rng, progress=progress, check=check,
     )
-    return net
+    if truth is None:
+        return net, None
+    if status is not None:
+        status(f"checking the network against the {_base_name(stack.reference is not None)} start on "
+               f"{int(probes.sum())} held-out pixels")
+    return net, score_probes(net, data, truth, context, check)
 
 
 # --------------------------------------------------------------------------- public API
@@ -281,6 +400,13 @@ def train_model(
     -------
     torch.nn.Module
         The trained network, in evaluation mode; see :func:`save_model`.
+        Its attribute ``held_out`` (a dict, not saved by
+        :func:`save_model`) records the held-out check, as a fill does: the
+        network is returned whatever the outcome, and ``held_out["fill"]``
+        says which fill a call would have used (``"network"``, or
+        ``"biharmonic"`` / ``"guided"`` when the network did not beat it),
+        with ``held_out_pixels``, ``base_mse``, ``network_mse`` (normalised
+        values) and ``gain_db``.
 
     Raises
     ------
@@ -296,12 +422,16 @@ def train_model(
     >>> net = train_model(training_stack(image), steps=2, seconds=0, crop_size=16, width=4, device="cpu")
     >>> net.config["channels"], net.config["width"], net.config["reference"]
     (1, 4, False)
+    >>> net.held_out["fill"]  # no holes to copy: nothing held out
+    'network (unchecked: no pixels held out)'
     """
-    return _train(
+    net, score = _train(
         stack, _training_planes(stack, near_holes=False), steps=steps, seconds=seconds, crop_size=crop_size,
-        learning_rate=learning_rate, width=width, device=device, rng=np.random.default_rng(seed), check=check,
-        progress=progress,
+        learning_rate=learning_rate, width=width, context=64, device=device, rng=np.random.default_rng(seed),
+        check=check, progress=progress,
     )
+    net.held_out = check_record(score, stack.reference is not None)
+    return net
 
 
 def save_model(net: "torch.nn.Module", path: str | os.PathLike) -> None:
@@ -406,7 +536,7 @@ def learned(
     *,
     context: int = 64,
     reference: np.ndarray | None = None,
-    prepared: "torch.nn.Module | None" = None,
+    prepared: "Prepared | torch.nn.Module | None" = None,
     check: Check = None,
 ) -> np.ndarray:
     """Fill the holes with the network trained once for the call (or loaded from ``model``).
@@ -418,15 +548,18 @@ def learned(
         Used by the engine only: pixels of known context cropped around each
         hole, the surroundings the network sees.
     %(reference)s
-    prepared : torch.nn.Module
-        The network of the call's preparation (training, or ``model``).
+    prepared : Prepared or torch.nn.Module
+        The network of the call's preparation (training, or ``model``), and
+        whether its fill is used (otherwise the fill is the base fill); a
+        bare network is used.
     check : callable, optional
         Called between the predictions; raises to cancel.
 
     Returns
     -------
     ndarray
-        ``image`` with the masked pixels replaced by the network's prediction.
+        ``image`` with the masked pixels replaced by the network's prediction
+        (or the base fill, when the network did not beat it on held-out pixels).
 
     Raises
     ------
@@ -457,5 +590,10 @@ def learned(
     low, scale = normaliser(image, ~mask)
     values = np.where(mask[..., None], 0.0, (image - low) / scale)
     guide = None if reference is None else normalised(reference, np.ones(mask.shape, bool))
-    filled = predict(prepared, values, mask, guide, check)
+    if not isinstance(prepared, Prepared):  # a bare network
+        prepared = Prepared(prepared)
+    if prepared.use_network:
+        filled = predict(prepared.net, values, mask, guide, check)
+    else:  # the network did not beat its start on the held-out pixels
+        filled = base_fill(values, mask, guide)
     return np.where(mask[..., None], filled * scale + low, image)

@@ -231,13 +231,14 @@ class LayerFill:
         image = self.image_layer
         if image.multiscale:
             result = pyramid(list(image.data), result, self.invented(lazy=True))
-        layer = add_result(viewer, image, result, self.provenance, name=self.name, replace=self.name is None)
+        made = dataclasses.replace(self.provenance, details={**self.provenance.details, **self.job.outcome})
+        layer = add_result(viewer, image, result, made, name=self.name, replace=self.name is None)
         if self.overlay:
             name = image.name + OVERLAY_SUFFIX
             if self.name is not None:
                 name += f" ({self.method.name})"
             add_mask(
-                viewer, image, self.invented(), name=name, provenance=self.provenance,
+                viewer, image, self.invented(), name=name, provenance=made,
                 replace=self.name is None,
             )
         return layer
@@ -288,7 +289,7 @@ class LayerFill:
         filled = self.run(cancel=cancel, progress=None if lazy else progress, status=told)
         made = self.provenance
         holes = (self.mask, grid_shape(image)) if self.plane is None else (plane_of(self.mask, self.plane), None)
-        details = {"source": image.name, "mask_layer": made.mask_layer, **made.details}
+        details = {"source": image.name, "mask_layer": made.mask_layer, **made.details, **self.job.outcome}
         details.update({} if like is None else {"source_file": like.path.name})
         record = io.provenance(self.method.name, made.parameters, mask=holes[0], shape=holes[1], **details)
         told(f"writing {path.name}")
