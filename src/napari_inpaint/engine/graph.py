@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_inpaint.engine.hooks import Hooks
-from napari_inpaint.engine.layout import channels_last
+from napari_inpaint.engine.layout import channels_last, is_dask
 from napari_inpaint.engine.planning import CELL
 from napari_inpaint.engine.preparation import prepare
 from napari_inpaint.engine.unit import (
@@ -109,7 +109,7 @@ def run(job: "FillJob", hooks: Hooks):
         starts = [int(bounds[a][i]) for a, i in enumerate(block)]
         graph[(output, *block)] = (_patch_block, chunk, touching[block], starts, job.channel_axis)
     readers = [*crop_reads.values(), *range_reads]
-    dependencies = [image] + [a for a in readers if _is_dask(a)]
+    dependencies = [image] + [a for a in readers if is_dask(a)]
     layers = HighLevelGraph.from_collections(output, graph, dependencies=dependencies)
     return da.Array(layers, output, chunks=image.chunks, dtype=image.dtype)
 
@@ -145,7 +145,7 @@ def _shape_of(job, name: str) -> tuple[int, ...] | None:
 def _reader(array, seed: int, stored=None):
     """What windows of ``array`` are read from: the zarr array it reads, a NumPy array itself, or a copy
     of a dask array's graph (its own keys: its chunks are read again, and freed as soon as read)."""
-    if stored is not None or not _is_dask(array):
+    if stored is not None or not is_dask(array):
         return array if stored is None else stored
     from dask.graph_manipulation import clone
 
@@ -159,7 +159,7 @@ def _reader(array, seed: int, stored=None):
 
 def _cells(mask, spatial_ndim: int) -> tuple[int, ...] | None:
     """Labelling cells of a chunked mask: whole chunks, at least :data:`CELL` on a side."""
-    if not _is_dask(mask):
+    if not is_dask(mask):
         return None
     cell = CELL[spatial_ndim]
     sizes = [max(c) if c else 1 for c in mask.chunks[-spatial_ndim:]]
@@ -174,7 +174,7 @@ def _window(array, region: tuple[slice, ...], shape: tuple[int, ...] | None = No
     store (zarr) is read when the task runs.  With ``shape`` (the grid's), an
     array with fewer axes or axes of length 1 (a mask) is broadcast to it.
     """
-    if not _is_dask(array):
+    if not is_dask(array):
         size = tuple(len(range(*s.indices(n))) for s, n in zip(region, shape or array.shape))
         if shape is not None:  # the region in the array's own axes, broadcast afterwards
             region = tuple(
@@ -288,9 +288,3 @@ def _patch_block(block: np.ndarray, results: list, starts: list[int], channel_ax
             if inside.any():
                 view[(*batch, *(c[inside] for c in local))] = values[inside][:, channels]
     return out
-
-
-def _is_dask(array) -> bool:
-    return type(array).__module__.startswith("dask.")
-
-

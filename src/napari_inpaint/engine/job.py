@@ -21,7 +21,7 @@ import numpy as np
 
 from napari_inpaint.engine import graph, memory
 from napari_inpaint.engine.hooks import Hooks
-from napari_inpaint.engine.layout import as_bool_mask, channels_last, layout
+from napari_inpaint.engine.layout import as_bool_mask, channels_last, is_dask, layout
 from napari_inpaint.engine.reference import check_reference
 from napari_inpaint.methods import get_method, list_methods
 from napari_inpaint.registry import Method
@@ -137,7 +137,7 @@ class FillJob:
                 "planes of a stack) or an image of the same field (another acquisition or channel)"
             )
         stored = image if _is_zarr(image) else None
-        image = _from_zarr(image) if stored is not None else image if _is_dask(image) else np.asarray(image)
+        image = _from_zarr(image) if stored is not None else image if is_dask(image) else np.asarray(image)
         _check_dtype(image.dtype)
         stored_mask = mask if _is_zarr(mask) else None
         mask = _as_mask(_from_zarr(mask) if stored_mask is not None else mask)
@@ -145,7 +145,7 @@ class FillJob:
         check_reference(reference, image.shape, len(grid_shape) - spatial_ndim)
         if reference is not None and not isinstance(reference, str):
             reference = _from_zarr(reference) if _is_zarr(reference) else reference
-            reference = reference if _is_dask(reference) else np.asarray(reference)
+            reference = reference if is_dask(reference) else np.asarray(reference)
             if isinstance(reference, np.ndarray) and reference.dtype.kind == "f" and not np.isfinite(reference).all():
                 raise ValueError("the reference has NaN or infinite pixels; replace them (e.g. fill it first)")
         return cls(
@@ -158,7 +158,7 @@ class FillJob:
     @property
     def lazy(self) -> bool:
         """Whether the image is a dask (or zarr) array: the result is then lazy too."""
-        return _is_dask(self.image)
+        return is_dask(self.image)
 
     @property
     def grid_axes(self) -> list[int]:
@@ -238,7 +238,7 @@ def _resolve_seed(seed) -> int:
 
 def _as_mask(mask):
     """The mask as a NumPy or dask array of bool (nonzero = bad)."""
-    if not _is_dask(mask):
+    if not is_dask(mask):
         return as_bool_mask(mask)
     if not (mask.dtype == bool or np.issubdtype(mask.dtype, np.number)):
         raise TypeError(f"mask must be boolean or numeric (nonzero = bad pixel), got dtype {mask.dtype}")
@@ -251,10 +251,6 @@ def _check_dtype(dtype: np.dtype) -> None:
             f"image dtype {dtype} is not supported; give an integer or floating-point image "
             "(for a boolean or complex image, convert it first, e.g. image.astype(np.float32))"
         )
-
-
-def _is_dask(array) -> bool:
-    return type(array).__module__.startswith("dask.")
 
 
 def _is_zarr(array) -> bool:

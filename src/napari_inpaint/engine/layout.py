@@ -17,6 +17,11 @@ def as_bool_mask(mask) -> np.ndarray:
     return mask if mask.dtype == bool else mask != 0
 
 
+def is_dask(array) -> bool:
+    """Whether ``array`` is a dask array (without importing dask)."""
+    return type(array).__module__.startswith("dask.")
+
+
 def channels_last(array, channel_axis: int | None):
     """``array`` (of an image's axes) with its channel axis last, or a new last axis without one: a view.
 

@@ -24,7 +24,6 @@ napari is only imported inside functions, so importing this module is cheap.
 """
 
 import dataclasses
-import sys
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
@@ -36,6 +35,7 @@ import numpy as np
 from napari_inpaint import models
 from napari_inpaint.detect import dilate_mask
 from napari_inpaint.engine import FillJob
+from napari_inpaint.engine.layout import is_dask
 from napari_inpaint.engine.reference import _ADJACENT_REACH, ADJACENT
 from napari_inpaint.methods import get_method, list_methods
 from napari_inpaint.napari.layers import (
@@ -94,12 +94,6 @@ def current_plane(viewer, image_layer) -> tuple[int, ...]:
     position = image_layer.world_to_data(viewer.dims.point)
     leading = grid_shape(image_layer)[:-2]
     return tuple(int(np.clip(np.rint(p), 0, n - 1)) for p, n in zip(position[: len(leading)], leading))
-
-
-def is_dask(data) -> bool:
-    """Whether ``data`` is a dask array (without importing dask)."""
-    dask_array = sys.modules.get("dask.array")  # a dask array means dask is imported already
-    return dask_array is not None and isinstance(data, dask_array.Array)
 
 
 def size_text(size: int) -> str:
