@@ -25,8 +25,8 @@ def non_default(method: Method) -> dict:
     """A valid value other than the default for each parameter of ``method``, as cheap as the range allows.
 
     Numbers take their lowest value (the smallest budget of a network), or
-    the next one up when that is the default; strings another choice, a
-    device the CPU.  A file parameter keeps its default: no file is given.
+    the next one up when that is the default; strings another choice (or
+    suggestion), a device the CPU.  A file parameter keeps its default: no file is given.
     """
     values = {}
     for param in method.params:
@@ -37,7 +37,8 @@ def non_default(method: Method) -> dict:
         elif param.kind is bool:
             values[param.name] = not param.default
         elif param.kind is str:
-            values[param.name] = next(choice for choice in reversed(param.choices) if choice != param.default)
+            offered = param.choices or param.suggestions()
+            values[param.name] = next(choice for choice in reversed(offered) if choice != param.default)
         elif param.low != param.default:
             values[param.name] = param.kind(param.low)
         else:
@@ -163,3 +164,26 @@ def test_every_method_gives_the_same_pixels_on_numpy_and_dask_input_with_every_r
             np.testing.assert_array_equal(filled.compute(), expected,
                                           err_msg=f"{method.name}, reference {described}, chunks {chunks}")
             np.testing.assert_array_equal(expected[:, ~mask], stack[:, ~mask])
+
+
+@each_method
+def test_every_method_gives_the_same_uncertainty_on_numpy_and_dask_input(method):
+    # return_uncertainty leaves the fill as it is and gives the same sigma through both executors: float32,
+    # the image's shape, 0 on known pixels, finite and positive on the holes (probes fit in these planes).
+    import dask
+    import dask.array as da
+
+    stack = np.stack([_image(), np.roll(_image(), 3, axis=0), np.roll(_image(), -2, axis=1)])
+    mask = _mask()
+    params = non_default(method)
+    reference = _references(method, stack)[-1]
+    expected = inpaint(stack, mask, method.name, reference=reference, **params)
+    filled, sigma = inpaint(stack, mask, method.name, reference=reference, return_uncertainty=True, **params)
+    np.testing.assert_array_equal(filled, expected)
+    assert sigma.dtype == np.float32 and sigma.shape == stack.shape
+    assert (sigma[:, ~mask] == 0).all() and np.isfinite(sigma[:, mask]).all() and (sigma[:, mask] > 0).all()
+    lazy = inpaint(da.from_array(stack, chunks=(2, 24, 40)), mask, method.name,
+                   reference=reference, return_uncertainty=True, **params)  # fmt: skip
+    lazy_filled, lazy_sigma = dask.compute(*lazy)
+    np.testing.assert_array_equal(lazy_filled, expected)
+    np.testing.assert_array_equal(lazy_sigma, sigma, err_msg=method.name)

@@ -25,13 +25,17 @@ steps)`` for methods that iterate: the engine turns it into fractional
 progress of the whole run), ``scale`` (the power of two the crop was divided
 by, for a method that needs the image's own units), ``reference`` (the crop
 of the plane's aligned reference, same shape and scale as ``image``; None
-when the call has none; see :mod:`napari_inpaint.engine.reference`) and
+when the call has none; see :mod:`napari_inpaint.engine.reference`),
+``spread`` (True when the call asks for its uncertainty: the function then
+returns ``(filled, std)``, its own standard deviation of each pixel's error,
+which the engine calibrates on probes instead of the spread of the known
+pixels around it; see :mod:`napari_inpaint.engine.calibration`) and
 ``prepared`` (below).
 
 A method may also register a preparation, called once per ``inpaint`` call
 before any fill (e.g. to train a network once on every plane of a stack)::
 
-    prepare(stack, *, <its parameters>, [rng], [check], [progress], [status]) -> object
+    prepare(stack, *, <its parameters>, [rng], [check], [progress], [status], [probes]) -> object
 
 where ``stack`` is a :class:`Stack`; every fill of the call then receives the
 result as ``prepared``; a ``provenance`` mapping on that result (an attribute)
@@ -41,7 +45,12 @@ divided by a power of two (exact, see :func:`napari_inpaint.inpaint`): what
 it hands the fills must not depend on the units (normalise, as ``learned``
 does), or the fill multiplies by ``scale``.  ``check`` and ``progress``
 behave as for fills (``progress`` may be None); ``status(text)`` says what
-the preparation is doing, for a status line.  Docstrings of fill functions
+the preparation is doing, for a status line; ``probes(method, spatial_ndim=None)``
+fills holes hidden in the call's known pixels with another method (its
+defaults) and returns its errors there: ``{kind: (mean squared error,
+pixels, each probe's mean squared error, each probe's pixels)}`` per kind
+of hole (:data:`napari_inpaint.masks.HOLE_CLASSES`, and
+``"all"``), as ``auto`` chooses (:mod:`napari_inpaint.engine.probes`).  Docstrings of fill functions
 may use the shared blocks of :data:`FILL_DOCS` as ``%(name)s``.
 """
 
@@ -77,14 +86,14 @@ FAMILIES = {
 }
 
 # Keywords the engine supplies to a fill function that names them.
-ENGINE_KEYWORDS = frozenset({"rng", "check", "progress", "reference", "prepared", "scale"})
+ENGINE_KEYWORDS = frozenset({"rng", "check", "progress", "reference", "prepared", "scale", "spread"})
 # Keywords the engine supplies to a preparation function that names them.
-PREPARE_KEYWORDS = frozenset({"rng", "check", "progress", "status"})
+PREPARE_KEYWORDS = frozenset({"rng", "check", "progress", "status", "probes"})
 # The arguments of ``napari_inpaint.inpaint`` other than a method's parameters (its ``**params``): a
 # parameter of one of these names would be taken by the engine, so no method may declare one.
 ENGINE_OPTIONS = frozenset({
     "image", "mask", "method", "channel_axis", "spatial_ndim", "progress", "cancel", "noise", "seed", "clip",
-    "reference", "align", "status",
+    "reference", "align", "status", "return_uncertainty",
 })
 
 #: Numpydoc blocks shared by the fill functions' docstrings (``%(name)s`` there).
@@ -188,6 +197,10 @@ class Param:
         away (the widgets' "Advanced" section).
     file : bool
         The value is a file path (front ends offer a file picker).
+    probe : object, optional
+        A cheaper value for fills of probes that only rank methods
+        (``auto``'s choice, :mod:`napari_inpaint.engine.probes`): a looser
+        tolerance, a smaller search.  None: the default.
     """
 
     name: str
@@ -201,6 +214,7 @@ class Param:
     suggestions: Callable[[], list[str]] | None = None
     advanced: bool = False
     file: bool = False
+    probe: Any = None
 
     def validate(self, value: Any, method: str) -> Any:
         """Return ``value`` coerced to :attr:`kind`, or raise a clear error."""

@@ -93,6 +93,12 @@ def _add_fill(commands) -> None:
         help="also write the mask of the filled (invented) pixels beside each output, as NAME.invented.EXT "
         "(inside an OME-Zarr output, as its label image 'invented')",
     )
+    fill.add_argument(
+        "--uncertainty", action="store_true",
+        help="also write the uncertainty of the fill beside each output, as NAME.sigma.EXT (float32; a PNG's or "
+        "JPEG's as TIFF): per filled pixel the standard deviation of its expected error, calibrated on holes "
+        "hidden in the image's known pixels; 0 on known pixels",
+    )
     fill.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     _add_cluster(fill)
     _detection.add_options(fill, "to fill them (with --mask or --mask-dir: as well as the mask's)")

@@ -100,9 +100,13 @@ def _outputs(args: argparse.Namespace, job: Job) -> list[Path]:
 
 
 def _beside(args: argparse.Namespace, job: Job) -> tuple[Path, ...]:
-    """The file written beside the output of ``job``: its mask of invented pixels, with ``--invented``."""
-    beside = invented_beside(job.output, job.source) if args.invented else None
-    return () if beside is None else (beside,)
+    """The files written beside the output of ``job``: its mask of invented pixels (``--invented``) and its
+    uncertainty (``--uncertainty``)."""
+    from napari_inpaint.io import sigma_path
+
+    invented = invented_beside(job.output, job.source) if args.invented else None
+    sigma = sigma_path(job.output) if args.uncertainty else None
+    return tuple(path for path in (invented, sigma) if path is not None)
 
 
 def _fill_one(job: Job, label: str, *, args: argparse.Namespace, method: Method, params: dict,
@@ -125,13 +129,14 @@ def _fill_one(job: Job, label: str, *, args: argparse.Namespace, method: Method,
         channel_axis = source.channel_axis
     fill_job = FillJob.create(
         source.data, mask, method.name, params=params, channel_axis=channel_axis, spatial_ndim=args.spatial_ndim,
-        noise=args.noise, seed=args.seed, reference=reference, align=args.align,
+        noise=args.noise, seed=args.seed, reference=reference, align=args.align, uncertainty=args.uncertainty,
     )
     # The crops of a lazy fill on this machine's threads stop at their next check once this is set, on
     # Ctrl-C or an error, instead of running on after the output is abandoned (a cluster cancels its own).
     stop = threading.Event() if fill_job.lazy and not on_cluster else None
     with progress_bar(label) as progress, _set_on_error(stop):
         result = fill_job.run(progress=None if fill_job.lazy else progress, cancel=stop)
+        result, sigma = result if args.uncertainty else (result, None)
         grid = fill_job.grid_shape
         details = {"source": job.source.name, "spatial_ndim": args.spatial_ndim, "seed": args.seed}
         details.update({key: value for key, value in (
@@ -143,6 +148,11 @@ def _fill_one(job: Job, label: str, *, args: argparse.Namespace, method: Method,
         invented = _invented(args, job, mask, grid)
         write_image(job.output, result, like=source, provenance=made, invented=invented,
                     overwrite=args.overwrite, progress=progress if fill_job.lazy else None)
+        if sigma is not None:
+            from napari_inpaint.io import sigma_path
+
+            write_image(sigma_path(job.output), sigma, like=source, provenance={**made, "sigma_of": job.output.name},
+                        overwrite=args.overwrite, progress=progress if fill_job.lazy else None)
     print(f"wrote {' and '.join(map(str, (job.output, *_beside(args, job))))}", file=sys.stderr)
 
 
@@ -166,7 +176,7 @@ def _invented(args: argparse.Namespace, job: Job, mask, grid: tuple[int, ...]):
     """
     import numpy as np
 
-    if not args.invented or _beside(args, job) or np.shape(mask) == grid:
+    if not args.invented or invented_beside(job.output, job.source) or np.shape(mask) == grid:
         return mask if args.invented else None
     import dask.array as da
 

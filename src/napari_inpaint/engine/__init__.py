@@ -42,8 +42,9 @@ def inpaint(
     reference=None,
     align: bool = True,
     status: Callable[[str], None] | None = None,
+    return_uncertainty: bool = False,
     **params,
-) -> np.ndarray:
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Fill the masked pixels of an image; every other pixel is returned unchanged.
 
     Parameters
@@ -107,16 +108,28 @@ def inpaint(
         ``status(text)`` is called with a short description of the stage
         when it changes (a method's preparation, e.g. "training the network",
         then "filling 3/12"), for a status line next to the progress bar.
+    return_uncertainty : bool
+        Also return ``sigma``: for each filled pixel, the standard deviation
+        of its expected error, calibrated on probes (holes like the mask's,
+        hidden in known pixels and filled the same way; see
+        ``docs/uncertainty.md``): 90 % of the errors lie within 1.645 sigma
+        when the probes are like the holes.  Costs one more fill of the
+        probes (a few thousand pixels).
     **params
         Parameters of the method (see ``get_method(method).params``); no
         method has a parameter named like an argument above.
 
     Returns
     -------
-    ndarray or dask array
+    filled : ndarray or dask array
         A new array with the shape and dtype of ``image`` (lazy for a dask or
         zarr image).  Integer results are rounded and clipped to the dtype's
         range.
+    sigma : ndarray or dask array of float32
+        Only with ``return_uncertainty``: the shape of ``image``, 0 on known
+        pixels (NaN on filled pixels when too few probes fitted in the known
+        pixels to say).  Computing a lazy ``filled`` and ``sigma`` together
+        (``dask.compute(filled, sigma)``) fills each crop once.
 
     Raises
     ------
@@ -149,10 +162,13 @@ def inpaint(
     >>> filled = inpaint(plane, mask, method="harmonic")
     >>> bool(np.allclose(filled, plane, atol=1e-4))
     True
+    >>> filled, sigma = inpaint(plane, mask, method="harmonic", return_uncertainty=True)
+    >>> sigma.dtype, bool((sigma[~mask] == 0).all()), bool((sigma[mask] >= 0).all())
+    (dtype('float32'), True, True)
     """
     job = FillJob.create(
         image, mask, method, params=params, channel_axis=channel_axis, spatial_ndim=spatial_ndim, noise=noise,
-        seed=seed, clip=clip, reference=reference, align=align,
+        seed=seed, clip=clip, reference=reference, align=align, uncertainty=return_uncertainty,
     )
     return job.run(progress=progress, cancel=cancel, status=status)
 

@@ -31,7 +31,7 @@ import numpy as np
 from napari_inpaint.engine.hooks import Hooks
 from napari_inpaint.engine.layout import channels_last, is_dask
 from napari_inpaint.engine.planning import CELL
-from napari_inpaint.engine.preparation import prepare
+from napari_inpaint.engine.preparation import calibrate, prepare
 from napari_inpaint.engine.unit import (
     combine_extrema,
     extrema_of,
@@ -50,7 +50,8 @@ CROP_PREFIX = "inpaint-crop-"
 
 
 def run(job: "FillJob", hooks: Hooks):
-    """The lazy filled image of a dask ``job.image`` (a dask array with the image's chunks)."""
+    """The lazy filled image of a dask ``job.image`` (a dask array with the image's chunks), and for a job
+    with ``uncertainty`` the lazy sigma of its pixels (float32, same chunks; else None)."""
     import dask.array as da
     from dask.highlevelgraph import HighLevelGraph
 
@@ -62,8 +63,9 @@ def run(job: "FillJob", hooks: Hooks):
         return tuple(int(np.searchsorted(bounds[a], i, side="right")) for a, i in zip(grid_axes, plane))
 
     units = plan_units(job, cell=_cells(job.mask, job.spatial_ndim), apart=apart)
-    hooks.plan(len(units), preparation=job.method.prepare is not None)
+    hooks.plan(len(units), preparation=job.method.prepare is not None or job.uncertainty)
     prepared = prepare(job, hooks)
+    calibration = calibrate(job, hooks, prepared)
     # Units and known ranges read their windows themselves: from the store, or through copies of a dask
     # array's graph.  Sharing the output's chunks would keep each chunk in memory until every unit and
     # range that reads it is done, which may be all of them.
@@ -76,7 +78,7 @@ def run(job: "FillJob", hooks: Hooks):
     range_reads = (_reader(image, 2, job.stored), _reader(mask_grid, 2, job.stored_mask)) if job.clip else ()
     token = hooks.token
     names = {kind: f"inpaint-{kind}-{token}" for kind in ("crop", "extrema", "limits")}
-    output = f"inpaint-{token}"
+    output, spread = f"inpaint-{token}", f"inpaint-sigma-{token}"
     # What every task needs of the job, without its arrays (a cluster's workers get a copy of it).
     light = dataclasses.replace(
         job, image=_Shape(image.shape, image.dtype), mask=_Shape(job.mask.shape, np.dtype(bool)),
@@ -95,23 +97,33 @@ def run(job: "FillJob", hooks: Hooks):
         data = read_unit(reads, lambda name, region: _window(crop_reads[name], region, _shape_of(job, name)))
         graph[key] = (
             _fill, light, unit, reads, (dict, [[k, v] for k, v in data.items()]),
-            [limits[p] for p in unit.planes] if job.clip else None, _Value(prepared), hooks,
+            [limits[p] for p in unit.planes] if job.clip else None, _Value(prepared), hooks, _Value(calibration),
         )
         owned = unit.window.core or unit.window.box
         for plane in unit.planes:
             for block in _blocks(bounds, image.ndim, grid_axes, job.channel_axis, plane, owned):
                 touching.setdefault(block, []).append(key)
+    sigma_graph: dict = {}
     for block in itertools.product(*(range(len(c)) for c in image.chunks)):
         chunk = (image.name, *block)
-        if block not in touching:
-            graph[(output, *block)] = chunk
-            continue
+        shape = [image.chunks[a][i] for a, i in enumerate(block)]
         starts = [int(bounds[a][i]) for a, i in enumerate(block)]
-        graph[(output, *block)] = (_patch_block, chunk, touching[block], starts, job.channel_axis)
+        graph[(output, *block)] = (
+            (_patch_block, chunk, touching[block], starts, job.channel_axis) if block in touching else chunk
+        )
+        if job.uncertainty:  # the sigma of the same crops' holes, in blocks of zeros
+            sigma_graph[(spread, *block)] = (_patch_block, (_zeros, shape), touching.get(block, []), starts,
+                                             job.channel_axis, 3)  # fmt: skip
     readers = [*crop_reads.values(), *range_reads]
     dependencies = [image] + [a for a in readers if is_dask(a)]
     layers = HighLevelGraph.from_collections(output, graph, dependencies=dependencies)
-    return da.Array(layers, output, chunks=image.chunks, dtype=image.dtype)
+    filled = da.Array(layers, output, chunks=image.chunks, dtype=image.dtype)
+    if not job.uncertainty:
+        return filled, None
+    # The sigma's blocks read the fills' crop tasks: computed with the fill (dask.compute(filled, sigma)),
+    # each crop is filled once.
+    sigma_layers = HighLevelGraph.from_collections(spread, sigma_graph, dependencies=[filled])
+    return filled, da.Array(sigma_layers, spread, chunks=image.chunks, dtype=np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,8 +145,12 @@ class _Value:
     value: object
 
 
-def _fill(job, unit, reads, data: dict, limits, prepared: _Value, hooks) -> list:
-    return fill_unit(job, unit, reads, data, limits, prepared.value, hooks)
+def _fill(job, unit, reads, data: dict, limits, prepared: _Value, hooks, calibration: _Value) -> list:
+    return fill_unit(job, unit, reads, data, limits, prepared.value, hooks, calibration.value)
+
+
+def _zeros(shape: list[int]) -> np.ndarray:
+    return np.zeros(shape, np.float32)
 
 
 def _shape_of(job, name: str) -> tuple[int, ...] | None:
@@ -265,8 +281,8 @@ def _combine_limits(parts: list) -> tuple[np.ndarray, np.ndarray]:
     return tuple(np.concatenate([r[side].reshape(-1) for r in ranges]) for side in (0, 1))
 
 
-def _patch_block(block: np.ndarray, results: list, starts: list[int], channel_axis) -> np.ndarray:
-    """A copy of an image block with the filled values of the crops that touch it."""
+def _patch_block(block: np.ndarray, results: list, starts: list[int], channel_axis, item: int = 2) -> np.ndarray:
+    """A copy of an image block with the filled values (``item`` 2; 3: their sigma) of the crops that touch it."""
     out = np.array(block, copy=True)
     view = channels_last(out, channel_axis)
     grid_axes = [a for a in range(out.ndim) if a != channel_axis]
@@ -275,7 +291,8 @@ def _patch_block(block: np.ndarray, results: list, starts: list[int], channel_ax
     channel_start = 0 if channel_axis is None else starts[channel_axis]
     channels = slice(channel_start, channel_start + view.shape[-1])
     for crop in results:
-        for plane, coordinates, values in crop:
+        for found in crop:
+            plane, coordinates, values = found[0], found[1], found[item]
             batch = [i - s for i, s in zip(plane, grid_starts)]
             if not all(0 <= b < n for b, n in zip(batch, grid_shape)):
                 continue

@@ -59,6 +59,9 @@ class FillJob:
         The zarr array ``image`` reads, whose windows the graph reads directly.
     stored_mask : zarr array or None
         Likewise for ``mask``.
+    uncertainty : bool
+        Whether :meth:`run` also returns the sigma of every filled pixel,
+        calibrated on probes (:mod:`napari_inpaint.engine.calibration`).
     outcome : dict
         Filled in by :meth:`run`: what the method's preparation reports for
         the provenance (its prepared result's ``provenance`` mapping).
@@ -87,6 +90,7 @@ class FillJob:
     align: bool = True
     stored: Any = None
     stored_mask: Any = None
+    uncertainty: bool = False
     # What the run found out, for the provenance of its outputs (e.g. whether ``learned``'s training beat its
     # start): the ``provenance`` mapping of the method's prepared result, filled in by :meth:`run`.
     outcome: dict = field(default_factory=dict, compare=False, repr=False)
@@ -106,6 +110,7 @@ class FillJob:
         clip: bool = True,
         reference=None,
         align: bool = True,
+        uncertainty: bool = False,
     ) -> "FillJob":
         """Check a fill request and resolve it; the arguments are those of :func:`napari_inpaint.inpaint`.
 
@@ -125,7 +130,7 @@ class FillJob:
             )
         if noise not in (None, *NOISE_MODELS):
             raise ValueError(f"noise must be None or one of {', '.join(NOISE_MODELS)}; got {noise!r}")
-        for name, value in (("clip", clip), ("align", align)):
+        for name, value in (("clip", clip), ("align", align), ("return_uncertainty", uncertainty)):
             if not isinstance(value, (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {value!r}")
         if reference is not None and not spec.uses_reference:
@@ -150,7 +155,7 @@ class FillJob:
                 raise ValueError("the reference has NaN or infinite pixels; replace them (e.g. fill it first)")
         return cls(
             image, mask, spec, params, channel_axis, spatial_ndim, noise, _resolve_seed(seed), bool(clip),
-            reference, bool(align), stored, stored_mask,
+            reference, bool(align), stored, stored_mask, bool(uncertainty),
         )
 
     # -- what the job resolved --------------------------------------------------------------
@@ -219,12 +224,15 @@ class FillJob:
     ):
         """Fill: a new array for a NumPy image, a lazy dask array for a dask or zarr image.
 
+        With :attr:`uncertainty`, a pair ``(filled, sigma)``: ``sigma`` of
+        the image's shape, float32 (lazy too for a lazy image).
         ``progress``, ``cancel`` and ``status`` are those of
         :func:`napari_inpaint.inpaint`.
         """
         hooks = Hooks(progress, cancel, status)
         hooks.check()
-        return (graph.run if self.lazy else memory.run)(self, hooks)
+        filled, sigma = (graph.run if self.lazy else memory.run)(self, hooks)
+        return (filled, sigma) if self.uncertainty else filled
 
 
 def _resolve_seed(seed) -> int:

@@ -5,36 +5,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_inpaint.engine.hooks import Hooks
-from napari_inpaint.engine.preparation import prepare
-from napari_inpaint.engine.unit import fill_unit, known_range, plan_units, read_unit, unit_reads
+from napari_inpaint.engine.preparation import calibrate, prepare
+from napari_inpaint.engine.unit import fill_in_memory, plan_units
 
 if TYPE_CHECKING:
     from napari_inpaint.engine.job import FillJob
 
 
-def run(job: "FillJob", hooks: Hooks) -> np.ndarray:
-    """The filled image: a new array of the image's shape and dtype, only its holes changed."""
-    output = np.array(job.image, copy=True)
+def run(job: "FillJob", hooks: Hooks) -> tuple[np.ndarray, np.ndarray | None]:
+    """The filled image (a new array of the image's shape and dtype, only its holes changed) and, for a job
+    with ``uncertainty``, the sigma of its pixels (float32, 0 on known pixels)."""
     units = plan_units(job)
     if not units:
-        return output
-    hooks.plan(len(units), preparation=job.method.prepare is not None)
+        return np.array(job.image, copy=True), np.zeros(job.image.shape, np.float32) if job.uncertainty else None
+    hooks.plan(len(units), preparation=job.method.prepare is not None or job.uncertainty)
     prepared = prepare(job, hooks)
-    written = job.channels_last(output)  # a view: writing into it writes the result
-    source = job.channels_last(job.image)
-    mask = job.mask_grid
-    arrays = {"image": job.image, "mask": mask, "reference": job.reference_array}
-    limits: dict[tuple, tuple] = {}  # each plane's known range, computed when a unit of it is clipped first
-    for unit in units:
-        hooks.check()
-        if job.clip:
-            for plane in set(unit.planes) - set(limits):
-                limits[plane] = known_range(source[plane], mask[plane])
-        reads = unit_reads(job, unit)
-        data = read_unit(reads, lambda name, region: arrays[name][region])
-        for plane, coordinates, values in fill_unit(
-            job, unit, reads, data, [limits[p] for p in unit.planes] if job.clip else None, prepared, hooks
-        ):
-            written[plane][coordinates] = values
-    return output
-
+    calibration = calibrate(job, hooks, prepared)
+    return fill_in_memory(job, units, prepared, hooks, calibration)

@@ -1,9 +1,10 @@
-"""A method's per-call preparation (training a network once for every fill of the call), and its Stack.
+"""What a job does once before any fill: a method's preparation (training a network, choosing among
+methods on probes) with its Stack, and the calibration of the fill's uncertainty on probes.
 
-Both executors run it the same way, in the caller's thread before any fill,
-with its share of the progress bar, its status and cancel: a lazy result is
-prepared when it is made, so that its graph (on a cluster too) only holds the
-prepared value.
+Both executors run them the same way, in the caller's thread before any fill,
+with their share of the progress bar, their status and cancel: a lazy result
+is prepared when it is made, so that its graph (on a cluster too) only holds
+the prepared values.
 """
 
 import inspect
@@ -11,8 +12,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from napari_inpaint.engine import probes
+from napari_inpaint.engine.calibration import Calibration
 from napari_inpaint.engine.planning import Window
 from napari_inpaint.engine.unit import Unit, reference_of
+from napari_inpaint.methods import get_method
 from napari_inpaint.registry import Stack
 
 
@@ -59,9 +63,48 @@ def prepare(job, hooks) -> object:
         supplied = {
             "rng": np.random.default_rng([job.seed, 0]), "check": check, "progress": progress, "status": hooks.status,
         }
+        if "probes" in taken:
+            supplied["probes"] = _prober(job, check)
         return spec.prepare(stack, **keywords, **{k: v for k, v in supplied.items() if k in taken})
 
     hooks.check()
     prepared = hooks.call(run, hooks.preparing())
     job.outcome.update(getattr(prepared, "provenance", None) or {})
     return prepared
+
+
+def _prober(job, check: Callable[[], None]) -> Callable:
+    """The ``probes(method, spatial_ndim=None)`` a preparation gets: the errors of ``method`` (its default
+    parameters, or their cheaper ``Param.probe`` values) on probes hidden in the job's known pixels, per kind
+    of hole (placed once per call)."""
+    windows: list = []
+
+    def errors(method: str, spatial_ndim: int | None = None) -> dict[str, tuple[float, int, np.ndarray, np.ndarray]]:
+        if not windows:
+            windows.append(probes.place(job, np.random.default_rng([job.seed, 1])))
+        spec = get_method(method)
+        params = spec.resolve({p.name: p.probe for p in spec.params if p.probe is not None})
+        return probes.fill_probes(job, windows[0], method, params, None, check, spatial_ndim).mse()
+
+    return errors
+
+
+def calibrate(job, hooks, prepared) -> Calibration | None:
+    """The calibration of ``job``'s uncertainty (None when the job does not ask for one): its own fill of
+    probes placed apart from any a preparation chose on, and the errors there."""
+    if not job.uncertainty:
+        return None
+    hooks.say("measuring the fill's errors on probes")
+    hooks.check()
+    progress = hooks.preparing()
+
+    def measure(check: Callable[[], None], _progress) -> Calibration:
+        windows = probes.place(job, np.random.default_rng([job.seed, 2]))
+        found = probes.fill_probes(job, windows, job.method.name, job.params, prepared, check)
+        return Calibration.fit(found.errors, found.distance, found.scale)
+
+    calibration = hooks.call(measure, None)
+    if progress is not None:
+        progress(1, 1)
+    job.outcome["uncertainty"] = calibration.provenance
+    return calibration

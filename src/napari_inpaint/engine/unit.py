@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napari_inpaint.engine.calibration import SCALE_MARGIN, Calibration
 from napari_inpaint.engine.noise import noise_sigma, poisson
 from napari_inpaint.engine.planning import Window, plan
 from napari_inpaint.engine.reference import _ADJACENT_REACH, _REGISTRATION_MARGIN, ADJACENT, References
@@ -82,7 +83,9 @@ class Reads:
 
 def unit_reads(job, unit: Unit) -> Reads:
     """What ``unit`` of ``job`` reads."""
-    margin = _REGISTRATION_MARGIN if job.reference is not None else 0
+    # Around the crop: room to register its reference, or to measure the spread of the known pixels
+    # (its uncertainty); the fill itself sees the crop only, so these never change it.
+    margin = _REGISTRATION_MARGIN if job.reference is not None else SCALE_MARGIN if job.uncertainty else 0
     box = unit.window.box
     outer = tuple(slice(max(0, s.start - margin), min(n, s.stop + margin)) for s, n in zip(box, job.spatial_shape))
     inner = tuple(slice(b.start - o.start, b.stop - o.start) for b, o in zip(box, outer))
@@ -148,8 +151,41 @@ def _arrays(job, reads: Reads, data: dict) -> tuple[list[np.ndarray], np.ndarray
     return planes, mask
 
 
-def fill_unit(job, unit: Unit, reads: Reads, data: dict, limits: list | None, prepared, hooks) -> list:
-    """Fill ``unit`` from the values it read; return ``[(plane, coordinates, values)]`` of the holes it owns.
+def fill_in_memory(job, units: list[Unit], prepared, hooks, calibration: Calibration | None = None):
+    """Fill ``units`` of ``job`` (a NumPy image) one after the other into a copy of its image.
+
+    Returns the filled image and, with a ``calibration``, the sigma of its
+    pixels (float32, 0 on known pixels; else None).
+    """
+    output = np.array(job.image, copy=True)
+    sigma = np.zeros(job.image.shape, np.float32) if calibration is not None else None
+    written = job.channels_last(output)  # views: writing into them writes the results
+    spread = None if sigma is None else job.channels_last(sigma)
+    source = job.channels_last(job.image)
+    mask = job.mask_grid
+    arrays = {"image": job.image, "mask": mask, "reference": job.reference_array}
+    limits: dict[tuple, tuple] = {}  # each plane's known range, computed when a unit of it is clipped first
+    for unit in units:
+        hooks.check()
+        if job.clip:
+            for plane in set(unit.planes) - set(limits):
+                limits[plane] = known_range(source[plane], mask[plane])
+        reads = unit_reads(job, unit)
+        data = read_unit(reads, lambda name, region: arrays[name][region])
+        filled = fill_unit(
+            job, unit, reads, data, [limits[p] for p in unit.planes] if job.clip else None, prepared, hooks,
+            calibration,
+        )
+        for plane, coordinates, values, sigmas in filled:
+            written[plane][coordinates] = values
+            if spread is not None:
+                spread[plane][coordinates] = sigmas
+    return output, sigma
+
+
+def fill_unit(job, unit: Unit, reads: Reads, data: dict, limits: list | None, prepared, hooks,
+              calibration: Calibration | None = None) -> list:
+    """Fill ``unit`` from the values it read; return ``[(plane, coordinates, values, sigma)]`` of its holes.
 
     ``data`` holds the arrays read at ``reads``' regions, under the same
     names (``images``, ``mask``, ``references``, ``neighbours``: for each
@@ -157,7 +193,8 @@ def fill_unit(job, unit: Unit, reads: Reads, data: dict, limits: list | None, pr
     range of each plane (per channel) when fills are clipped; ``prepared``
     the preparation's result.  ``values`` are in the image's dtype, one row
     per hole pixel (channels last), ``coordinates`` the hole pixels' spatial
-    indices in the plane.
+    indices in the plane; ``sigma`` (float32, like ``values``) their
+    uncertainty from ``calibration``, None without one.
     """
     hooks.check()
     hooks.started(unit.number, unit.where(len(job.batch_shape)))
@@ -177,7 +214,7 @@ def fill_unit(job, unit: Unit, reads: Reads, data: dict, limits: list | None, pr
             [_reference(job, index, planes, mask, data, reads, hooks.check) for index in range(len(planes))], axis=-1
         ) / scale
     spec = job.method
-    supplied = {"prepared": prepared, "reference": reference, "scale": scale}
+    supplied = {"prepared": prepared, "reference": reference, "scale": scale, "spread": calibration is not None}
     if "rng" in spec.engine_keywords:
         supplied["rng"] = _rng(job.seed, unit.planes[0], unit.window)
 
@@ -186,6 +223,10 @@ def fill_unit(job, unit: Unit, reads: Reads, data: dict, limits: list | None, pr
         return spec.fill(work, crop_mask, **job.fill_params, **{k: keywords[k] for k in spec.engine_keywords})
 
     filled = hooks.call(fill, hooks.within(unit.number))
+    own = None
+    if supplied["spread"] and "spread" in spec.engine_keywords:  # the fill's own std, in the crop's units
+        filled, own = filled
+        own = np.asarray(own, dtype=np.float64) * scale
     values = np.asarray(filled, dtype=np.float64)[holes]
     if not np.isfinite(values).all():
         raise RuntimeError(f"method {spec.name!r} produced non-finite values; please report this as a bug")
@@ -201,9 +242,19 @@ def fill_unit(job, unit: Unit, reads: Reads, data: dict, limits: list | None, pr
                     job.noise, _rng(job.seed, plane, unit.window, noise=True), dtype)
             for i, (plane, columns) in enumerate(zip(unit.planes, _columns(len(unit.planes), channels)))
         ], axis=1)
+    sigma = None
+    if calibration is not None:  # from the known pixels around the crop, grown by ``SCALE_MARGIN``
+        known = np.concatenate(planes, axis=-1, dtype=np.float64)
+        if own is not None:  # the crop's std in the read box, as the scale there
+            own = np.pad(own, [(b.start, n - b.stop) for b, n in zip(box, mask.shape)] + [(0, 0)])
+        sigma = calibration.sigma(known, mask, own)[box][holes]
+        ranges = _stacked(limits)
+        if ranges is not None:  # a fill within the known range errs within an interval that wide: std <= half
+            sigma = np.minimum(sigma, (ranges[1].astype(np.float64) - ranges[0].astype(np.float64)) / 2)
+        sigma = sigma.astype(np.float32)
     hooks.finished(unit.number)
     return [
-        (plane, coordinates, values[:, columns])
+        (plane, coordinates, values[:, columns], None if sigma is None else sigma[:, columns])
         for plane, columns in zip(unit.planes, _columns(len(unit.planes), channels))
     ]
 

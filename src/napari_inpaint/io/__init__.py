@@ -46,7 +46,9 @@ from napari_inpaint.io import tiff as _tiff
 from napari_inpaint.io.chunks import from_zarr
 from napari_inpaint.io.store import MARKER, compute_into, staged
 
-__all__ = ["Image", "calibrated", "invented_path", "output_format", "provenance", "read_image", "write_image"]
+__all__ = [
+    "Image", "calibrated", "invented_path", "output_format", "provenance", "read_image", "sigma_path", "write_image",
+]
 
 FORMATS = ("tiff", "zarr", "ome-zarr", *_picture.FORMATS)
 # Blocks of in-memory data written to zarr (pixels per side of a plane).
@@ -319,10 +321,30 @@ def calibrated(path, shape, axes: str, scale, *, translation=None, units=None, d
 
 def invented_path(path) -> Path:
     """Where :func:`write_image` puts the mask of invented pixels beside a TIFF or plain zarr output."""
-    path = Path(path)
-    suffix = "".join(path.suffixes[-2:]) if _is_ome_tiff(path) else path.suffix
-    stem = path.name[: len(path.name) - len(suffix)]
-    return path.with_name(stem + ".invented" + suffix.replace(".ome", ""))
+    stem, suffix = _stem(Path(path))
+    return Path(path).with_name(stem + ".invented" + suffix.replace(".ome", ""))
+
+
+def sigma_path(path) -> Path:
+    """Where the uncertainty (sigma) of a fill written to ``path`` goes: beside it, of the same format, a
+    picture's (PNG, JPEG: integer pixels only) as TIFF.
+
+    Examples
+    --------
+    >>> [sigma_path(name).name for name in ("a.ome.zarr", "b.tif", "c.png")]
+    ['a.sigma.ome.zarr', 'b.sigma.tif', 'c.sigma.tif']
+    """
+    stem, suffix = _stem(Path(path))
+    if suffix.lower() in (".png", ".jpg", ".jpeg"):
+        suffix = ".tif"
+    return Path(path).with_name(stem + ".sigma" + suffix)
+
+
+def _stem(path: Path) -> tuple[str, str]:
+    """A file name without its format's suffix (``.ome.tif``, ``.ome.zarr`` count as one), and that suffix."""
+    two = "".join(path.suffixes[-2:])
+    suffix = two if _is_ome_tiff(path) or two.lower() == ".ome.zarr" else path.suffix
+    return path.name[: len(path.name) - len(suffix)], suffix
 
 
 def output_format(path, like: Image | None = None) -> str:

@@ -19,7 +19,7 @@ from importlib.metadata import entry_points
 
 # Import order is the order users see: classical fills first, then learned and pretrained networks.
 # isort: off
-from napari_inpaint.methods import diffusion, interpolate, fastmarching, tv, exemplar, guided, gp  # noqa: F401
+from napari_inpaint.methods import diffusion, interpolate, fastmarching, tv, exemplar, guided, gp, auto  # noqa: F401
 from napari_inpaint.methods import learned, dip, pretrained, deepcr  # noqa: F401
 # isort: on
 from napari_inpaint.registry import _METHODS, Method

@@ -91,7 +91,8 @@ def _source_centres(mask: np.ndarray, half: int) -> np.ndarray:
     ndims=(2,),
     params=(
         Param("patch_size", int, 9, "odd side of the copied patches, a bit over the texture grain", 3, 31),
-        Param("search_radius", int, 64, "search source patches within this many pixels of the hole", 8, 512),
+        Param("search_radius", int, 64, "search source patches within this many pixels of the hole", 8, 512,
+              probe=16),
     ),
     margin=lambda params: params["search_radius"] + params["patch_size"] // 2,
     local_fill=True,

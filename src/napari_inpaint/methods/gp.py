@@ -572,9 +572,10 @@ def gp(
     neighbours: int = 64,
     length_scale: float = 0.0,
     trend: str = "constant",
+    spread: bool = False,
     check: Callable[[], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Fill holes with the kriging (Gaussian-process posterior) mean of their pixels.
 
     Parameters
@@ -591,12 +592,17 @@ def gp(
         The local mean: a constant (ordinary kriging) or a plane
         (universal kriging, exact for linear ramps), estimated with the
         kernel.
+    spread : bool
+        Also return the posterior standard deviation (the engine asks for
+        it with ``return_uncertainty``, and calibrates it on probes).
     %(check)s
     %(progress)s
 
     Returns
     -------
     %(returns)s
+    std : ndarray
+        With ``spread``: the posterior standard deviation of each pixel.
 
     Examples
     --------
@@ -610,5 +616,5 @@ def gp(
     True
     """
     _check_params(kernel, neighbours, length_scale, trend)
-    mean, _ = _krige(image, mask, kernel, int(neighbours), float(length_scale), trend, False, check, progress)
-    return mean
+    mean, std = _krige(image, mask, kernel, int(neighbours), float(length_scale), trend, spread, check, progress)
+    return (mean, std) if spread else mean

@@ -42,9 +42,11 @@ from napari_inpaint.napari.layers import (
     INPAINT,
     OVERLAY_SUFFIX,
     RESULT_SUFFIX,
+    SIGMA_SUFFIX,
     Provenance,
     add_mask,
     add_result,
+    add_sigma,
     grid_shape,
     layer_data,
     layer_mask,
@@ -134,6 +136,10 @@ class LayerFill:
         Name of the result layer; None: ``"<image> inpainted"``, replaced on a rerun.
     overlay : bool
         Also add a Labels layer marking the filled pixels.
+
+    With ``job.uncertainty`` the run also gives the sigma of the fill,
+    added as the layer ``"<image> inpainted sigma"`` and written beside a
+    file (:func:`napari_inpaint.io.sigma_path`).
     """
 
     image_layer: Any
@@ -198,13 +204,36 @@ class LayerFill:
                 status(f"downloading weights: {name} ({size_text(models.get_model(name).size)})")
             models.fetch(name, progress=progress)
         filled = self.job.run(cancel=cancel, progress=progress, status=status)
-        if self.plane is None or not self.job.lazy:
-            return filled
-        # The plane on screen of a dask layer is filled here, off napari's thread (which would compute a
-        # lazy plane as it draws it, frozen meanwhile); the other planes stay the layer's, lazily.
-        result = self.job.image.copy()
-        result[self.plane] = np.asarray(filled[self.plane])
-        return result
+        filled, sigma = filled if self.job.uncertainty else (filled, None)
+        if self.plane is not None and self.job.lazy:
+            # The plane on screen of a dask layer is filled here, off napari's thread (which would compute a
+            # lazy plane as it draws it, frozen meanwhile); the other planes stay the layer's, lazily.
+            import dask
+            import dask.array as da
+
+            result = self.job.image.copy()
+            if sigma is None:
+                result[self.plane] = np.asarray(filled[self.plane])
+            else:
+                values, spread = dask.compute(filled[self.plane], sigma[self.plane])  # each crop filled once
+                result[self.plane] = values
+                sigma = da.zeros(sigma.shape, sigma.dtype, chunks=sigma.chunks)
+                sigma[self.plane] = spread
+            filled = result
+        return filled if sigma is None else (filled, sigma)
+
+    def outcome_text(self) -> str:
+        """What the run found out, for the status line: ``auto``'s choice, the calibration of its sigma."""
+        found = self.job.outcome
+        parts = []
+        if "auto" in found:
+            choice = ", ".join(f"{kind} → {method}" for kind, method in found["auto"]["choice"].items())
+            parts.append(f"auto chose {choice}")
+        if "uncertainty" in found:
+            calibration = found["uncertainty"]
+            parts.append(f"sigma calibrated on {calibration['probe_pixels']:,} probe pixels"
+                         + ("" if "notes" not in calibration else f" ({'; '.join(calibration['notes'])})"))
+        return "; ".join(parts)
 
     def invented(self, *, lazy: bool = False):
         """The pixels the fill invents, of the image's grid; ``lazy``: as a dask array, not held in memory."""
@@ -223,10 +252,14 @@ class LayerFill:
         The result of a multiscale layer is a multiscale layer too (see :func:`pyramid`).
         """
         image = self.image_layer
+        result, sigma = result if self.job.uncertainty else (result, None)
         if image.multiscale:
             result = pyramid(list(image.data), result, self.invented(lazy=True))
         made = dataclasses.replace(self.provenance, details={**self.provenance.details, **self.job.outcome})
         layer = add_result(viewer, image, result, made, name=self.name, replace=self.name is None)
+        if sigma is not None:
+            name = None if self.name is None else f"{image.name}{SIGMA_SUFFIX} ({self.method.name})"
+            add_sigma(viewer, image, sigma, made, name=name, replace=self.name is None)
         if self.overlay:
             name = image.name + OVERLAY_SUFFIX
             if self.name is not None:
@@ -238,15 +271,18 @@ class LayerFill:
         return layer
 
     def outputs(self, path) -> list[Path]:
-        """The files :meth:`write` makes at ``path``: the image, and with ``overlay`` a mask beside it."""
+        """The files :meth:`write` makes at ``path``: the image, with ``overlay`` a mask beside it, with the
+        job's ``uncertainty`` its sigma beside it."""
         from napari_inpaint import io
 
         path, name = Path(path), Path(path).name.lower()
+        sigma = [io.sigma_path(path)] if self.job.uncertainty else []
         if not self.overlay or name.endswith(".ome.zarr"):
-            return [path]
+            return [path, *sigma]
         # A .zarr output is an OME-Zarr image holding the mask when the layer's file is one (read only then).
         like = None if name.endswith((".tif", ".tiff")) else source_file(self.image_layer)
-        return [path] if io.output_format(path, like) == "ome-zarr" else [path, io.invented_path(path)]
+        invented = [] if io.output_format(path, like) == "ome-zarr" else [io.invented_path(path)]
+        return [path, *invented, *sigma]
 
     def write(self, path, *, overwrite: bool = False, cancel=None, progress=None, status=None) -> Path:
         """Fill, and write the whole result into the file ``path``: TIFF, zarr or OME-Zarr, by its suffix.
@@ -281,6 +317,7 @@ class LayerFill:
 
         lazy = self.job.lazy
         filled = self.run(cancel=cancel, progress=None if lazy else progress, status=told)
+        filled, sigma = filled if self.job.uncertainty else (filled, None)
         made = self.provenance
         holes = (self.mask, grid_shape(image)) if self.plane is None else (plane_of(self.mask, self.plane), None)
         details = {"source": image.name, "mask_layer": made.mask_layer, **made.details, **self.job.outcome}
@@ -296,10 +333,17 @@ class LayerFill:
                 path, layer_data(image).shape, rgb=image.rgb, scale=image.scale, translate=image.translate,
                 units=image.units, dtype=image.dtype, axis_labels=image.axis_labels,
             )
-        return io.write_image(
+        written = io.write_image(
             path, filled, like=like, axes=axes, provenance=record, overwrite=overwrite, progress=progress,
             invented=self.invented(lazy=True) if self.overlay else None, cancel=cancel,
         )
+        if sigma is not None:
+            told(f"writing {io.sigma_path(path).name}")
+            io.write_image(
+                io.sigma_path(path), sigma, like=like, axes=axes, provenance={**record, "sigma_of": path.name},
+                overwrite=overwrite, progress=progress, cancel=cancel,
+            )
+        return written
 
 
 def exist_text(paths: list[str]) -> str:
@@ -466,6 +510,7 @@ def plan_fill(
     new_layer: bool = False,
     overlay: bool = False,
     params: Mapping[str, Any] | None = None,
+    uncertainty: bool = False,
 ) -> LayerFill:
     """Check the settings of one inpainting of a layer and plan it.
 
@@ -504,7 +549,7 @@ def plan_fill(
     job = FillJob.create(
         data, mask if plane is None else _only_plane(mask, plane, grid, lazy=is_dask(data)), spec.name,
         params=params, spatial_ndim=spatial_ndim, channel_axis=-1 if image_layer.rgb else None, noise=noise,
-        seed=seed, reference=given, align=align,
+        seed=seed, reference=given, align=align, uncertainty=uncertainty,
     )
     details: dict[str, Any] = {"scope": scope, "dilate": dilate, "noise": noise or "none", "seed": seed}
     if plane is not None:
@@ -576,6 +621,7 @@ def inpaint_layer(
     new_layer: bool = False,
     overlay: bool = False,
     params: dict[str, Any] | None = None,
+    uncertainty: bool = False,
 ):
     """Inpaint a napari image layer with a mask layer and add the result, exactly as the Inpaint widget does.
 
@@ -624,6 +670,11 @@ def inpaint_layer(
         The method's parameters, e.g. ``{"patch_size": 11}`` for ``exemplar``
         or ``{"radius": 9}`` for ``telea`` (apart from the keywords above,
         which are the widget's settings: ``radius`` is the Points radius).
+    uncertainty : bool
+        Also add ``"<image> inpainted sigma"``: per filled pixel, the
+        standard deviation of its expected error, calibrated on holes hidden
+        in the image's known pixels (``return_uncertainty`` of
+        :func:`napari_inpaint.inpaint`).
 
     Returns
     -------
@@ -637,10 +688,11 @@ def inpaint_layer(
         inpaint_layer(viewer, "damaged cell", "damage", "biharmonic", label=3, dilate=2)
         inpaint_layer(viewer, "z-stack", "debris", "guided", reference="adjacent", scope="plane")
         inpaint_layer(viewer, "cell", "scratches", "telea", params={"radius": 9})
+        inpaint_layer(viewer, "cell", "scratches", "auto", uncertainty=True)
     """
     planned = plan_fill(
         viewer, image_layer, mask_layer, method, label=label, radius=radius, dilate=dilate, scope=scope,
         noise=noise, seed=seed, reference=reference, align=align, new_layer=new_layer, overlay=overlay,
-        params=params,
+        params=params, uncertainty=uncertainty,
     )
     return planned.add(viewer, planned.run())

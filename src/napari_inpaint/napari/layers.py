@@ -26,6 +26,7 @@ import numpy as np
 PROVENANCE_KEY = "napari_inpaint"
 RESULT_SUFFIX = " inpainted"
 OVERLAY_SUFFIX = " inpainted pixels"
+SIGMA_SUFFIX = " inpainted sigma"
 MASK_SUFFIX = " mask"
 # What made a layer (Provenance.made_by).
 INPAINT, DETECT, COMPARE = "inpaint", "detect", "compare"
@@ -438,6 +439,29 @@ def add_result(
     # Assigning new data may rescale the contrast; keep the source's so both compare at a glance.
     layer.contrast_limits = source_layer.contrast_limits
     return layer
+
+
+def add_sigma(viewer, source_layer, sigma, provenance: Provenance, *, name: str | None = None,
+              replace: bool = True):
+    """Add the uncertainty of a fill as ``"<source> inpainted sigma"`` (or ``name``), or replace that layer.
+
+    An Image layer (colormap magma, additive blending, over the source's
+    calibration) of the sigma of each filled pixel: the standard deviation of
+    its expected error, 0 on known pixels (see :func:`napari_inpaint.inpaint`);
+    an RGB source's sigma shows the largest of its channels'.
+    """
+    if source_layer.rgb:
+        sigma = sigma.max(axis=-1)
+    ndim = _covered_ndim(source_layer, sigma.shape, channels=False)
+    settings = {"colormap": "magma", "blending": "additive", **_placement(source_layer, ndim)}
+    if isinstance(sigma, np.ndarray):
+        filled = sigma[sigma > 0]
+        high = float(np.nanpercentile(filled, 99)) if filled.size else 1.0
+        settings["contrast_limits"] = (0.0, high if np.isfinite(high) and high > 0 else 1.0)
+    return _add_or_replace(
+        viewer, "Image", name or source_layer.name + SIGMA_SUFFIX, sigma, provenance, replace=replace,
+        settings=settings, initial={},
+    )
 
 
 def add_mask(

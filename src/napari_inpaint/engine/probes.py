@@ -1,0 +1,338 @@
+"""Self-validation: holes like the real ones, hidden in known pixels, filled, and compared with the truth.
+
+One stage of a job, run once per call before any fill (by both executors,
+in the caller's thread): :func:`place` copies the job's real holes onto known
+pixels of a few windows of its planes (each copy moved by a random offset,
+at least one pixel from real holes and other copies, a hole longer than
+48 pixels cut to a 48-pixel piece), keeping the real holes masked so that
+every probe sees the context real holes see.  :func:`fill_probes` fills the
+probes of those windows with any method through the engine's own units
+(the job's reference, clip and noise included), and returns the errors
+there.  They serve ``method="auto"`` (the method with the smallest error
+per kind of hole, :mod:`napari_inpaint.methods.auto`) and every uncertainty
+(:mod:`napari_inpaint.engine.calibration`).
+"""
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from napari_inpaint.engine.calibration import Calibration, local_scale
+from napari_inpaint.engine.hooks import Hooks
+from napari_inpaint.engine.planning import Window
+from napari_inpaint.engine.reference import _ADJACENT_REACH
+from napari_inpaint.engine.unit import Unit, fill_in_memory
+from napari_inpaint.masks import HOLE_CLASSES, hole_classes
+from napari_inpaint.methods import get_method
+
+#: Probe pixels aimed at per call (over every window): with ~500 the choice of a method swings between
+#: seeds, with ~1000 it settles (measured over 120 images).
+PROBE_PIXELS = 2000
+# Planes (or volumes) of a stack that hold probes, and the side of the window probed in each.
+_PLANES = 3
+_WINDOW = {2: 384, 3: 64}
+# A hole longer than this is copied as a piece of this side.
+_PIECE = {2: 48, 3: 24}
+_TRIES = 30
+# Probes keep this far from the window's edge, where their context would be cut.
+_EDGE = 4
+# At most one pixel in this many of a copy may fall on or next to a real hole (and is left out).
+_CROSSING = 4
+# Each kind of hole gets this many copies at least (a few copies of a large hole judge badly), within this
+# many times its share of the pixels.
+_MIN_COPIES = 8
+_MOST = 4
+
+
+@dataclass(frozen=True)
+class ProbeWindow:
+    """A window of one plane of the job, with probes hidden in its known pixels.
+
+    ``image`` holds the plane's window, channels last, and for
+    ``reference="adjacent"`` its neighbouring planes' (``(K, *box, C)``,
+    the plane at ``own``); ``masks`` their real holes; ``probes`` the hidden
+    holes of the plane, ``kinds`` the kinds of the holes they copy (:func:`scatter`);
+    ``reference`` the window of a reference array.  At the probe pixels
+    (in ``np.nonzero(probes)`` order): ``distance`` into the hole, local
+    ``scale`` (:func:`~napari_inpaint.engine.calibration.local_scale`) and
+    ``numbers``, the probe each belongs to (from 1).
+    """
+
+    plane: tuple[int, ...]
+    box: tuple[slice, ...]
+    image: np.ndarray
+    masks: np.ndarray
+    own: int
+    probes: np.ndarray
+    kinds: np.ndarray
+    reference: np.ndarray | None
+    distance: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    numbers: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ProbeErrors:
+    """The errors of one method's fills at the probe pixels (of every window, in order).
+
+    ``errors`` and ``scale`` (n, C): the absolute error and the local scale
+    (:func:`~napari_inpaint.engine.calibration.local_scale`) in the image's
+    units; ``distance`` (n,): the distance into the hole; ``kinds`` (n,):
+    1 + the index of the hole's kind in :data:`~napari_inpaint.masks.HOLE_CLASSES`;
+    ``holes`` (n,): which probe (hole) each pixel belongs to, numbered over
+    every window.
+    """
+
+    errors: np.ndarray
+    distance: np.ndarray
+    scale: np.ndarray
+    kinds: np.ndarray
+    holes: np.ndarray
+
+    def mse(self) -> dict[str, tuple[float, int, np.ndarray, np.ndarray]]:
+        """Per kind of hole (and ``"all"``): the mean squared error, the probe pixels it holds, and of each of
+        its probes (holes, in the order of their numbers) the mean squared error and the pixels."""
+        squared = (self.errors**2).mean(axis=-1)
+        found = {}
+        for index, kind in [(None, "all"), *enumerate(HOLE_CLASSES, start=1)]:
+            inside = slice(None) if index is None else self.kinds == index
+            values, holes = squared[inside], self.holes[inside]
+            if len(values) or index is None:
+                numbers, at = np.unique(holes, return_inverse=True)
+                pixels = np.bincount(at, minlength=len(numbers))
+                per_hole = np.bincount(at, values, len(numbers)) / np.maximum(pixels, 1)
+                found[kind] = (float(values.mean()) if len(values) else np.nan, len(values), per_hole, pixels)
+        return found
+
+
+def place(job, rng: np.random.Generator, target: int = PROBE_PIXELS) -> list[ProbeWindow]:
+    """Windows of up to three planes of ``job`` with holes, and probes hidden in each (see the module)."""
+    mask = job.mask_grid
+    batch_ndim = len(job.batch_shape)
+    spatial = tuple(range(batch_ndim, len(job.grid_shape)))
+    with_holes = np.asarray(mask.any(axis=spatial) if spatial else mask)  # read block by block when lazy
+    planes = [tuple(int(i) for i in p) for p in np.argwhere(np.broadcast_to(with_holes, job.batch_shape))]
+    if not planes:
+        return []
+    picks = sorted({round(float(i)) for i in np.linspace(0, len(planes) - 1, min(_PLANES, len(planes)))})
+    windows = []
+    for pick in picks:
+        plane = planes[pick]
+        box = _window_box(np.asarray(mask[plane]), job.spatial_shape, rng, _WINDOW[job.spatial_ndim])
+        window = _read(job, plane, box)
+        kinds = scatter(window.masks[window.own], -(-target // len(picks)), rng, _PIECE[job.spatial_ndim])
+        probes = kinds > 0
+        if probes.any():
+            masks = window.masks[window.own] | probes
+            distance, scale = local_scale(window.image[window.own].astype(np.float64), masks)
+            numbers = ndi.label(probes, structure=np.ones((3,) * probes.ndim))[0]
+            windows.append(dataclasses.replace(
+                window, probes=probes, kinds=kinds, distance=distance[probes], scale=scale[probes],
+                numbers=numbers[probes],
+            ))
+    return windows
+
+
+def _window_box(plane_mask: np.ndarray, shape: tuple[int, ...], rng, side: int) -> tuple[slice, ...]:
+    """A window of at most ``side`` pixels a side, centred on a random hole pixel of the plane."""
+    holes = np.argwhere(plane_mask)
+    centre = holes[rng.integers(len(holes))]
+    box = []
+    for c, n in zip(centre, shape):
+        size = min(n, side)
+        start = int(np.clip(c - size // 2, 0, n - size))
+        box.append(slice(start, start + size))
+    return tuple(box)
+
+
+def _read(job, plane: tuple[int, ...], box: tuple[slice, ...]) -> ProbeWindow:
+    """The window ``box`` of ``plane`` (and of its neighbours, for adjacent references), read into memory."""
+    planes, own = [plane], 0
+    if isinstance(job.reference, str):
+        *stack, index = plane
+        around = range(max(0, index - _ADJACENT_REACH), min(job.batch_shape[-1], index + _ADJACENT_REACH + 1))
+        planes, own = [(*stack, i) for i in around], index - around.start
+    source = job.channels_last(job.image)
+    image = np.stack([np.asarray(source[(*p, *box)]) for p in planes])
+    masks = np.stack([np.asarray(job.mask_grid[(*p, *box)], bool) for p in planes])
+    reference = job.reference_array
+    if reference is not None:
+        reference = np.asarray(job.channels_last(reference)[(*plane, *box)])
+    empty = np.zeros(masks.shape[1:], bool)
+    return ProbeWindow(plane, box, image, masks, own, empty, empty.astype(np.uint8), reference)
+
+
+def scatter(real: np.ndarray, target: int, rng: np.random.Generator, piece: int = 48) -> np.ndarray:
+    """Copies of the holes of ``real`` moved onto its known pixels, about ``target`` pixels in all.
+
+    Returns an array of ``real``'s shape: 0 off the copies, on a copy the
+    kind of the hole it copies (1 + its index in
+    :data:`~napari_inpaint.masks.HOLE_CLASSES`, as :func:`~napari_inpaint.masks.hole_classes`).
+
+    Each copy lies on known pixels at least one pixel (faces and corners)
+    from every other copy, and :data:`_EDGE` pixels inside the array; it may
+    cross real holes on a quarter of its pixels at most, which it leaves out.
+    A hole longer than ``piece`` is copied as a piece of that side.  Each
+    kind of hole (:func:`~napari_inpaint.masks.hole_classes`) gets an equal
+    share of ``target``, in 8 copies at least (up to 4 shares): its holes
+    are copied in turn, in a random order, until that is placed or no copy
+    fits (a share left goes to the other kinds).
+
+    Examples
+    --------
+    >>> real = np.zeros((64, 64), bool); real[10:15, 10:15] = True; real[40, 40] = True
+    >>> kinds = scatter(real, 90, np.random.default_rng(0))
+    >>> int((kinds > 0).sum()) >= 90, bool((kinds > 0)[real].any()), sorted(np.unique(kinds).tolist())
+    (True, False, [0, 1, 3])
+    """
+    real = np.asarray(real, bool)
+    labels, count = ndi.label(real, structure=np.ones((3,) * real.ndim))
+    probes = np.zeros(real.shape, np.uint8)
+    if not count:
+        return probes
+    near_real = ndi.binary_dilation(real, np.ones((3,) * real.ndim, bool))
+    frame = np.ones(real.shape, bool)
+    frame[tuple(slice(_EDGE, n - _EDGE) for n in real.shape)] = False
+    taken = frame  # by the frame and the copies placed (grown by a pixel)
+    objects = ndi.find_objects(labels)
+    kinds = hole_classes(real)
+    of_kind = {}  # kind -> its holes (label - 1), in a random order
+    for k in rng.permutation(count):
+        of_kind.setdefault(int(kinds[objects[k]][labels[objects[k]] == k + 1][0]), []).append(int(k))
+    placed = dict.fromkeys(of_kind, 0)
+    copies = dict.fromkeys(of_kind, 0)
+    failures = dict.fromkeys(of_kind, 0)
+    share = -(-target // len(of_kind))
+
+    def fits(kind: int) -> bool:
+        return failures[kind] < 3 * len(of_kind[kind]) + 20
+
+    def shared(kind: int) -> bool:  # its share, in enough copies to judge by (large holes: more pixels)
+        return (placed[kind] >= share and copies[kind] >= _MIN_COPIES) or placed[kind] >= _MOST * share
+
+    shapes: dict[int, np.ndarray] = {}
+    free = _Shuffled(lambda: np.flatnonzero(~taken & ~near_real), rng)
+    for enough in (shared, lambda kind: sum(placed.values()) >= target):
+        while active := [kind for kind in of_kind if fits(kind) and not enough(kind)]:
+            for kind in active:
+                holes = of_kind[kind]
+                k = holes[(placed[kind] + failures[kind]) % len(holes)]
+                if k not in shapes:
+                    shapes[k] = labels[objects[k]] == k + 1
+                if shapes[k].size == 1:  # a one-pixel hole: the next free pixel of a shuffled list
+                    size = _copy_pixel(probes, taken, free, kind)
+                else:
+                    size = _copy(probes, taken, near_real, shapes[k], rng, piece, kind)
+                placed[kind] += size
+                copies[kind] += size > 0
+                failures[kind] += size == 0
+    return probes
+
+
+class _Shuffled:
+    """The items of ``items()`` in a random order, listed on first use."""
+
+    def __init__(self, items, rng: np.random.Generator):
+        self._items, self._rng, self._order = items, rng, None
+
+    def __iter__(self):
+        if self._order is None:
+            self._order = iter(self._rng.permutation(self._items()))
+        return self._order
+
+
+def _copy_pixel(probes, taken, free, kind: int) -> int:
+    """Put a one-pixel copy on the next pixel of ``free`` (shuffled pixels that were free) still free: 1, or 0."""
+    for index in itertools.islice(free, _TRIES):
+        if not taken.flat[index]:
+            at = np.unravel_index(index, taken.shape)
+            probes[at] = kind
+            taken[tuple(slice(c - 1, c + 2) for c in at)] = True  # the pixel and its neighbours
+            return 1
+    return 0
+
+
+def _copy(probes, taken, near_real, shape: np.ndarray, rng, piece: int, kind: int) -> int:
+    """Put a copy of the hole ``shape`` (its box) where nothing is ``taken``, and at most a quarter of it on or
+    next to real holes (those pixels are left out: a copy crossing real holes, as real holes cross each
+    other); the pixels placed (0: none)."""
+    if max(shape.shape) > piece:  # a long hole: a piece around one of its pixels
+        at = np.argwhere(shape)[rng.integers(int(shape.sum()))]
+        shape = shape[tuple(slice(max(0, a - piece // 2), a - piece // 2 + piece) for a in at)]
+        shape = shape[ndi.find_objects(shape.astype(np.int8))[0]]
+    room = [n - 2 * _EDGE - s + 1 for n, s in zip(probes.shape, shape.shape)]
+    if min(room) <= 0:
+        return 0
+    pixels = np.array(np.nonzero(shape))
+    for start in _EDGE + rng.integers(0, room, size=(_TRIES, shape.ndim)):
+        at = tuple(pixels + start[:, np.newaxis])
+        if taken[at].any():
+            continue
+        crossing = near_real[at]
+        if crossing.sum() * _CROSSING <= len(crossing):
+            kept = tuple(c[~crossing] for c in at)
+            probes[kept] = kind
+            # The copy grown by a pixel (faces and corners) is taken: it lies _EDGE inside the array.
+            for offset in itertools.product((-1, 0, 1), repeat=shape.ndim):
+                taken[tuple(c + o for c, o in zip(kept, offset))] = True
+            return len(kept[0])
+    return 0
+
+
+def _whole_windows(trial, own: int | None) -> list[Unit]:
+    """One unit per plane of ``trial`` with holes (``own`` only, for adjacent planes): its whole window.
+
+    A window's holes are filled in one call, as a crop holding them all
+    (hundreds of probes, thousands of calls apart).
+    """
+    whole = Window(tuple(slice(0, n) for n in trial.spatial_shape))
+    if own is not None:
+        planes = [(own,)]
+    else:
+        spatial = tuple(range(len(trial.batch_shape), len(trial.grid_shape)))
+        holes = trial.mask_grid.any(axis=spatial) if spatial else trial.mask_grid
+        planes = [tuple(int(i) for i in p) for p in np.argwhere(np.broadcast_to(holes, trial.batch_shape))]
+    return [Unit(number, (plane,), whole) for number, plane in enumerate(planes, start=1)]
+
+
+def fill_probes(job, windows: list[ProbeWindow], method: str, params: dict, prepared, check,
+                spatial_ndim: int | None = None) -> ProbeErrors:
+    """Fill the probes of ``windows`` with ``method`` (its ``params`` resolved, ``prepared`` its preparation's
+    result) as ``job`` would, and measure the errors there; ``spatial_ndim`` other than the job's fills a
+    job's volumes plane by plane."""
+    spec = get_method(method)
+    found = []
+    numbered = 0  # probes numbered over every window
+    for window in windows:
+        check()
+        masks = window.masks.copy()
+        masks[window.own] |= window.probes
+        adjacent = isinstance(job.reference, str)
+        image = window.image if adjacent else window.image[window.own]
+        mask = masks if adjacent else masks[window.own]
+        # A fill with its own std (``spread``) is measured against it: the engine's sigma with a unit
+        # calibration is that std; any other against the spread of the known pixels, measured once.
+        own = "spread" in spec.engine_keywords
+        trial = dataclasses.replace(
+            job, image=image, mask=mask, method=spec, params=params, channel_axis=image.ndim - 1,
+            spatial_ndim=spatial_ndim or job.spatial_ndim, reference="adjacent" if adjacent else window.reference,
+            stored=None, stored_mask=None, uncertainty=own, outcome={},
+        )
+        hooks = Hooks()
+        hooks.check = check
+        units = _whole_windows(trial, window.own if adjacent else None)
+        filled, scale = fill_in_memory(trial, units, prepared, hooks, Calibration.unit(job.channels) if own else None)
+        filled = filled[window.own] if adjacent else filled
+        at = window.probes
+        truth = window.image[window.own][at].astype(np.float64)
+        scale = window.scale if scale is None else (scale[window.own] if adjacent else scale)[at].astype(np.float64)
+        found.append((np.abs(filled[at].astype(np.float64) - truth), window.distance, scale, window.kinds[at],
+                      window.numbers + numbered))  # fmt: skip
+        numbered += int(window.numbers.max())
+    if not found:
+        return ProbeErrors(np.zeros((0, job.channels)), np.zeros(0), np.zeros((0, job.channels)),
+                           np.zeros(0, np.uint8), np.zeros(0, np.int64))
+    return ProbeErrors(*(np.concatenate(parts) for parts in zip(*found)))

@@ -1,0 +1,261 @@
+"""``auto``: for each kind of hole, the method whose fills of probes hidden in the image's own pixels came closest.
+
+Before any fill, the engine copies the call's holes onto known pixels
+(:mod:`napari_inpaint.engine.probes`); each candidate fills those probes
+as it would fill the holes, and for each kind of hole
+(:data:`napari_inpaint.masks.HOLE_CLASSES`: specks, lines, blobs, large)
+``auto`` keeps the first candidate unless others beat it clearly on that
+kind's probes (a paired test over at least 3 probes); then the one of those
+with the smallest mean squared error.  A kind with too few probes (50
+pixels, 3 probes) is judged so on all the probes.  The
+choice, each candidate's probe error and how many holes of each kind the
+call has are recorded in the provenance (``auto``).
+
+Candidates, in order of preference (the first is the safe choice): the
+classical methods of the registry that need no preparation, by default
+``harmonic, biharmonic, tv, exemplar`` for planes (``guided``
+too with reference data), and for volumes ``harmonic, biharmonic`` in 3D
+and ``biharmonic:2d`` (plane by plane).  ``NAME:2d`` fills a volume plane
+by plane with a 2D method.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from napari_inpaint.masks import HOLE_CLASSES, hole_classes
+from napari_inpaint.registry import _METHODS, Param, Stack, register
+
+_DEFAULTS = {2: ("harmonic", "biharmonic", "tv", "exemplar"), 3: ("harmonic", "biharmonic", "biharmonic:2d")}
+_WITH_REFERENCE = ("guided",)
+# What the widgets offer: the defaults, the fast pair, and the thorough set (with the Gaussian process).
+_OFFERED = ("", "harmonic,biharmonic", "harmonic,biharmonic,tv,exemplar,gp")
+# A kind of hole is chosen for on its own probes when they hold at least this many pixels, in this many probes.
+_MIN_PIXELS = 50
+_MIN_PROBES = 3
+# Standard errors by which a candidate must beat the first one (a paired test over the probes).
+_CLEARLY = 2.0
+_PLANE_BY_PLANE = ":2d"
+
+
+def _names(text: str, ndim: int, reference: bool) -> list[str]:
+    """The candidates of ``text`` (comma-separated; empty: the defaults), checked."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        names = [*_DEFAULTS[ndim], *(_WITH_REFERENCE if reference else ())]
+    for name in names:
+        _check(name, ndim, reference)
+    return names
+
+
+def _check(name: str, ndim: int, reference: bool) -> None:
+    method, plane_by_plane = _split(name)
+    usable = [
+        m.name for m in _METHODS.values()
+        if m.family == "classical" and m.prepare is None and m.name != "auto" and m.any_hole
+    ]
+    if method not in usable:
+        raise ValueError(
+            f"auto cannot choose {name!r}: its candidates are classical methods without a preparation, "
+            f"{', '.join(usable)} (NAME:2d fills volumes plane by plane)"
+        )
+    spec = _METHODS[method]
+    dims = 2 if plane_by_plane else ndim
+    if dims not in spec.ndims or (plane_by_plane and ndim != 3):
+        raise ValueError(f"auto cannot use {name!r} on {ndim}D data: {method} fills "
+                         f"{' or '.join(f'{n}D' for n in spec.ndims)} data (NAME:2d is for volumes)")
+    if spec.needs_reference and not reference:
+        raise ValueError(f"auto cannot use {name!r} without reference data (reference='adjacent' or an image)")
+
+
+def _split(name: str) -> tuple[str, bool]:
+    plane_by_plane = name.endswith(_PLANE_BY_PLANE)
+    return (name[: -len(_PLANE_BY_PLANE)] if plane_by_plane else name), plane_by_plane
+
+
+def _margin(params: dict) -> int:
+    names = [n.strip() for n in params["candidates"].split(",") if n.strip()]
+    names = names or [*_DEFAULTS[2], *_DEFAULTS[3], *_WITH_REFERENCE]
+    specs = [_METHODS[_split(name)[0]] for name in names if _split(name)[0] in _METHODS]
+    return max([spec.margin(spec.resolve({})) for spec in specs], default=2)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What ``auto`` chose: a candidate per kind of hole, and the record of why (``provenance``)."""
+
+    methods: dict[str, str]
+    provenance: dict
+
+
+def choose(
+    stack: Stack,
+    *,
+    candidates: str = "",
+    probes: Callable,
+    check: Callable[[], None],
+    progress: Callable | None = None,
+    status: Callable[[str], None] | None = None,
+) -> Choice:
+    """Fill the call's probes with every candidate; per kind of hole, the one with the smallest error."""
+    ndim = stack.masks.ndim - 1
+    names = _names(candidates, ndim, stack.reference is not None)
+    scores = {}
+    for done, name in enumerate(names):
+        check()
+        if status is not None:
+            status(f"auto: filling probes with {name} ({done + 1}/{len(names)})")
+        method, plane_by_plane = _split(name)
+        scores[name] = probes(method, 2 if plane_by_plane else None)
+        if progress is not None:
+            progress(done + 1, len(names))
+    overall = _preferred(names, [scores[name]["all"] for name in names]) or names[0]
+    methods = {kind: _preferred(names, [scores[name].get(kind) for name in names]) or overall for kind in HOLE_CLASSES}
+    holes = _hole_counts(stack.masks)
+    record = {
+        "choice": {kind: methods[kind] for kind in HOLE_CLASSES if holes.get(kind)},
+        "holes": holes,
+        "probe_rmse": {
+            name: {kind: round(float(np.sqrt(found[0])), 6) for kind, found in scores[name].items()} for name in names
+        },
+        "probe_pixels": {kind: found[1] for kind, found in scores[names[0]].items()},
+    }
+    if not scores[names[0]]["all"][1]:
+        record["notes"] = [f"no probe fitted in the known pixels: {names[0]} fills every hole"]
+    return Choice(methods, {"auto": record})
+
+
+def _preferred(names: list[str], found: list) -> str | None:
+    """The first candidate, unless others beat it clearly on the probes of a kind: then the best of those;
+    None when the kind has too few probes to judge by.
+
+    Clearly: over at least 3 probes, the mean of the per-probe differences
+    of squared error (each probe weighing as its pixels) exceeds twice its
+    standard error (a paired test), so that a few lucky probes (a texture
+    copied from the right place) do not make the choice.
+    """
+    first = found[0]
+    if first is None or first[1] < _MIN_PIXELS or len(first[2]) < _MIN_PROBES:
+        return None
+    weights = first[3] / first[3].sum()
+    effective = 1.0 / np.sum(weights**2)  # probes as many as equal ones would be
+    better = []
+    for name, other in zip(names[1:], found[1:]):
+        gain = first[2] - other[2]  # per probe: how much lower the other's error is
+        mean = float(np.sum(weights * gain))
+        spread = float(np.sqrt(np.sum(weights * (gain - mean) ** 2) * effective / max(effective - 1, 1)))
+        if effective >= _MIN_PROBES and mean > _CLEARLY * spread / np.sqrt(effective):
+            better.append((other[0], name))
+    return min(better)[1] if better else names[0]
+
+
+def _hole_counts(masks: np.ndarray) -> dict[str, int]:
+    """How many holes of each kind the call's planes hold (one plane when every plane shares its mask)."""
+    shared = masks.ndim > 1 and masks.strides[0] == 0
+    counts = np.zeros(len(HOLE_CLASSES) + 1, np.int64)
+    from scipy import ndimage as ndi
+
+    for plane in masks[:1] if shared else masks:
+        kinds = hole_classes(plane)
+        labels, count = ndi.label(kinds > 0, structure=np.ones((3,) * plane.ndim))
+        if count:
+            first = ndi.labeled_comprehension(kinds, labels, np.arange(1, count + 1), np.max, np.uint8, 0)
+            counts += np.bincount(first, minlength=len(counts))
+    factor = len(masks) if shared else 1
+    return {kind: int(counts[i]) * factor for i, kind in enumerate(HOLE_CLASSES, start=1) if counts[i]}
+
+
+@register(
+    "auto",
+    summary="chooses per kind of hole (specks, lines, blobs, large) the classical fill that came closest on "
+    "holes hidden in the image's own pixels",
+    family="classical",
+    artifacts=("hot-pixels", "scratches", "debris", "dropped-lines", "seams", "texture"),
+    ndims=(2, 3),
+    params=(
+        Param("candidates", str, "", "methods to choose from, comma-separated (empty: harmonic, biharmonic, tv, "
+              "exemplar; guided with a reference; in 3D harmonic, biharmonic, biharmonic:2d)",
+              pattern=r"[a-z0-9_:, -]*", suggestions=lambda: list(_OFFERED)),
+    ),
+    margin=_margin,
+    local_fill=True,
+    prepare=choose,
+)
+def auto(
+    image: np.ndarray,
+    mask: np.ndarray,
+    *,
+    prepared: Choice,
+    reference: np.ndarray | None = None,
+    scale: float = 1.0,
+    rng: np.random.Generator | None = None,
+    check: Callable[[], None] | None = None,
+) -> np.ndarray:
+    """Fill each hole with the method chosen for its kind (:func:`choose`, run by the engine once per call).
+
+    Parameters
+    ----------
+    %(image_mask)s
+    prepared : Choice
+        The choice of the call's preparation.
+    %(reference)s
+    scale : float
+        The power of two the crop was divided by.
+    %(rng)s
+    %(check)s
+
+    Returns
+    -------
+    %(returns)s
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari_inpaint import inpaint
+    >>> yy, xx = np.mgrid[:64, :64]
+    >>> image = np.sin(xx / 6.0) * 100 + yy
+    >>> mask = np.zeros(image.shape, bool); mask[20:23, 10:50] = True; mask[40, 40] = True
+    >>> filled = inpaint(image, mask, "auto")
+    >>> bool(np.abs(filled - image)[mask].max() < 5), bool((filled[~mask] == image[~mask]).all())
+    (True, True)
+    """
+    kinds = hole_classes(mask)
+    chosen: dict[str, list[int]] = {}
+    for index in np.unique(kinds[kinds > 0]):
+        chosen.setdefault(prepared.methods[HOLE_CLASSES[index - 1]], []).append(int(index))
+    supplied = {"reference": reference, "scale": scale, "rng": rng, "check": check, "progress": None,
+                "prepared": None}  # fmt: skip
+    out = image.copy()
+    for name, indices in chosen.items():
+        method, plane_by_plane = _split(name)
+        spec = _METHODS[method]
+        keywords = {**spec.resolve({}), **{k: v for k, v in supplied.items() if k in spec.engine_keywords}}
+        if plane_by_plane:
+            filled = _plane_by_plane(spec.fill, image, mask, keywords)
+        else:
+            filled = spec.fill(image, mask, **keywords)
+        where = np.isin(kinds, indices)
+        out[where] = filled[where]
+    return out
+
+
+def _plane_by_plane(fill: Callable, image: np.ndarray, mask: np.ndarray, keywords: dict) -> np.ndarray:
+    """A volume filled with a 2D fill, plane by plane along its first axis; a plane without a known pixel is
+    filled in 3D by harmonic diffusion."""
+    out = image.copy()
+    whole = []
+    for z in range(mask.shape[0]):
+        if not mask[z].any():
+            continue
+        if mask[z].all():
+            whole.append(z)
+            continue
+        reference = keywords.get("reference")
+        planes = {**keywords, **({"reference": reference[z]} if reference is not None else {})}
+        out[z] = fill(image[z], mask[z], **planes)
+    if whole:
+        harmonic = _METHODS["harmonic"]
+        filled = harmonic.fill(image, mask, **harmonic.resolve({}))
+        out[whole] = filled[whole]
+    return out
