@@ -14,7 +14,7 @@ debris (different in each plane) or both.  Every fill is scored over all hole
 pixels against the noise-free stack (PSNR, the stack's range as peak).
 
 ``auto`` runs two ways: plane by plane with the adjacent planes as reference
-(candidates harmonic, biharmonic, tv, exemplar and guided) and on the stack
+(candidates harmonic, biharmonic, tv and guided) and on the stack
 as a volume (``spatial_ndim=3``: harmonic and biharmonic in 3D, biharmonic
 plane by plane).  The table gives each one's loss against the best of the
 three references (2D biharmonic, 3D biharmonic, guided); the target is a loss

@@ -17,8 +17,9 @@ what the detector would have recorded.  Masks (``masks.make``): strokes 5 %,
 hot-pixels 1 %, debris 3 %, scratches 2 %, and hot-pixels 1 % | scratches 2 %.
 
 Accuracy: the hole MSE and hole PSNR (over the mask pixels, data range = the
-crop's max - min) of ``harmonic``, ``biharmonic``, ``tv``, ``exemplar`` (auto's
-default candidates), ``auto`` and, for reference, ``gp``.  Each call is timed
+crop's max - min) of ``harmonic``, ``biharmonic``, ``tv``, ``exemplar`` (the
+single methods: auto's default candidates are the first three, the oracle
+chooses among all four), ``auto`` and, for reference, ``gp``.  Each call is timed
 with ``time.perf_counter`` once, after every method has been warmed up on a
 small image.  Because cases have different data ranges and difficulty, MSEs
 are compared *normalised per case*:

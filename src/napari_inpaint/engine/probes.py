@@ -15,6 +15,7 @@ per kind of hole, :mod:`napari_inpaint.methods.auto`) and every uncertainty
 
 import dataclasses
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,10 @@ _CROSSING = 4
 # many times its share of the pixels.
 _MIN_COPIES = 8
 _MOST = 4
+# Real holes farther than this from every probe are context, filled once (see ``place``).
+_CONTEXT = 12
+# One-pixel holes are copied this many at a time.
+_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,9 @@ class ProbeWindow:
 
     ``image`` holds the plane's window, channels last, and for
     ``reference="adjacent"`` its neighbouring planes' (``(K, *box, C)``,
-    the plane at ``own``); ``masks`` their real holes; ``probes`` the hidden
+    the plane at ``own``); ``masks`` their real holes (of the plane, those
+    within 12 pixels of a probe: farther ones are filled by harmonic
+    diffusion in ``image``, as known context); ``probes`` the hidden
     holes of the plane, ``kinds`` the kinds of the holes they copy (:func:`scatter`);
     ``reference`` the window of a reference array.  At the probe pixels
     (in ``np.nonzero(probes)`` order): ``distance`` into the hole, local
@@ -126,14 +133,37 @@ def place(job, rng: np.random.Generator, target: int = PROBE_PIXELS) -> list[Pro
         kinds = scatter(window.masks[window.own], -(-target // len(picks)), rng, _PIECE[job.spatial_ndim])
         probes = kinds > 0
         if probes.any():
-            masks = window.masks[window.own] | probes
-            distance, scale = local_scale(window.image[window.own].astype(np.float64), masks)
+            real = window.masks[window.own]
+            distance, scale = local_scale(window.image[window.own].astype(np.float64), real | probes)
             numbers = ndi.label(probes, structure=np.ones((3,) * probes.ndim))[0]
+            # Real holes far from every probe are filled by harmonic diffusion once, and are known context for
+            # the candidates: their fills then cost the probes' pixels, not the window's every hole.
+            far = real & (ndi.distance_transform_edt(~probes) > _CONTEXT)
+            image, masks = window.image.copy(), window.masks.copy()
+            image[window.own] = _prefilled(image[window.own], real, far)
+            masks[window.own] = real & ~far
             windows.append(dataclasses.replace(
-                window, probes=probes, kinds=kinds, distance=distance[probes], scale=scale[probes],
-                numbers=numbers[probes],
+                window, image=image, masks=masks, probes=probes, kinds=kinds, distance=distance[probes],
+                scale=scale[probes], numbers=numbers[probes],
             ))
     return windows
+
+
+def _prefilled(values: np.ndarray, real: np.ndarray, far: np.ndarray) -> np.ndarray:
+    """``values`` (channels last) with the pixels ``far`` (among the holes ``real``) filled by harmonic
+    diffusion from the known pixels, in ``values``' dtype."""
+    if not far.any():
+        return values
+    harmonic = get_method("harmonic")
+    work = np.where(real[..., np.newaxis], 0.0, values.astype(np.float64))
+    filled = harmonic.fill(work, real, **harmonic.resolve({}))
+    out = values.copy()
+    if np.issubdtype(values.dtype, np.integer):
+        info = np.iinfo(values.dtype)
+        out[far] = np.clip(np.rint(filled[far]), info.min, info.max).astype(values.dtype)
+    else:
+        out[far] = filled[far].astype(values.dtype)
+    return out
 
 
 def _window_box(plane_mask: np.ndarray, shape: tuple[int, ...], rng, side: int) -> tuple[slice, ...]:
@@ -214,7 +244,7 @@ def scatter(real: np.ndarray, target: int, rng: np.random.Generator, piece: int 
         return (placed[kind] >= share and copies[kind] >= _MIN_COPIES) or placed[kind] >= _MOST * share
 
     shapes: dict[int, np.ndarray] = {}
-    free = _Shuffled(lambda: np.flatnonzero(~taken & ~near_real), rng)
+    apart = _Apart(lambda: ~taken & ~near_real, rng)
     for enough in (shared, lambda kind: sum(placed.values()) >= target):
         while active := [kind for kind in of_kind if fits(kind) and not enough(kind)]:
             for kind in active:
@@ -222,37 +252,50 @@ def scatter(real: np.ndarray, target: int, rng: np.random.Generator, piece: int 
                 k = holes[(placed[kind] + failures[kind]) % len(holes)]
                 if k not in shapes:
                     shapes[k] = labels[objects[k]] == k + 1
-                if shapes[k].size == 1:  # a one-pixel hole: the next free pixel of a shuffled list
-                    size = _copy_pixel(probes, taken, free, kind)
+                if shapes[k].size == 1:  # one-pixel holes: a batch of copies at once
+                    size = _copy_pixels(probes, taken, apart, kind, min(_BATCH, max(1, share - placed[kind])))
+                    copies[kind] += size
                 else:
                     size = _copy(probes, taken, near_real, shapes[k], rng, piece, kind)
+                    copies[kind] += size > 0
                 placed[kind] += size
-                copies[kind] += size > 0
                 failures[kind] += size == 0
     return probes
 
 
-class _Shuffled:
-    """The items of ``items()`` in a random order, listed on first use."""
+class _Apart:
+    """Pixels free when first asked for, none next to another, in a random order: where one-pixel copies go.
 
-    def __init__(self, items, rng: np.random.Generator):
-        self._items, self._rng, self._order = items, rng, None
+    Listed on first use: of the free pixels, those whose random priority is
+    the highest of their 3×3 neighbourhood's (so no two touch).
+    """
 
-    def __iter__(self):
+    def __init__(self, free: Callable[[], np.ndarray], rng: np.random.Generator):
+        self._free, self._rng, self._order, self._next = free, rng, None, 0
+
+    def take(self, count: int) -> np.ndarray:
+        """The next ``count`` pixels (flat indices; fewer when the list runs out)."""
         if self._order is None:
-            self._order = iter(self._rng.permutation(self._items()))
-        return self._order
+            free = self._free()
+            priority = np.where(free, self._rng.random(free.shape), -1.0)
+            apart = free & (priority == ndi.maximum_filter(priority, size=3, mode="constant", cval=-1.0))
+            self._order = self._rng.permutation(np.flatnonzero(apart))
+        taken = self._order[self._next : self._next + count]
+        self._next += len(taken)
+        return taken
 
 
-def _copy_pixel(probes, taken, free, kind: int) -> int:
-    """Put a one-pixel copy on the next pixel of ``free`` (shuffled pixels that were free) still free: 1, or 0."""
-    for index in itertools.islice(free, _TRIES):
-        if not taken.flat[index]:
-            at = np.unravel_index(index, taken.shape)
-            probes[at] = kind
-            taken[tuple(slice(c - 1, c + 2) for c in at)] = True  # the pixel and its neighbours
-            return 1
-    return 0
+def _copy_pixels(probes, taken, apart: _Apart, kind: int, count: int) -> int:
+    """Put up to ``count`` one-pixel copies on pixels of ``apart`` still free; the pixels placed."""
+    indices = apart.take(count)
+    indices = indices[~taken.flat[indices]]
+    if not len(indices):
+        return 0
+    at = np.unravel_index(indices, taken.shape)
+    probes[at] = kind
+    for offset in itertools.product((-1, 0, 1), repeat=taken.ndim):  # each pixel and its neighbours
+        taken[tuple(c + o for c, o in zip(at, offset))] = True
+    return len(indices)
 
 
 def _copy(probes, taken, near_real, shape: np.ndarray, rng, piece: int, kind: int) -> int:

@@ -126,7 +126,7 @@ def _steps(ndim: int) -> tuple[float, float]:
     artifacts=("scratches", "debris", "saturation", "seams"),
     ndims=(2, 3),
     params=(
-        Param("iterations", int, 2000, "maximum number of primal-dual iterations", 10, 20000),
+        Param("iterations", int, 2000, "maximum number of primal-dual iterations", 10, 20000, probe=100),
         Param("tol", float, 1e-4, "stop once the relative primal-dual gap is below tol (0: never)", 0.0, 1.0,
               probe=1e-3),
         DEVICE,
