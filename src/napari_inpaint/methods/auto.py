@@ -32,7 +32,9 @@ from napari_inpaint.registry import _METHODS, Param, Stack, register
 _DEFAULTS = {2: ("harmonic", "biharmonic", "tv"), 3: ("harmonic", "biharmonic", "biharmonic:2d")}
 _WITH_REFERENCE = ("guided",)
 # What the widgets offer: the defaults, the fast pair, and the thorough set (with the Gaussian process).
-_OFFERED = ("", "harmonic,biharmonic", "harmonic,biharmonic,tv,exemplar,gp")
+_OFFERED = ("default", "harmonic,biharmonic", "harmonic,biharmonic,tv,exemplar,gp")
+# The value of ``candidates`` that stands for the defaults of the call (they depend on its dimensions and reference).
+_DEFAULT = "default"
 # A kind of hole is chosen for on its own probes when they hold at least this many pixels, in this many probes.
 _MIN_PIXELS = 50
 _MIN_PROBES = 3
@@ -42,8 +44,8 @@ _PLANE_BY_PLANE = ":2d"
 
 
 def _names(text: str, ndim: int, reference: bool) -> list[str]:
-    """The candidates of ``text`` (comma-separated; empty: the defaults), checked."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
+    """The candidates of ``text`` (comma-separated; ``default`` or empty: the defaults), checked."""
+    names = _listed(text)
     if not names:
         names = [*_DEFAULTS[ndim], *(_WITH_REFERENCE if reference else ())]
     for name in names:
@@ -76,8 +78,13 @@ def _split(name: str) -> tuple[str, bool]:
     return (name[: -len(_PLANE_BY_PLANE)] if plane_by_plane else name), plane_by_plane
 
 
+def _listed(text: str) -> list[str]:
+    """The names ``text`` lists (none for ``default``)."""
+    return [name.strip() for name in text.split(",") if name.strip() and name.strip() != _DEFAULT]
+
+
 def _margin(params: dict) -> int:
-    names = [n.strip() for n in params["candidates"].split(",") if n.strip()]
+    names = _listed(params["candidates"])
     names = names or [*_DEFAULTS[2], *_DEFAULTS[3], *_WITH_REFERENCE]
     specs = [_METHODS[_split(name)[0]] for name in names if _split(name)[0] in _METHODS]
     return max([spec.margin(spec.resolve({})) for spec in specs], default=2)
@@ -94,7 +101,7 @@ class Choice:
 def choose(
     stack: Stack,
     *,
-    candidates: str = "",
+    candidates: str = "default",
     probes: Callable,
     check: Callable[[], None],
     progress: Callable | None = None,
@@ -176,8 +183,8 @@ def _hole_counts(masks: np.ndarray) -> dict[str, int]:
     artifacts=("hot-pixels", "scratches", "debris", "dropped-lines", "seams", "texture"),
     ndims=(2, 3),
     params=(
-        Param("candidates", str, "", "methods to choose from, comma-separated (empty: harmonic, biharmonic, tv; "
-              "guided with a reference; in 3D harmonic, biharmonic, biharmonic:2d)",
+        Param("candidates", str, "default", "methods to choose from, comma-separated, first the safe one (default: "
+              "harmonic, biharmonic, tv; guided with a reference; in 3D harmonic, biharmonic, biharmonic:2d)",
               pattern=r"[a-z0-9_:, -]*", suggestions=lambda: list(_OFFERED)),
     ),
     margin=_margin,
