@@ -16,7 +16,8 @@ pixels against the noise-free stack (PSNR, the stack's range as peak).
 ``auto`` runs two ways: plane by plane with the adjacent planes as reference
 (candidates harmonic, biharmonic, tv and guided) and on the stack
 as a volume (``spatial_ndim=3``: harmonic and biharmonic in 3D, biharmonic
-plane by plane).  The table gives each one's loss against the best of the
+plane by plane, and guided plane by plane with each plane's neighbours in
+the crop as reference, ``guided:adjacent``).  The table gives each one's loss against the best of the
 three references (2D biharmonic, 3D biharmonic, guided); the target is a loss
 under 0.5 dB.
 """

@@ -121,7 +121,7 @@ def test_auto_fills_volumes_and_chooses_plane_by_plane_fills_too():
     job = FillJob.create(volume, mask, "auto", spatial_ndim=3)
     filled, sigma = job.run(), None
     np.testing.assert_array_equal(filled[~mask], volume[~mask])
-    assert set(job.outcome["auto"]["probe_rmse"]) == {"harmonic", "biharmonic", "biharmonic:2d"}
+    assert set(job.outcome["auto"]["probe_rmse"]) == {"harmonic", "biharmonic", "biharmonic:2d", "guided:adjacent"}
     assert sigma is None and np.isfinite(filled).all()
 
 
@@ -199,3 +199,62 @@ def test_the_inpaint_widget_shows_the_uncertainty_and_what_auto_chose(qtbot):
     np.testing.assert_array_equal(viewer.layers["field inpainted"].data, expected)
     np.testing.assert_array_equal(viewer.layers["field" + SIGMA_SUFFIX].data, sigma)
     assert "auto chose specks → " in widget.status.value and "probe pixels" in widget.status.value
+
+
+def test_probes_of_a_hole_across_a_volume_cross_it_too():
+    # A hot pixel bad in every plane is a column through the whole volume: its copies must span it as well
+    # (else none fits, and auto keeps its first candidate blind).
+    real = np.zeros((12, 40, 40), bool)
+    real[:, 10, 10] = real[:, 25, 30] = True
+    kinds = scatter(real, 120, np.random.default_rng(0), piece=24)
+    labels, count = ndi.label(kinds > 0, structure=np.ones((3, 3, 3)))
+    assert count >= 6 and not (kinds > 0)[real].any()
+    for k in range(1, count + 1):
+        assert ((labels == k).sum(axis=0) == 12).sum() == 1  # one column, through every plane
+
+
+def _moving_stack(planes: int = 12, side: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A textured field drifting by (0.7, -0.4) pixel per plane, with noise (uint16), its truth, and debris
+    different in every plane."""
+    rng = np.random.default_rng(0)
+    field = ndi.gaussian_filter(rng.normal(size=(2 * side, 2 * side)), 1.5)
+    truth = 1000 + 200 * np.stack([
+        ndi.shift(field / field.std(), (0.7 * z, -0.4 * z), order=3, mode="wrap")[16 : 16 + side, 16 : 16 + side]
+        for z in range(planes)
+    ])
+    stack = (truth + rng.normal(0, 5, truth.shape)).astype(np.uint16)
+    mask = np.stack([masks.make("debris", (side, side), 0.04, seed=z) for z in range(planes)])
+    return stack, truth, mask
+
+
+def test_auto_on_a_volume_fills_debris_of_moving_frames_from_the_adjacent_planes():
+    # Debris on a drifting texture: neither 2D nor 3D diffusion knows what it hides, the neighbouring frames
+    # (aligned) do; auto in 3D must see that on its probes and fill as well as guided with reference='adjacent'.
+    stack, truth, mask = _moving_stack()
+    job = FillJob.create(stack, mask, "auto", spatial_ndim=3)
+    filled = job.run()
+    assert filled.dtype == np.uint16
+    np.testing.assert_array_equal(filled[~mask], stack[~mask])
+    assert set(job.outcome["auto"]["choice"].values()) == {"guided:adjacent"}
+
+    def psnr(values):
+        return 10 * np.log10(np.ptp(truth) ** 2 / np.mean((values[mask] - truth[mask]) ** 2))
+
+    guided = inpaint(stack, mask, "guided", reference="adjacent")
+    biharmonic = inpaint(stack, mask, "biharmonic", spatial_ndim=3)
+    assert psnr(filled) > psnr(guided) - 0.5, (psnr(filled), psnr(guided))
+    assert psnr(filled) > psnr(biharmonic) + 10
+
+
+def test_auto_names_plane_by_plane_candidates_only_for_volumes_and_adjacent_only_with_a_reference_taker():
+    volume, mask = _field(0, (6, 16, 16)), np.zeros((6, 16, 16), bool)
+    mask[2, 5:8, 5:8] = True
+    with pytest.raises(ValueError, match="auto cannot use 'harmonic:adjacent': harmonic takes no reference"):
+        inpaint(volume, mask, "auto", spatial_ndim=3, candidates="harmonic,harmonic:adjacent")
+    with pytest.raises(ValueError, match="NAME:2d and NAME:adjacent are the ways"):
+        inpaint(volume, mask, "auto", spatial_ndim=3, candidates="harmonic,guided:3d")
+    with pytest.raises(ValueError, match="NAME:2d is for volumes"):
+        inpaint(volume[2], mask[2], "auto", candidates="harmonic,guided:adjacent")
+    filled = inpaint(volume, mask, "auto", spatial_ndim=3, candidates="guided:adjacent")  # no reference needed
+    np.testing.assert_array_equal(filled[~mask], volume[~mask])
+    assert np.isfinite(filled).all()

@@ -35,7 +35,7 @@ pixels around it; see :mod:`napari_inpaint.engine.calibration`) and
 A method may also register a preparation, called once per ``inpaint`` call
 before any fill (e.g. to train a network once on every plane of a stack)::
 
-    prepare(stack, *, <its parameters>, [rng], [check], [progress], [status], [probes]) -> object
+    prepare(stack, *, <its parameters>, [rng], [check], [progress], [status], [probes], [adjacent]) -> object
 
 where ``stack`` is a :class:`Stack`; every fill of the call then receives the
 result as ``prepared``; a ``provenance`` mapping on that result (an attribute)
@@ -45,12 +45,17 @@ divided by a power of two (exact, see :func:`napari_inpaint.inpaint`): what
 it hands the fills must not depend on the units (normalise, as ``learned``
 does), or the fill multiplies by ``scale``.  ``check`` and ``progress``
 behave as for fills (``progress`` may be None); ``status(text)`` says what
-the preparation is doing, for a status line; ``probes(method, spatial_ndim=None)``
+the preparation is doing, for a status line; ``probes(method, spatial_ndim=None, prepared=None)``
 fills holes hidden in the call's known pixels with another method (its
-defaults) and returns its errors there: ``{kind: (mean squared error,
+defaults; ``prepared`` the result of its preparation) and returns its errors there: ``{kind: (mean squared error,
 pixels, each probe's mean squared error, each probe's pixels)}`` per kind
 of hole (:data:`napari_inpaint.masks.HOLE_CLASSES`, and
-``"all"``), as ``auto`` chooses (:mod:`napari_inpaint.engine.probes`).  Docstrings of fill functions
+``"all"``), as ``auto`` chooses (:mod:`napari_inpaint.engine.probes`);
+``adjacent(planes, masks, check=None)`` builds, for planes in memory (a
+volume's crop, ``(N,) + spatial + (C,)``), each plane's reference from its
+neighbours as ``reference="adjacent"`` does (with the call's ``align``;
+:func:`napari_inpaint.engine.reference.adjacent_planes`), for the result to
+hand its fills.  Docstrings of fill functions
 may use the shared blocks of :data:`FILL_DOCS` as ``%(name)s``.
 """
 
@@ -88,7 +93,7 @@ FAMILIES = {
 # Keywords the engine supplies to a fill function that names them.
 ENGINE_KEYWORDS = frozenset({"rng", "check", "progress", "reference", "prepared", "scale", "spread"})
 # Keywords the engine supplies to a preparation function that names them.
-PREPARE_KEYWORDS = frozenset({"rng", "check", "progress", "status", "probes"})
+PREPARE_KEYWORDS = frozenset({"rng", "check", "progress", "status", "probes", "adjacent"})
 # The arguments of ``napari_inpaint.inpaint`` other than a method's parameters (its ``**params``): a
 # parameter of one of these names would be taken by the engine, so no method may declare one.
 ENGINE_OPTIONS = frozenset({

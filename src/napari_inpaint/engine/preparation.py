@@ -7,6 +7,7 @@ is prepared when it is made, so that its graph (on a cluster too) only holds
 the prepared values.
 """
 
+import functools
 import inspect
 from collections.abc import Callable
 
@@ -15,6 +16,7 @@ import numpy as np
 from napari_inpaint.engine import probes
 from napari_inpaint.engine.calibration import Calibration
 from napari_inpaint.engine.planning import Window
+from napari_inpaint.engine.reference import adjacent_planes
 from napari_inpaint.engine.unit import Unit, reference_of
 from napari_inpaint.methods import get_method
 from napari_inpaint.registry import Stack
@@ -62,6 +64,7 @@ def prepare(job, hooks) -> object:
     def run(check: Callable[[], None], progress: Callable | None) -> object:
         supplied = {
             "rng": np.random.default_rng([job.seed, 0]), "check": check, "progress": progress, "status": hooks.status,
+            "adjacent": functools.partial(adjacent_planes, align=job.align),
         }
         if "probes" in taken:
             supplied["probes"] = _prober(job, check)
@@ -74,17 +77,19 @@ def prepare(job, hooks) -> object:
 
 
 def _prober(job, check: Callable[[], None]) -> Callable:
-    """The ``probes(method, spatial_ndim=None)`` a preparation gets: the errors of ``method`` (its default
-    parameters, or their cheaper ``Param.probe`` values) on probes hidden in the job's known pixels, per kind
-    of hole (placed once per call)."""
+    """The ``probes(method, spatial_ndim=None, prepared=None)`` a preparation gets: the errors of ``method``
+    (its default parameters, or their cheaper ``Param.probe`` values; ``prepared`` its preparation's result)
+    on probes hidden in the job's known pixels, per kind of hole (placed once per call)."""
     windows: list = []
 
-    def errors(method: str, spatial_ndim: int | None = None) -> dict[str, tuple[float, int, np.ndarray, np.ndarray]]:
+    def errors(
+        method: str, spatial_ndim: int | None = None, prepared=None
+    ) -> dict[str, tuple[float, int, np.ndarray, np.ndarray]]:
         if not windows:
             windows.append(probes.place(job, np.random.default_rng([job.seed, 1])))
         spec = get_method(method)
         params = spec.resolve({p.name: p.probe for p in spec.params if p.probe is not None})
-        return probes.fill_probes(job, windows[0], method, params, None, check, spatial_ndim).mse()
+        return probes.fill_probes(job, windows[0], method, params, prepared, check, spatial_ndim).mse()
 
     return errors
 

@@ -32,7 +32,9 @@ from napari_inpaint.methods import get_method
 #: Probe pixels aimed at per call (over every window): with ~500 the choice of a method swings between
 #: seeds, with ~1000 it settles (measured over 120 images).
 PROBE_PIXELS = 2000
-# Planes (or volumes) of a stack that hold probes, and the side of the window probed in each.
+# Planes (or volumes) of a stack that hold probes, and the side of the window probed in each: its pixels
+# at most this side's square (cube), an axis shorter than the side taken whole and the others longer (a thin
+# volume's window covers more of its planes, so its probes see more than a corner of them).
 _PLANES = 3
 _WINDOW = {2: 384, 3: 64}
 # A hole longer than this is copied as a piece of this side.
@@ -167,14 +169,26 @@ def _prefilled(values: np.ndarray, real: np.ndarray, far: np.ndarray) -> np.ndar
 
 
 def _window_box(plane_mask: np.ndarray, shape: tuple[int, ...], rng, side: int) -> tuple[slice, ...]:
-    """A window of at most ``side`` pixels a side, centred on a random hole pixel of the plane."""
+    """A window of at most ``side ** ndim`` pixels, centred on a random hole pixel of the plane.
+
+    Axes shorter than ``side`` are taken whole, and the others share the rest of that budget equally.
+
+    Examples
+    --------
+    >>> plane = np.ones((20, 128, 128), bool)
+    >>> [s.stop - s.start for s in _window_box(plane, plane.shape, np.random.default_rng(0), 64)]
+    [20, 114, 114]
+    """
     holes = np.argwhere(plane_mask)
     centre = holes[rng.integers(len(holes))]
+    sizes, budget = {}, float(side) ** len(shape)
+    for rank, axis in enumerate(np.argsort(shape, kind="stable")):  # the shortest axes first
+        sizes[axis] = min(shape[axis], int(round(budget ** (1 / (len(shape) - rank)), 6)))
+        budget /= sizes[axis]
     box = []
-    for c, n in zip(centre, shape):
-        size = min(n, side)
-        start = int(np.clip(c - size // 2, 0, n - size))
-        box.append(slice(start, start + size))
+    for axis, (c, n) in enumerate(zip(centre, shape)):
+        start = int(np.clip(c - sizes[axis] // 2, 0, n - sizes[axis]))
+        box.append(slice(start, start + sizes[axis]))
     return tuple(box)
 
 
@@ -203,13 +217,16 @@ def scatter(real: np.ndarray, target: int, rng: np.random.Generator, piece: int 
     :data:`~napari_inpaint.masks.HOLE_CLASSES`, as :func:`~napari_inpaint.masks.hole_classes`).
 
     Each copy lies on known pixels at least one pixel (faces and corners)
-    from every other copy, and :data:`_EDGE` pixels inside the array; it may
+    from every other copy, and :data:`_EDGE` pixels inside the array (a
+    hole across the whole of an axis, such as a hot pixel bad in every plane
+    of a volume, is copied across it); it may
     cross real holes on a quarter of its pixels at most, which it leaves out.
     A hole longer than ``piece`` is copied as a piece of that side.  Each
     kind of hole (:func:`~napari_inpaint.masks.hole_classes`) gets an equal
     share of ``target``, in 8 copies at least (up to 4 shares): its holes
     are copied in turn, in a random order, until that is placed or no copy
-    fits (a share left goes to the other kinds).
+    fits (a share left goes to the other kinds), the kinds of the largest
+    holes first.
 
     Examples
     --------
@@ -226,7 +243,7 @@ def scatter(real: np.ndarray, target: int, rng: np.random.Generator, piece: int 
     near_real = ndi.binary_dilation(real, np.ones((3,) * real.ndim, bool))
     frame = np.ones(real.shape, bool)
     frame[tuple(slice(_EDGE, n - _EDGE) for n in real.shape)] = False
-    taken = frame  # by the frame and the copies placed (grown by a pixel)
+    taken = np.zeros(real.shape, bool)  # by the copies placed (grown by a pixel)
     objects = ndi.find_objects(labels)
     kinds = hole_classes(real)
     of_kind = {}  # kind -> its holes (label - 1), in a random order
@@ -244,10 +261,12 @@ def scatter(real: np.ndarray, target: int, rng: np.random.Generator, piece: int 
         return (placed[kind] >= share and copies[kind] >= _MIN_COPIES) or placed[kind] >= _MOST * share
 
     shapes: dict[int, np.ndarray] = {}
-    apart = _Apart(lambda: ~taken & ~near_real, rng)
+    apart = _Apart(lambda: ~taken & ~near_real & ~frame, rng)
     for enough in (shared, lambda kind: sum(placed.values()) >= target):
-        while active := [kind for kind in of_kind if fits(kind) and not enough(kind)]:
-            for kind in active:
+        # One kind after the other, the largest holes first: a thousand one-pixel copies (dense hot pixels), each
+        # with its ring taken, would leave no room for a copy of debris.
+        while active := [kind for kind in sorted(of_kind, reverse=True) if fits(kind) and not enough(kind)]:
+            for kind in active[:1]:
                 holes = of_kind[kind]
                 k = holes[(placed[kind] + failures[kind]) % len(holes)]
                 if k not in shapes:
@@ -306,11 +325,14 @@ def _copy(probes, taken, near_real, shape: np.ndarray, rng, piece: int, kind: in
         at = np.argwhere(shape)[rng.integers(int(shape.sum()))]
         shape = shape[tuple(slice(max(0, a - piece // 2), a - piece // 2 + piece) for a in at)]
         shape = shape[ndi.find_objects(shape.astype(np.int8))[0]]
-    room = [n - 2 * _EDGE - s + 1 for n, s in zip(probes.shape, shape.shape)]
+    # Across an axis the hole spans whole, the copy spans it too: its context is then the real hole's, up to the
+    # array's faces (a copy kept from them would be filled from its ends too).
+    across = np.array(shape.shape) == probes.shape
+    room = [1 if whole else n - 2 * _EDGE - s + 1 for whole, n, s in zip(across, probes.shape, shape.shape)]
     if min(room) <= 0:
         return 0
     pixels = np.array(np.nonzero(shape))
-    for start in _EDGE + rng.integers(0, room, size=(_TRIES, shape.ndim)):
+    for start in np.where(across, 0, _EDGE + rng.integers(0, room, size=(_TRIES, shape.ndim))):
         at = tuple(pixels + start[:, np.newaxis])
         if taken[at].any():
             continue
@@ -318,9 +340,10 @@ def _copy(probes, taken, near_real, shape: np.ndarray, rng, piece: int, kind: in
         if crossing.sum() * _CROSSING <= len(crossing):
             kept = tuple(c[~crossing] for c in at)
             probes[kept] = kind
-            # The copy grown by a pixel (faces and corners) is taken: it lies _EDGE inside the array.
+            # The copy grown by a pixel (faces and corners) is taken (within the array: a copy across an axis
+            # meets its faces).
             for offset in itertools.product((-1, 0, 1), repeat=shape.ndim):
-                taken[tuple(c + o for c, o in zip(kept, offset))] = True
+                taken[tuple(np.clip(c + o, 0, n - 1) for c, o, n in zip(kept, offset, probes.shape))] = True
             return len(kept[0])
     return 0
 

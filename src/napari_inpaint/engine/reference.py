@@ -425,6 +425,48 @@ class References:
         return ~self.masks[plane][window]
 
 
+def adjacent_planes(
+    planes: np.ndarray, masks: np.ndarray, *, align: bool = True, check: Callable[[], None] | None = None
+) -> Callable[[int], np.ndarray]:
+    """``reference="adjacent"`` within a stack of planes in memory: each plane's reference from its neighbours.
+
+    For a fill that takes the crop of a volume plane by plane (``auto``'s
+    ``guided:adjacent``, which receives this function as its preparation's
+    ``adjacent``): plane ``i``'s reference is built as the engine builds the
+    reference of a crop for ``reference="adjacent"`` (see the module's
+    Notes), registered over the whole planes given.
+
+    Parameters
+    ----------
+    planes : ndarray
+        ``(N,) + spatial + (C,)``; the unknown pixels may hold anything.
+    masks : ndarray of bool
+        ``(N,) + spatial``, True on the unknown pixels.
+    align : bool
+        Whether to shift the neighbours onto the plane.
+    check : callable, optional
+        Raises when the user cancels.
+
+    Returns
+    -------
+    callable
+        ``reference(i)``: plane ``i``'s reference, float64, ``spatial + (C,)``,
+        aligned and complete; each pair of planes is registered once over all calls.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> planes = np.stack([np.full((8, 8, 1), float(i)) for i in range(3)])
+    >>> masks = np.zeros((3, 8, 8), bool); masks[1, 2:4, 2:4] = True
+    >>> reference = adjacent_planes(planes, masks, align=False)
+    >>> float(reference(1)[3, 3, 0]), float(reference(0)[3, 3, 0])  # both sides' mean; plane 1, then 2
+    (1.0, 2.0)
+    """
+    references = References(ADJACENT, planes, masks, 1, align, check or (lambda: None))
+    whole = tuple(slice(0, n) for n in masks.shape[1:])
+    return lambda index: references.of((index,), whole)
+
+
 def plausible_shifts(estimates: dict[int, np.ndarray | None], ndim: int) -> dict[int, np.ndarray]:
     """The shifts of a plane's neighbours (keyed by signed distance along the stack) that follow one drift.
 

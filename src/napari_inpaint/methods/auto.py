@@ -14,9 +14,15 @@ call has are recorded in the provenance (``auto``).
 Candidates, in order of preference (the first is the safe choice): the
 classical methods of the registry that need no preparation, by default
 ``harmonic, biharmonic, tv`` for planes (``guided``
-too with reference data), and for volumes ``harmonic, biharmonic`` in 3D
-and ``biharmonic:2d`` (plane by plane).  ``NAME:2d`` fills a volume plane
-by plane with a 2D method.
+too with reference data), and for volumes ``harmonic, biharmonic`` in 3D,
+``biharmonic:2d`` and ``guided:adjacent``.  ``NAME:2d`` fills a volume plane
+by plane with a 2D method; ``NAME:adjacent`` too, with a method that takes a
+reference, each plane's reference built from its neighbouring planes in the
+crop as for ``reference="adjacent"`` (aligned, see
+:mod:`napari_inpaint.engine.reference`): a stack filled as a volume can so
+take debris on moving or textured frames from the frames around it, as
+``guided`` with ``reference="adjacent"`` does (its probes are filled by
+``auto``'s own fill, as no method of the registry fills so).
 """
 
 from collections.abc import Callable
@@ -29,7 +35,9 @@ from napari_inpaint.registry import _METHODS, Param, Stack, register
 
 # exemplar is left out: on the benchmark its probes never showed it clearly better (docs/uncertainty.md), and it
 # costs a fifth of auto's time; name it in ``candidates`` to try it.
-_DEFAULTS = {2: ("harmonic", "biharmonic", "tv"), 3: ("harmonic", "biharmonic", "biharmonic:2d")}
+# In 3D, guided:adjacent stands for ``guided`` with reference="adjacent" (moving or textured frames, where
+# neither 2D nor 3D fills see the structure): a stack filled as a volume has no other reference.
+_DEFAULTS = {2: ("harmonic", "biharmonic", "tv"), 3: ("harmonic", "biharmonic", "biharmonic:2d", "guided:adjacent")}
 _WITH_REFERENCE = ("guided",)
 # What the widgets offer: the defaults, the fast pair, and the thorough set (with the Gaussian process).
 _OFFERED = ("default", "harmonic,biharmonic", "harmonic,biharmonic,tv,exemplar,gp")
@@ -40,7 +48,8 @@ _MIN_PIXELS = 50
 _MIN_PROBES = 3
 # Standard errors by which a candidate must beat the first one (a paired test over the probes).
 _CLEARLY = 2.0
-_PLANE_BY_PLANE = ":2d"
+# NAME:2d fills a volume plane by plane; NAME:adjacent too, each plane with its neighbours in the crop as reference.
+_PLANE_BY_PLANE, _ADJACENT = "2d", "adjacent"
 
 
 def _names(text: str, ndim: int, reference: bool) -> list[str]:
@@ -54,7 +63,7 @@ def _names(text: str, ndim: int, reference: bool) -> list[str]:
 
 
 def _check(name: str, ndim: int, reference: bool) -> None:
-    method, plane_by_plane = _split(name)
+    method, mode = _split(name)
     usable = [
         m.name for m in _METHODS.values()
         if m.family == "classical" and m.prepare is None and m.name != "auto" and m.any_hole
@@ -64,18 +73,25 @@ def _check(name: str, ndim: int, reference: bool) -> None:
             f"auto cannot choose {name!r}: its candidates are classical methods without a preparation, "
             f"{', '.join(usable)} (NAME:2d fills volumes plane by plane)"
         )
+    if mode not in (None, _PLANE_BY_PLANE, _ADJACENT):
+        raise ValueError(f"auto cannot choose {name!r}: NAME:2d and NAME:adjacent are the ways to name a method "
+                         "that fills volumes plane by plane")
     spec = _METHODS[method]
-    dims = 2 if plane_by_plane else ndim
-    if dims not in spec.ndims or (plane_by_plane and ndim != 3):
+    dims = 2 if mode else ndim
+    if dims not in spec.ndims or (mode and ndim != 3):
         raise ValueError(f"auto cannot use {name!r} on {ndim}D data: {method} fills "
-                         f"{' or '.join(f'{n}D' for n in spec.ndims)} data (NAME:2d is for volumes)")
-    if spec.needs_reference and not reference:
+                         f"{' or '.join(f'{n}D' for n in spec.ndims)} data (NAME:2d is for volumes, as is "
+                         "NAME:adjacent)")
+    if mode == _ADJACENT and not spec.uses_reference:
+        raise ValueError(f"auto cannot use {name!r}: {method} takes no reference")
+    if spec.needs_reference and not reference and mode != _ADJACENT:
         raise ValueError(f"auto cannot use {name!r} without reference data (reference='adjacent' or an image)")
 
 
-def _split(name: str) -> tuple[str, bool]:
-    plane_by_plane = name.endswith(_PLANE_BY_PLANE)
-    return (name[: -len(_PLANE_BY_PLANE)] if plane_by_plane else name), plane_by_plane
+def _split(name: str) -> tuple[str, str | None]:
+    """The method a candidate names, and how it fills a volume: None (as the call), ``2d`` or ``adjacent``."""
+    method, _, mode = name.partition(":")
+    return method, mode or None
 
 
 def _listed(text: str) -> list[str]:
@@ -84,6 +100,7 @@ def _listed(text: str) -> list[str]:
 
 
 def _margin(params: dict) -> int:
+    # guided:adjacent takes 2 planes on each side of a hole from the crop; guided's margin (its context, 8) has them.
     names = _listed(params["candidates"])
     names = names or [*_DEFAULTS[2], *_DEFAULTS[3], *_WITH_REFERENCE]
     specs = [_METHODS[_split(name)[0]] for name in names if _split(name)[0] in _METHODS]
@@ -96,6 +113,8 @@ class Choice:
 
     methods: dict[str, str]
     provenance: dict
+    # The engine's reference="adjacent" for planes in memory (the preparation's ``adjacent``), for NAME:adjacent.
+    adjacent: Callable | None = None
 
 
 def choose(
@@ -104,10 +123,32 @@ def choose(
     candidates: str = "default",
     probes: Callable,
     check: Callable[[], None],
+    adjacent: Callable | None = None,
     progress: Callable | None = None,
     status: Callable[[str], None] | None = None,
 ) -> Choice:
-    """Fill the call's probes with every candidate; per kind of hole, the one with the smallest error."""
+    """Fill the call's probes with every candidate; per kind of hole, the one with the smallest error.
+
+    Parameters
+    ----------
+    stack : Stack
+        The call's planes (or volumes) and masks.
+    candidates : str
+        The candidates, comma-separated (``default``: see the module).
+    probes : callable
+        The engine's fill of probes (see :mod:`napari_inpaint.registry`).
+    check : callable
+        Raises when the user cancels.
+    progress, status : callable, optional
+        Progress over the candidates, and what is being filled.
+    adjacent : callable, optional
+        The engine's ``adjacent`` (a reference from neighbouring planes), for the ``NAME:adjacent`` candidates.
+
+    Returns
+    -------
+    Choice
+        A candidate per kind of hole, and the record of why.
+    """
     ndim = stack.masks.ndim - 1
     names = _names(candidates, ndim, stack.reference is not None)
     scores = {}
@@ -115,8 +156,11 @@ def choose(
         check()
         if status is not None:
             status(f"auto: filling probes with {name} ({done + 1}/{len(names)})")
-        method, plane_by_plane = _split(name)
-        scores[name] = probes(method, 2 if plane_by_plane else None)
+        method, mode = _split(name)
+        if mode == _ADJACENT:  # no method of the engine fills so: its probes go through auto's own fill
+            scores[name] = probes("auto", prepared=Choice(dict.fromkeys(HOLE_CLASSES, name), {}, adjacent))
+        else:
+            scores[name] = probes(method, 2 if mode else None)
         if progress is not None:
             progress(done + 1, len(names))
     overall = _preferred(names, [scores[name]["all"] for name in names]) or names[0]
@@ -132,7 +176,7 @@ def choose(
     }
     if not scores[names[0]]["all"][1]:
         record["notes"] = [f"no probe fitted in the known pixels: {names[0]} fills every hole"]
-    return Choice(methods, {"auto": record})
+    return Choice(methods, {"auto": record}, adjacent)
 
 
 def _preferred(names: list[str], found: list) -> str | None:
@@ -184,7 +228,9 @@ def _hole_counts(masks: np.ndarray) -> dict[str, int]:
     ndims=(2, 3),
     params=(
         Param("candidates", str, "default", "methods to choose from, comma-separated, first the safe one (default: "
-              "harmonic, biharmonic, tv; guided with a reference; in 3D harmonic, biharmonic, biharmonic:2d)",
+              "harmonic, biharmonic, tv; guided with a reference; in 3D harmonic, biharmonic, biharmonic:2d, "
+              "guided:adjacent). NAME:2d fills a volume plane by plane, NAME:adjacent too with each plane's "
+              "neighbours as reference",
               pattern=r"[a-z0-9_:, -]*", suggestions=lambda: list(_OFFERED)),
     ),
     margin=_margin,
@@ -237,11 +283,14 @@ def auto(
                 "prepared": None}  # fmt: skip
     out = image.copy()
     for name, indices in chosen.items():
-        method, plane_by_plane = _split(name)
+        method, mode = _split(name)
         spec = _METHODS[method]
         keywords = {**spec.resolve({}), **{k: v for k, v in supplied.items() if k in spec.engine_keywords}}
-        if plane_by_plane:
-            filled = _plane_by_plane(spec.fill, image, mask, keywords)
+        if mode == _ADJACENT:
+            filled = _plane_by_plane(spec.fill, image, mask, keywords, prepared.adjacent(image, mask, check=check))
+        elif mode == _PLANE_BY_PLANE:
+            given = keywords.get("reference")
+            filled = _plane_by_plane(spec.fill, image, mask, keywords, None if given is None else given.__getitem__)
         else:
             filled = spec.fill(image, mask, **keywords)
         where = np.isin(kinds, indices)
@@ -249,9 +298,11 @@ def auto(
     return out
 
 
-def _plane_by_plane(fill: Callable, image: np.ndarray, mask: np.ndarray, keywords: dict) -> np.ndarray:
-    """A volume filled with a 2D fill, plane by plane along its first axis; a plane without a known pixel is
-    filled in 3D by harmonic diffusion."""
+def _plane_by_plane(
+    fill: Callable, image: np.ndarray, mask: np.ndarray, keywords: dict, reference: Callable | None = None
+) -> np.ndarray:
+    """A volume filled with a 2D fill, plane by plane along its first axis (``reference(z)`` the reference of
+    plane ``z``, for a fill that takes one); a plane without a known pixel is filled in 3D by harmonic diffusion."""
     out = image.copy()
     whole = []
     for z in range(mask.shape[0]):
@@ -260,8 +311,7 @@ def _plane_by_plane(fill: Callable, image: np.ndarray, mask: np.ndarray, keyword
         if mask[z].all():
             whole.append(z)
             continue
-        reference = keywords.get("reference")
-        planes = {**keywords, **({"reference": reference[z]} if reference is not None else {})}
+        planes = keywords if reference is None else {**keywords, "reference": reference(z)}
         out[z] = fill(image[z], mask[z], **planes)
     if whole:
         harmonic = _METHODS["harmonic"]
