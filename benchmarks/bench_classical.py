@@ -47,8 +47,8 @@ import scipy
 import scipy.sparse.linalg
 import skimage
 from scipy import ndimage as ndi
+from skimage import color, draw
 from skimage import data as skdata
-from skimage import draw
 from skimage.restoration import inpaint_biharmonic
 from skimage.transform import resize
 
@@ -94,7 +94,12 @@ RUNNERS = {f"ours {name}": _run_ours(name) for name in OURS_2D} | {
 }
 METHODS_2D = [f"ours {name}" for name in OURS_2D] + ["skimage biharmonic", "opencv telea", "opencv ns"]
 ISSUE_METHODS = ["ours biharmonic", "ours harmonic", "ours tv", "skimage biharmonic", "opencv ns"]
-GROUPS = ("issue", "2d", "stack", "3d")
+GROUPS = ("solver", "large", "issue", "2d", "stack", "3d")
+# The cases of the solver targets (issue 21): ordinary holes in bundled images of every kind, at 512².
+HELDOUT_IMAGES = ("camera", "moon", "coins", "cell", "brick", "gravel", "grass", "text", "page", "hubble_deep_field")
+HELDOUT_MASKS = (("strokes", 0.05), ("hot-pixels", 0.01), ("debris", 0.03), ("scratches", 0.02),
+                 ("dropped-lines", 0.01))
+LARGE_METHODS = ["ours harmonic", "ours biharmonic"]
 
 # --------------------------------------------------------------------------- memory
 
@@ -131,7 +136,8 @@ def _tiny_like(image: np.ndarray, mask: np.ndarray, rgb: bool = False) -> tuple[
     spatial = shape[:-1] if rgb else shape
     tiny_mask = np.zeros(spatial[len(spatial) - mask.ndim :], bool)
     tiny_mask[tuple(slice(n // 3, n // 3 + 3) for n in tiny_mask.shape)] = True
-    tiny = np.full(shape, np.iinfo(image.dtype).max // 2, image.dtype)
+    middle = np.iinfo(image.dtype).max // 2 if np.issubdtype(image.dtype, np.integer) else 0.5
+    tiny = np.full(shape, middle, image.dtype)
     return tiny, tiny_mask
 
 
@@ -230,6 +236,39 @@ def issue_cases(quick: bool) -> list[tuple[str, np.ndarray, str, np.ndarray]]:
     ]
 
 
+def solver_cases(quick: bool) -> list[tuple[str, np.ndarray, str, np.ndarray]]:
+    """Ordinary holes: 10 bundled images (grey uint8, centre crops of at most 512², 256² with --quick; text and
+    page are smaller) × strokes 5 %, hot pixels 1 %, debris 3 %, scratches 2 %, dropped lines 1 % (seed 1)."""
+    side = 256 if quick else 512
+    cases = []
+    for name in HELDOUT_IMAGES[:4] if quick else HELDOUT_IMAGES:
+        image = getattr(skdata, name)()
+        if image.ndim == 3:
+            image = _to_uint8(color.rgb2gray(image))
+        rows, cols = min(side, image.shape[0]), min(side, image.shape[1])
+        top, left = (image.shape[0] - rows) // 2, (image.shape[1] - cols) // 2
+        image = np.ascontiguousarray(image[top : top + rows, left : left + cols])
+        for kind, ratio in HELDOUT_MASKS:
+            cases.append((f"{name} {rows}×{cols}", image, f"{kind} {round(100 * ratio)}%",
+                          masks.make(kind, image.shape, ratio, 1)))
+    return cases
+
+
+def large_cases(quick: bool) -> list[tuple[str, np.ndarray, str, np.ndarray, int]]:
+    """One 600² hole in a 4096² uint16 image (the camera, upscaled), one 64³ hole in a 256³ float32 volume
+    (a quarter of the sides with --quick): (image label, image, mask label, mask, spatial_ndim)."""
+    scale = 4 if quick else 1
+    side, hole = 4096 // scale, 600 // scale
+    image = np.rint(resize(skdata.camera() / 255.0, (side, side), order=1) * 60000 + 2000).astype(np.uint16)
+    flat = np.zeros(image.shape, bool)
+    start = (side - hole) // 2
+    flat[start : start + hole, start : start + hole] = True
+    cube = volume(256 // scale)
+    cube = (cube / np.float32(65535)).astype(np.float32)
+    return [(f"{side}² uint16", image, f"{hole}² hole", flat, 2),
+            (f"{256 // scale}³ float32", cube, f"{64 // scale}³ cube hole", cube_hole(256 // scale, 64 // scale), 3)]
+
+
 def masks_2d(size: int) -> dict[str, np.ndarray]:
     shape = (size, size)
     out = {f"strokes {round(100 * r)}%": masks.strokes(shape, r, seed=1) for r in (0.05, 0.10, 0.30)}
@@ -287,6 +326,16 @@ def plan(args, folder: Path) -> list[dict]:
             if method in not_run:
                 case["outcome"] = {"skipped": "not run (use --full)"}
             cases.append(case)
+
+    if "solver" in groups:
+        for label, image, mask_label, mask in solver_cases(quick):
+            add("solver", label, mask_label, save(label, image), save(f"{label} {mask_label}", mask), image.nbytes, 2,
+                ISSUE_METHODS)
+
+    if "large" in groups:
+        for label, image, mask_label, mask, spatial_ndim in large_cases(quick):
+            add("large", label, mask_label, save(label, image), save(mask_label, mask), image.nbytes, spatial_ndim,
+                LARGE_METHODS)
 
     if "issue" in groups:
         for label, image, mask_label, mask in issue_cases(quick):
@@ -465,6 +514,56 @@ def targets(cases: list[dict], quick: bool) -> list[str]:
     return lines
 
 
+def solver_targets(cases: list[dict]) -> list[str]:
+    """The table of the solver targets (issue 21): sums of times over the "solver" cases, and the large holes."""
+    by_case: dict[tuple, dict] = {}
+    for c in cases:
+        if c["group"] == "solver":
+            by_case.setdefault((c["image"], c["mask_name"]), {})[c["method"]] = c.get("outcome")
+    complete = {key: got for key, got in by_case.items() if all(_ok(got.get(m)) for m in ISSUE_METHODS)}
+
+    def total(method: str, kind: str = "") -> float:
+        return sum(got[method]["time"] for (_, mask), got in complete.items() if mask.startswith(kind))
+
+    lines = ["| target | now | met |", "|---|---|---|"]
+    if complete:
+        gaps = [got["ours biharmonic"]["psnr"] - got["skimage biharmonic"]["psnr"] for got in complete.values()]
+        speedup = total("skimage biharmonic") / total("ours biharmonic")
+        harmonic = total("ours harmonic") / total("opencv ns")
+        tv = total("ours tv") / total("ours biharmonic")
+        lines += [
+            f"| biharmonic ≥ 5× faster than scikit-image, same PSNR ({len(complete)} cases, summed times) | "
+            f"{speedup:.2f}×; PSNR ours − skimage mean {np.mean(gaps):+.3f} dB, lowest {min(gaps):+.3f} dB | "
+            f"{'yes' if speedup >= 5 and min(gaps) >= -0.01 else 'no'} |",
+            f"| harmonic time ≤ 1.0× OpenCV Navier-Stokes (same cases) | {harmonic:.2f}× | "
+            f"{'yes' if harmonic <= 1 else 'no'} |",
+            f"| tv time ≤ 3× biharmonic (same cases) | {tv:.2f}× | {'yes' if tv <= 3 else 'no'} |",
+        ]
+    large = {(c["spatial_ndim"], c["method"]): c for c in cases if c["group"] == "large" and _ok(c.get("outcome"))}
+    flat = [large.get((2, m)) for m in LARGE_METHODS]
+    if all(flat):
+        ratios = [c["outcome"]["peak"] / c["nbytes"] for c in flat]
+        lines.append(f"| {flat[0]['mask_name']} in a {flat[0]['image']} image: memory added ≤ 3× the image | "
+                     f"harmonic {ratios[0]:.2f}×, biharmonic {ratios[1]:.2f}× | "
+                     f"{'yes' if max(ratios) <= 3 else 'no'} |")
+    cube = [large.get((3, m)) for m in LARGE_METHODS]
+    if all(cube):
+        ratio = cube[1]["outcome"]["time"] / cube[0]["outcome"]["time"]
+        peak = cube[1]["outcome"]["peak"] / 2**20
+        lines.append(f"| {cube[0]['mask_name']} in a {cube[0]['image']} volume, biharmonic: ≤ 2.5× harmonic's time, "
+                     f"≤ 256 MiB | {cube[1]['outcome']['time']:.2f} s = {ratio:.2f}× harmonic's, +{peak:.0f} MiB | "
+                     f"{'yes' if ratio <= 2.5 and peak <= 256 else 'no'} |")
+    if complete:
+        lines += ["", "Per kind of hole (sums over the images):", "",
+                  "| holes | skimage / ours biharmonic | ours harmonic / opencv ns | ours tv / ours biharmonic |",
+                  "|---|---:|---:|---:|"]
+        for kind, _ in HELDOUT_MASKS:
+            lines.append(f"| {kind} | {total('skimage biharmonic', kind) / total('ours biharmonic', kind):.2f} | "
+                         f"{total('ours harmonic', kind) / total('opencv ns', kind):.2f} | "
+                         f"{total('ours tv', kind) / total('ours biharmonic', kind):.2f} |")
+    return lines
+
+
 def issue_ratios(cases: list[dict]) -> list[str]:
     """The ratios of the speed targets on each case of the "issue" group (one run, same machine state)."""
     by_key = {(c["image"], c["mask_name"], c["method"]): c.get("outcome") for c in cases if c["group"] == "issue"}
@@ -542,6 +641,16 @@ def report(cases: list[dict], args, started: str, loads: tuple[float, float], el
             repeats=args.repeats, budget=args.budget, radius=OPENCV_RADIUS, timeout=args.timeout
         ),
     ]
+    if any(c["group"] in ("solver", "large") for c in cases):
+        out += [
+            "## The solver targets (issue 21)",
+            "",
+            "`solver`: " + solver_cases.__doc__.split(":", 1)[1].strip().replace("\n    ", " ") + " `large`: "
+            + large_cases.__doc__.split("(a quarter")[0].strip().replace("\n    ", " ") + ".",
+            "",
+            *solver_targets(cases),
+            "",
+        ]
     if issue:
         out += [
             "## The cases of the speed targets",

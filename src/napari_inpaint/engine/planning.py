@@ -48,6 +48,8 @@ _THIN = 8
 # fill forgets the cut within a few widths (harmonic: by exp(-pi) per width).
 _OVERLAP_WIDTHS = 8
 _MIN_OVERLAP = 16
+# Boxes of holes averaging fewer pixels than this come from one pass over their pixels, not from find_objects.
+_PIXELS_PER_OBJECT = 64
 
 
 @dataclass
@@ -169,8 +171,15 @@ class Holes:
     starts: np.ndarray  # (n, ndim)
     stops: np.ndarray
     anchors: np.ndarray  # flat index (in the plane) of each hole's first pixel in raster order
-    cells: list[np.ndarray]  # per hole: the flat indices (in the cell grid) of the cells it touches
+    # The cells (flat indices in the cell grid) each hole touches: hole i's are
+    # cells[cell_starts[i] : cell_starts[i + 1]].
+    cells: np.ndarray
+    cell_starts: np.ndarray
     pixels: int  # masked pixels in all
+
+    def cells_of(self, hole: int) -> np.ndarray:
+        """The cells hole ``hole`` touches."""
+        return self.cells[self.cell_starts[hole] : self.cell_starts[hole + 1]]
 
 
 def find_holes(read: Callable, shape: tuple[int, ...], cell: tuple[int, ...]) -> Holes:
@@ -194,10 +203,10 @@ def find_holes(read: Callable, shape: tuple[int, ...], cell: tuple[int, ...]) ->
             continue
         pixels += count
         labels, found = ndi.label(block, structure=structure)
-        objects = ndi.find_objects(labels)
-        starts.append(np.array([[s.start for s in o] for o in objects]) + corner)
-        stops.append(np.array([[s.stop for s in o] for o in objects]) + corner)
-        first = np.unravel_index(_first_pixels(labels, found), block.shape)
+        first, box_starts, box_stops = _first_pixels_and_boxes(labels, found)
+        starts.append(box_starts + corner)
+        stops.append(box_stops + corner)
+        first = np.unravel_index(first, block.shape)
         anchors.append(np.ravel_multi_index(tuple(f + c for f, c in zip(first, corner)), shape))
         node_cells.append(np.full(found, np.ravel_multi_index(index, grid)))
         for axis in range(ndim):
@@ -214,7 +223,8 @@ def find_holes(read: Callable, shape: tuple[int, ...], cell: tuple[int, ...]) ->
         nodes += found
     if not nodes:
         empty = np.zeros((0, ndim), np.int64)
-        return Holes(empty, empty, np.zeros(0, np.int64), [], pixels)
+        none = np.zeros(0, np.int64)
+        return Holes(empty, empty, none, none, np.zeros(1, np.int64), pixels)
     component = _join(faces, shape, nodes)
     count = int(component.max()) + 1
     starts, stops = np.concatenate(starts), np.concatenate(stops)
@@ -224,18 +234,36 @@ def find_holes(read: Callable, shape: tuple[int, ...], cell: tuple[int, ...]) ->
     np.minimum.at(merged_starts, component, starts)
     np.maximum.at(merged_stops, component, stops)
     np.minimum.at(merged_anchors, component, np.concatenate(anchors))
-    node_cells = np.concatenate(node_cells)
-    order = np.argsort(component, kind="stable")
-    cells = np.split(node_cells[order], np.flatnonzero(np.diff(component[order])) + 1)
-    return Holes(merged_starts, merged_stops, merged_anchors, [np.unique(c) for c in cells], pixels)
+    # Each (hole, cell) pair once, sorted by hole: thousands of hot pixels must not cost a call each.
+    cell_count = int(np.prod(grid))
+    pairs = np.unique(component.astype(np.int64) * cell_count + np.concatenate(node_cells))
+    cell_starts = np.searchsorted(pairs // cell_count, np.arange(count + 1))
+    return Holes(merged_starts, merged_stops, merged_anchors, pairs % cell_count, cell_starts, pixels)
 
 
 def _first_pixels(labels: np.ndarray, count: int) -> np.ndarray:
     """Flat index of each label's first pixel in raster order."""
+    return _first_pixels_and_boxes(labels, count, boxes=False)[0]
+
+
+def _first_pixels_and_boxes(labels: np.ndarray, count: int, boxes: bool = True) -> tuple[np.ndarray, ...]:
+    """Flat index of each label's first pixel in raster order and (``boxes``) each label's box: starts, stops."""
     flat = np.flatnonzero(labels)
-    first = np.full(count + 1, labels.size, np.int64)
-    np.minimum.at(first, labels.ravel()[flat], flat)
-    return first[1:]
+    ids = labels.ravel()[flat] - 1
+    first = np.full(count, labels.size, np.int64)
+    np.minimum.at(first, ids, flat)
+    if not boxes:
+        return (first,)
+    if count * _PIXELS_PER_OBJECT < flat.size:  # a few large holes: find_objects' per-object cost is small
+        objects = np.array([(s.start, s.stop) for o in ndi.find_objects(labels) for s in o]).reshape(count, -1, 2)
+        return first, objects[..., 0], objects[..., 1]
+    # Many small holes (hot pixels): one pass over their pixels instead of a slice object per hole and axis.
+    starts = np.full((count, labels.ndim), labels.size, np.int64)
+    stops = np.zeros((count, labels.ndim), np.int64)
+    for axis, coordinate in enumerate(np.unravel_index(flat, labels.shape)):
+        np.minimum.at(starts[:, axis], ids, coordinate)
+        np.maximum.at(stops[:, axis], ids, coordinate + 1)
+    return first, starts, stops
 
 
 def _join(faces: dict, shape: tuple[int, ...], nodes: int) -> np.ndarray:
@@ -366,16 +394,15 @@ def _split_long_holes(holes: Holes, grown: tuple, read, shape, margin: int, cell
     if not long_holes.size:
         return [], np.zeros(0, np.int64), taken
     holes_in_cell = defaultdict(list)
-    for hole, cells in enumerate(holes.cells):
-        for c in cells:
-            holes_in_cell[c].append(hole)
+    for hole, c in zip(np.repeat(np.arange(len(holes.anchors)), np.diff(holes.cell_starts)), holes.cells):
+        holes_in_cell[int(c)].append(int(hole))
     pieces, all_cells = [], []
     for start in long_holes:
         if taken[start]:
             continue
         members, cells, todo = {int(start)}, set(), [int(start)]
         while todo:  # every hole that touches a cell of the split, and every cell such a hole touches
-            for c in holes.cells[todo.pop()]:
+            for c in holes.cells_of(todo.pop()):
                 if c not in cells:
                     cells.add(int(c))
                     for other in holes_in_cell[c]:

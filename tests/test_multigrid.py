@@ -1,0 +1,104 @@
+"""The solvers of the diffusion fills agree: multigrid, banded Cholesky and sparse LU give the same fill."""
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from napari_inpaint import inpaint, masks
+from napari_inpaint.methods import diffusion
+
+
+def _direct_only(monkeypatch):
+    monkeypatch.setattr(diffusion, "_MULTIGRID_ABOVE", {k: dict.fromkeys(v, 10**12)
+                                                       for k, v in diffusion._MULTIGRID_ABOVE.items()})
+
+
+def _multigrid_only(monkeypatch):
+    monkeypatch.setattr(diffusion, "_MULTIGRID_ABOVE", {k: dict.fromkeys(v, 1)
+                                                       for k, v in diffusion._MULTIGRID_ABOVE.items()})
+
+
+def _random_holes(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """Blobs, strokes and specks of random sizes; in 3D, random blobs."""
+    rng = np.random.default_rng(seed)
+    if len(shape) == 2:
+        kinds = rng.choice(["debris", "strokes", "scratches", "hot-pixels"], size=2, replace=False)
+        return masks.make(kinds[0], shape, rng.uniform(0.02, 0.1), seed) | masks.make(
+            kinds[1], shape, rng.uniform(0.01, 0.05), seed + 1
+        )
+    noise = ndi.gaussian_filter(rng.standard_normal(shape), rng.uniform(1.5, 4))
+    return noise > np.quantile(noise, 1 - rng.uniform(0.05, 0.3))
+
+
+def _image(shape: tuple[int, ...], dtype, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    smooth = ndi.gaussian_filter(rng.standard_normal(shape), 3)
+    smooth = (smooth - smooth.min()) / np.ptp(smooth)
+    if np.issubdtype(dtype, np.integer):
+        return np.rint(1000 + smooth * 60000).astype(dtype)
+    return (smooth * 3 - 1).astype(dtype)
+
+
+@pytest.mark.parametrize("method", ["harmonic", "biharmonic"])
+@pytest.mark.parametrize(("shape", "dtype"), [((96, 96), np.uint16), ((96, 96), np.float32),
+                                              ((24, 24, 24), np.uint16), ((24, 24, 24), np.float64)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_multigrid_gives_the_direct_solve_fill(method, shape, dtype, seed, monkeypatch):
+    image = _image(shape, dtype, seed)
+    mask = _random_holes(shape, seed)
+    spatial = len(shape)
+    _direct_only(monkeypatch)
+    direct = inpaint(image.astype(np.float64), mask, method, spatial_ndim=spatial, clip=False)
+    direct_typed = inpaint(image, mask, method, spatial_ndim=spatial)
+    _multigrid_only(monkeypatch)
+    iterative = inpaint(image.astype(np.float64), mask, method, spatial_ndim=spatial, clip=False)
+    iterative_typed = inpaint(image, mask, method, spatial_ndim=spatial)
+    span = float(np.ptp(image))
+    # Far below a grey level of 16 bits (1.5e-5 of the range).
+    assert np.abs(iterative - direct).max() < 1e-7 * span
+    np.testing.assert_array_equal(iterative_typed[~mask], image[~mask])
+    if np.issubdtype(dtype, np.integer):  # rounding may differ where a value lies on .5
+        assert np.abs(iterative_typed.astype(np.int64) - direct_typed.astype(np.int64)).max() <= 1
+    else:
+        np.testing.assert_allclose(iterative_typed, direct_typed, rtol=0, atol=1e-6 * span)
+
+
+@pytest.mark.parametrize("method", ["harmonic", "biharmonic"])
+def test_banded_cholesky_gives_the_sparse_lu_fill(method, monkeypatch):
+    image = _image((128, 128), np.float64, 4)
+    mask = masks.make("strokes", image.shape, 0.04, 4) | masks.make("hot-pixels", image.shape, 0.01, 5)
+    _direct_only(monkeypatch)
+    banded = inpaint(image, mask, method, clip=False)
+    monkeypatch.setattr(diffusion, "_BAND_FLOPS", 0)
+    lu = inpaint(image, mask, method, clip=False)
+    np.testing.assert_allclose(banded, lu, rtol=0, atol=1e-9 * np.ptp(image))
+
+
+def test_a_large_hole_is_solved_by_multigrid_exactly_for_its_polynomials():
+    """A disc of 11,000 pixels takes the multigrid path (without CHOLMOD); ramps and quadratics stay exact."""
+    yy, xx = np.mgrid[:160, :160].astype(float)
+    ramp = 2.0 * yy - 0.5 * xx + 3
+    quadratic = 0.01 * (yy - 70) ** 2 - 0.02 * (xx - 90) ** 2 + 0.005 * xx * yy
+    mask = (yy - 80) ** 2 + (xx - 80) ** 2 < 60**2
+    assert mask.sum() > max(diffusion._MULTIGRID_ABOVE["superlu"][2, order] for order in (1, 2))
+    np.testing.assert_allclose(inpaint(ramp, mask, "harmonic", clip=False), ramp, atol=1e-6)
+    np.testing.assert_allclose(inpaint(quadratic, mask, "biharmonic", clip=False), quadratic, atol=1e-5)
+
+
+def test_the_hierarchy_converges_in_few_iterations():
+    """The preconditioner works: a disc of radius 100 needs tens of iterations, not hundreds."""
+    from napari_inpaint.methods._multigrid import Hierarchy
+
+    mask = np.zeros((216, 216), bool)
+    yy, xx = np.mgrid[:216, :216]
+    mask[(yy - 108) ** 2 + (xx - 108) ** 2 < 100**2] = True
+    image = _image(mask.shape, np.float64, 7)[..., np.newaxis]
+    for order, most in ((1, 15), (2, 30)):
+        hole, columns, entries, rhs = diffusion._system(mask, image, order)
+        rows = np.arange(hole.size)
+        system = diffusion._matrix(columns, entries, rows, rows)
+        coordinates = np.stack(np.unravel_index(hole, mask.shape), axis=1)
+        iterations = []
+        solution = Hierarchy(system, coordinates, mask.shape).solve(rhs, lambda: iterations.append(1))  # noqa: B023
+        assert len(iterations) <= most
+        assert np.linalg.norm(system @ solution - rhs) <= 1e-9 * np.linalg.norm(rhs)
