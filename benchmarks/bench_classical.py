@@ -650,6 +650,8 @@ def report(cases: list[dict], args, started: str, loads: tuple[float, float], el
             "",
             *solver_targets(cases),
             "",
+            *_long([c for c in cases if c["group"] == "large"]),
+            "",
         ]
     if issue:
         out += [

@@ -10,7 +10,7 @@ from scipy import ndimage as ndi
 from napari_inpaint import inpaint, masks
 from napari_inpaint.cli import main
 from napari_inpaint.engine import FillJob
-from napari_inpaint.engine.calibration import Calibration
+from napari_inpaint.engine.calibration import Calibration, local_scale
 from napari_inpaint.engine.probes import scatter
 from napari_inpaint.masks import HOLE_CLASSES, hole_classes
 
@@ -258,3 +258,18 @@ def test_auto_names_plane_by_plane_candidates_only_for_volumes_and_adjacent_only
     filled = inpaint(volume, mask, "auto", spatial_ndim=3, candidates="guided:adjacent")  # no reference needed
     np.testing.assert_array_equal(filled[~mask], volume[~mask])
     assert np.isfinite(filled).all()
+
+
+def test_local_scale_is_smooth_across_a_large_hole():
+    """Deep in a hole the scale averages the rim's (it was the nearest known pixel's: rays across the hole)."""
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((120, 120, 1))
+    values[:, 60:] *= 3.0  # the right half varies three times as much
+    yy, xx = np.mgrid[:120, :120]
+    hole = (yy - 60) ** 2 + (xx - 60) ** 2 < 40**2
+    distance, scale = local_scale(values, hole)
+    centre = scale[60, 60, 0]
+    assert 1.6 < centre < 2.4  # between the halves' spreads (about 1 and 3), not either of them
+    row = scale[60, 25:96, 0]  # across the hole: no jumps between neighbours
+    assert np.abs(np.diff(row)).max() < 0.15
+    assert distance[60, 60] > 39

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
+from napari_inpaint.methods import get_method
+
 #: Lower edges of the bands of distance into a hole (pixels): a hole's edge pixel lies at distance 1.
 DISTANCE_EDGES = (1.0, 2.0, 3.0, 5.0, 9.0, 17.0)
 #: The share of errors an interval of 1.645 sigma holds (a normal distribution's 90 % interval).
@@ -42,7 +44,9 @@ def local_scale(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nd
 
     The local scale of a known pixel is the standard deviation of the known
     pixels in a Gaussian window (width 2 pixels) around it; a hole pixel takes
-    the scale of its nearest known pixel.
+    the harmonic interpolation of those scales across its hole (the mean of
+    the scales a random walk from it meets first: near the edge, the scale
+    there; deep inside, an average over the hole's rim).
 
     Returns
     -------
@@ -63,16 +67,19 @@ def local_scale(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nd
     if not known.any():
         return np.full(known.shape, np.inf), np.zeros(values.shape)
     weights = ndi.gaussian_filter(known.astype(np.float64), _SCALE_WIDTH, mode="constant")
-    distance, nearest = ndi.distance_transform_edt(~known, return_indices=True)
-    scale = np.empty(values.shape, np.float64)
+    distance = ndi.distance_transform_edt(~known)
+    spread = np.zeros(values.shape, np.float64)
     for channel in range(values.shape[-1]):
         plane = np.where(known, values[..., channel], 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = ndi.gaussian_filter(plane, _SCALE_WIDTH, mode="constant") / weights
             square = ndi.gaussian_filter(plane * plane, _SCALE_WIDTH, mode="constant") / weights
-        spread = np.sqrt(np.clip(square - mean * mean, 0.0, None))
-        scale[..., channel] = spread[tuple(nearest)]
-    return distance, scale
+        spread[..., channel] = np.where(known, np.sqrt(np.clip(square - mean * mean, 0.0, None)), 0.0)
+    if known.all():
+        return distance, spread
+    # Smooth across a hole (the nearest known pixel's scale drew rays from its rim to its centre).
+    harmonic = get_method("harmonic")
+    return distance, harmonic.fill(spread, ~known, **harmonic.resolve({}))
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ def _prober(job, check: Callable[[], None]) -> Callable:
         method: str, spatial_ndim: int | None = None, prepared=None
     ) -> dict[str, tuple[float, int, np.ndarray, np.ndarray]]:
         if not windows:
-            windows.append(probes.place(job, np.random.default_rng([job.seed, 1])))
+            windows.append(probes.place(job, np.random.default_rng([job.seed, 1]), scaled=False))
         spec = get_method(method)
         params = spec.resolve({p.name: p.probe for p in spec.params if p.probe is not None})
         return probes.fill_probes(job, windows[0], method, params, prepared, check, spatial_ndim).mse()

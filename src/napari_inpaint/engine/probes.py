@@ -89,15 +89,16 @@ class ProbeErrors:
 
     ``errors`` and ``scale`` (n, C): the absolute error and the local scale
     (:func:`~napari_inpaint.engine.calibration.local_scale`) in the image's
-    units; ``distance`` (n,): the distance into the hole; ``kinds`` (n,):
+    units; ``distance`` (n,): the distance into the hole (these two None
+    when the probes were placed unscaled, see :func:`place`); ``kinds`` (n,):
     1 + the index of the hole's kind in :data:`~napari_inpaint.masks.HOLE_CLASSES`;
     ``holes`` (n,): which probe (hole) each pixel belongs to, numbered over
     every window.
     """
 
     errors: np.ndarray
-    distance: np.ndarray
-    scale: np.ndarray
+    distance: np.ndarray | None
+    scale: np.ndarray | None
     kinds: np.ndarray
     holes: np.ndarray
 
@@ -117,8 +118,12 @@ class ProbeErrors:
         return found
 
 
-def place(job, rng: np.random.Generator, target: int = PROBE_PIXELS) -> list[ProbeWindow]:
-    """Windows of up to three planes of ``job`` with holes, and probes hidden in each (see the module)."""
+def place(job, rng: np.random.Generator, target: int = PROBE_PIXELS, *, scaled: bool = True) -> list[ProbeWindow]:
+    """Windows of up to three planes of ``job`` with holes, and probes hidden in each (see the module).
+
+    ``scaled``: measure the distance and local scale at the probe pixels (for
+    a calibration; choosing a method by its errors needs neither).
+    """
     mask = job.mask_grid
     batch_ndim = len(job.batch_shape)
     spatial = tuple(range(batch_ndim, len(job.grid_shape)))
@@ -136,7 +141,8 @@ def place(job, rng: np.random.Generator, target: int = PROBE_PIXELS) -> list[Pro
         probes = kinds > 0
         if probes.any():
             real = window.masks[window.own]
-            distance, scale = local_scale(window.image[window.own].astype(np.float64), real | probes)
+            distance, scale = (local_scale(window.image[window.own].astype(np.float64), real | probes) if scaled
+                               else (None, None))
             numbers = ndi.label(probes, structure=np.ones((3,) * probes.ndim))[0]
             # Real holes far from every probe are filled by harmonic diffusion once, and are known context for
             # the candidates: their fills then cost the probes' pixels, not the window's every hole.
@@ -145,8 +151,9 @@ def place(job, rng: np.random.Generator, target: int = PROBE_PIXELS) -> list[Pro
             image[window.own] = _prefilled(image[window.own], real, far)
             masks[window.own] = real & ~far
             windows.append(dataclasses.replace(
-                window, image=image, masks=masks, probes=probes, kinds=kinds, distance=distance[probes],
-                scale=scale[probes], numbers=numbers[probes],
+                window, image=image, masks=masks, probes=probes, kinds=kinds,
+                distance=None if distance is None else distance[probes], scale=None if scale is None else scale[probes],
+                numbers=numbers[probes],
             ))
     return windows
 
@@ -312,9 +319,16 @@ def _copy_pixels(probes, taken, apart: _Apart, kind: int, count: int) -> int:
         return 0
     at = np.unravel_index(indices, taken.shape)
     probes[at] = kind
-    for offset in itertools.product((-1, 0, 1), repeat=taken.ndim):  # each pixel and its neighbours
-        taken[tuple(c + o for c, o in zip(at, offset))] = True
+    _take_around(taken, at)
     return len(indices)
+
+
+def _take_around(taken: np.ndarray, at: tuple[np.ndarray, ...]) -> None:
+    """Mark the pixels ``at`` and their neighbours (faces and corners; within the array) as taken."""
+    steps = np.array(list(itertools.product((-1, 0, 1), repeat=taken.ndim))).T[:, :, np.newaxis]
+    grown = np.stack(at)[:, np.newaxis, :] + steps  # (ndim, 3^ndim, pixels)
+    np.clip(grown, 0, np.array(taken.shape)[:, np.newaxis, np.newaxis] - 1, out=grown)
+    taken[tuple(grown.reshape(taken.ndim, -1))] = True
 
 
 def _copy(probes, taken, near_real, shape: np.ndarray, rng, piece: int, kind: int) -> int:
@@ -340,10 +354,7 @@ def _copy(probes, taken, near_real, shape: np.ndarray, rng, piece: int, kind: in
         if crossing.sum() * _CROSSING <= len(crossing):
             kept = tuple(c[~crossing] for c in at)
             probes[kept] = kind
-            # The copy grown by a pixel (faces and corners) is taken (within the array: a copy across an axis
-            # meets its faces).
-            for offset in itertools.product((-1, 0, 1), repeat=shape.ndim):
-                taken[tuple(np.clip(c + o, 0, n - 1) for c, o, n in zip(kept, offset, probes.shape))] = True
+            _take_around(taken, kept)  # (a copy across an axis meets the array's faces)
             return len(kept[0])
     return 0
 
@@ -401,4 +412,4 @@ def fill_probes(job, windows: list[ProbeWindow], method: str, params: dict, prep
     if not found:
         return ProbeErrors(np.zeros((0, job.channels)), np.zeros(0), np.zeros((0, job.channels)),
                            np.zeros(0, np.uint8), np.zeros(0, np.int64))
-    return ProbeErrors(*(np.concatenate(parts) for parts in zip(*found)))
+    return ProbeErrors(*(None if parts[0] is None else np.concatenate(parts) for parts in zip(*found)))

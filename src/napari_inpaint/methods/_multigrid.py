@@ -99,19 +99,29 @@ class Hierarchy:
         gauss_seidel(level.matrix, x, rhs, sweep="backward")
         return x
 
-    def solve(self, rhs: np.ndarray, check: Callable[[], None] | None) -> np.ndarray:
-        """Solve for every column of ``rhs`` by preconditioned conjugate gradients."""
+    def solve(
+        self, rhs: np.ndarray, check: Callable[[], None] | None, progress: Callable[[int, int], None] | None = None
+    ) -> np.ndarray:
+        """Solve for every column of ``rhs`` by preconditioned conjugate gradients.
+
+        ``check()`` is called at every iteration; ``progress(step, steps)``
+        follows the residual's fall on a log scale towards :data:`RTOL`, column
+        by column.
+        """
         from threadpoolctl import threadpool_limits
 
         solution = np.empty_like(rhs)
         # Many small operations (the coarsest level's dense solve): BLAS threads only add overhead.
         with threadpool_limits(limits=1, user_api="blas"):
             for column in range(rhs.shape[1]):
-                solution[:, column] = self._conjugate_gradients(np.ascontiguousarray(rhs[:, column]), check)
+                done = None if progress is None else _fraction(progress, column, rhs.shape[1])
+                solution[:, column] = self._conjugate_gradients(np.ascontiguousarray(rhs[:, column]), check, done)
         return solution
 
-    def _conjugate_gradients(self, b: np.ndarray, check: Callable[[], None] | None) -> np.ndarray:
-        """From zero, to a residual of :data:`RTOL` times ``|b|``."""
+    def _conjugate_gradients(
+        self, b: np.ndarray, check: Callable[[], None] | None, done: Callable[[float], None] | None
+    ) -> np.ndarray:
+        """From zero, to a residual of :data:`RTOL` times ``|b|``; ``done(fraction)`` after each iteration."""
         matrix = self.levels[0].matrix
         x = np.zeros_like(b)
         target = RTOL * float(np.linalg.norm(b))
@@ -128,10 +138,21 @@ class Hierarchy:
             alpha = rz / float(p @ q)
             x += alpha * p
             r -= alpha * q
-            if np.linalg.norm(r) <= target:
+            residual = float(np.linalg.norm(r))
+            if residual <= target:
                 return x
+            if done is not None:  # the residual falls about geometrically: its logarithm advances evenly
+                done(np.log(target / RTOL / max(residual, target)) / np.log(1.0 / RTOL))
             z = self.cycle(r)
             rz, previous = float(r @ z), rz
             p *= rz / previous
             p += z
         raise RuntimeError(f"multigrid conjugate gradients did not converge in {_MAX_ITERATIONS} iterations")
+
+
+_STEPS = 1000
+
+
+def _fraction(progress: Callable[[int, int], None], column: int, columns: int) -> Callable[[float], None]:
+    """``done(fraction)`` of one column's solve, reported as ``progress(step, steps)`` over all columns."""
+    return lambda fraction: progress(int(_STEPS * (column + min(max(fraction, 0.0), 1.0)) / columns), _STEPS)

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from napari_inpaint.masks import HOLE_CLASSES, hole_classes
 from napari_inpaint.registry import _METHODS, Param, Stack, register
@@ -207,14 +208,12 @@ def _hole_counts(masks: np.ndarray) -> dict[str, int]:
     """How many holes of each kind the call's planes hold (one plane when every plane shares its mask)."""
     shared = masks.ndim > 1 and masks.strides[0] == 0
     counts = np.zeros(len(HOLE_CLASSES) + 1, np.int64)
-    from scipy import ndimage as ndi
-
     for plane in masks[:1] if shared else masks:
         kinds = hole_classes(plane)
-        labels, count = ndi.label(kinds > 0, structure=np.ones((3,) * plane.ndim))
-        if count:
-            first = ndi.labeled_comprehension(kinds, labels, np.arange(1, count + 1), np.max, np.uint8, 0)
-            counts += np.bincount(first, minlength=len(counts))
+        labels = ndi.label(kinds > 0, structure=np.ones((3,) * plane.ndim))[0].ravel()
+        # Every pixel of a hole has its kind: the kind of each label is its pixels' mean kind.
+        kind_of = np.rint(np.bincount(labels, kinds.ravel()) / np.maximum(np.bincount(labels), 1)).astype(np.int64)
+        counts += np.bincount(kind_of[1:], minlength=len(counts))
     factor = len(masks) if shared else 1
     return {kind: int(counts[i]) * factor for i, kind in enumerate(HOLE_CLASSES, start=1) if counts[i]}
 

@@ -50,9 +50,9 @@ from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from napari_inpaint.registry import register
 
-# A banded Cholesky is used while unknowns x (band width + 1)^2 stays below this: about where SuperLU's sparse LU
-# becomes faster (discs of radius 100).
-_BAND_FLOPS = 5e8
+# A system whose band (in reverse Cuthill-McKee order) is at most this wide is factorised as a band: then it costs
+# less than a multigrid solve of as many unknowns (per unknown, 2.7e-10 s x width^2 against 3.6e-6 s, measured).
+_BAND_WIDTH = 120
 # Above this many coupled unknowns (per dimensions and order) a system is solved by multigrid, below it factorised:
 # where their times cross on discs, strokes and cubes (one run, 2 cores), for each direct solver. 3D factors fill
 # in much sooner: a 28^3 hole took 2.6 s to factorise, multigrid 0.15 s (harmonic; biharmonic 17 s and 0.37 s).
@@ -140,7 +140,9 @@ def _matrix(columns: np.ndarray, entries: np.ndarray, rows: np.ndarray, numberin
     return sp.csr_matrix((entries[present], indices, indptr), shape=(rows.size, rows.size))
 
 
-def _fill(image: np.ndarray, mask: np.ndarray, order: int, check: Callable[[], None] | None) -> np.ndarray:
+def _fill(
+    image: np.ndarray, mask: np.ndarray, order: int, check: Callable[[], None] | None, progress: Callable | None = None
+) -> np.ndarray:
     """Solve the hole rows of ``L^order u = 0`` with the known pixels as data; return the filled image."""
     hole, columns, entries, rhs = _system(mask, image, order)
     solution = np.empty_like(rhs)
@@ -154,11 +156,16 @@ def _fill(image: np.ndarray, mask: np.ndarray, order: int, check: Callable[[], N
         numbering = np.cumsum(coupled) - 1
         system = _matrix(columns, entries, rows, numbering)
         del columns, entries  # the matrix holds them; a large hole's tables are as large
-        if rows.size > _MULTIGRID_ABOVE["superlu" if _cholmod() is None else "cholmod"][mask.ndim, order]:
+        # A narrow band (thin or scattered holes) is factorised whatever the size: its cost grows as the
+        # unknowns, like multigrid's, with a smaller constant.
+        solve = _banded(system)
+        if solve is not None:
+            solution[rows] = solve(rhs[rows])
+        elif rows.size > _MULTIGRID_ABOVE["superlu" if _cholmod() is None else "cholmod"][mask.ndim, order]:
             from napari_inpaint.methods._multigrid import Hierarchy
 
             coordinates = np.stack(np.unravel_index(hole[rows], mask.shape), axis=1)
-            solution[rows] = Hierarchy(system, coordinates, mask.shape).solve(rhs[rows], check)
+            solution[rows] = Hierarchy(system, coordinates, mask.shape).solve(rhs[rows], check, progress)
         else:
             solution[rows] = _direct(system)(rhs[rows])
     out = image.reshape(-1, image.shape[-1]).copy()
@@ -199,9 +206,6 @@ def _direct(system: sp.csr_matrix) -> Callable[[np.ndarray], np.ndarray]:
                 return np.array(solution)
 
             return solve
-    banded = _banded(system)
-    if banded is not None:
-        return banded
     # Symmetric mode keeps the symmetric ordering (no row pivoting): about 4x less fill.
     return spla.splu(
         sp.csc_matrix(system), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
@@ -211,9 +215,10 @@ def _direct(system: sp.csr_matrix) -> Callable[[np.ndarray], np.ndarray]:
 def _banded(system: sp.csr_matrix) -> Callable[[np.ndarray], np.ndarray] | None:
     """LAPACK's banded Cholesky in reverse Cuthill-McKee order, when its band is narrow; else None.
 
-    Strokes, scratches and debris of ordinary sizes have narrow bands in that
-    order, and a dense band factorises 1.5-2.5x faster than SuperLU's sparse
-    LU: its cost is the unknowns times the band's width squared.
+    Strokes, scratches, scattered specks and debris of ordinary sizes have
+    narrow bands in that order, and a dense band factorises 1.5-2.5x faster
+    than SuperLU's sparse LU: its cost is the unknowns times the band's
+    width squared.
     """
     order = reverse_cuthill_mckee(system, symmetric_mode=True)
     position = np.empty_like(order)
@@ -222,7 +227,7 @@ def _banded(system: sp.csr_matrix) -> Callable[[np.ndarray], np.ndarray] | None:
     rows, columns = position[entries.row], position[entries.col]
     lower = rows >= columns
     width = int((rows - columns)[lower].max(initial=0))
-    if system.shape[0] * float(width + 1) ** 2 > _BAND_FLOPS:
+    if width > _BAND_WIDTH:
         return None
     band = np.zeros((width + 1, system.shape[0]))  # LAPACK's lower band storage
     band[(rows - columns)[lower], columns[lower]] = entries.data[lower]
@@ -247,13 +252,18 @@ def _banded(system: sp.csr_matrix) -> Callable[[np.ndarray], np.ndarray] | None:
     local_fill=True,
     channel_independent=True,
 )
-def harmonic(image: np.ndarray, mask: np.ndarray, *, check: Callable[[], None] | None = None) -> np.ndarray:
+def harmonic(
+    image: np.ndarray, mask: np.ndarray, *, check: Callable[[], None] | None = None, progress: Callable | None = None
+) -> np.ndarray:
     """Fill holes with the harmonic function matching the surrounding pixels.
 
     Parameters
     ----------
     %(image_mask)s
     %(check)s
+    progress : callable, optional
+        ``progress(step, steps)`` during the multigrid solve of a large hole
+        (the residual's fall on a log scale); a factorised system reports none.
 
     Returns
     -------
@@ -268,7 +278,7 @@ def harmonic(image: np.ndarray, mask: np.ndarray, *, check: Callable[[], None] |
     >>> bool(np.allclose(inpaint(ramp, mask, "harmonic"), ramp))
     True
     """
-    return _fill(image, mask, 1, check)
+    return _fill(image, mask, 1, check, progress)
 
 
 @register(
@@ -281,13 +291,18 @@ def harmonic(image: np.ndarray, mask: np.ndarray, *, check: Callable[[], None] |
     local_fill=True,
     channel_independent=True,
 )
-def biharmonic(image: np.ndarray, mask: np.ndarray, *, check: Callable[[], None] | None = None) -> np.ndarray:
+def biharmonic(
+    image: np.ndarray, mask: np.ndarray, *, check: Callable[[], None] | None = None, progress: Callable | None = None
+) -> np.ndarray:
     """Fill holes by minimising the discrete thin-plate energy.
 
     Parameters
     ----------
     %(image_mask)s
     %(check)s
+    progress : callable, optional
+        ``progress(step, steps)`` during the multigrid solve of a large hole
+        (the residual's fall on a log scale); a factorised system reports none.
 
     Returns
     -------
@@ -303,4 +318,4 @@ def biharmonic(image: np.ndarray, mask: np.ndarray, *, check: Callable[[], None]
     >>> bool(np.allclose(inpaint(bowl, mask, "biharmonic"), bowl))
     True
     """
-    return _fill(image, mask, 2, check)
+    return _fill(image, mask, 2, check, progress)
