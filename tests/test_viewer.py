@@ -249,8 +249,16 @@ def test_cancel_a_long_run(make_napari_viewer_proxy, qtbot):
     # The run is in napari's activity dock, labelled by its stage.
     from napari.utils import progress
 
-    running = [bar for bar in progress._all_instances if bar.desc.startswith("Inpainting: ")]
-    assert len(running) == 1 and running[0].desc.startswith("Inpainting: filling 1/")  # the engine's stage
+    def inpainting_bars() -> list:
+        return [bar for bar in progress._all_instances if bar.desc.startswith("Inpainting: ")]
+
+    # The worker takes about half a second to reach its first unit (0.45 s to "starting", 0.55 s to "filling"
+    # on 2 cores): wait for the engine's stage rather than assume it is there after a fixed delay.
+    qtbot.waitUntil(
+        lambda: any(bar.desc.startswith("Inpainting: filling 1/") for bar in inpainting_bars()), timeout=5000
+    )
+    running = inpainting_bars()
+    assert len(running) == 1 and widget.worker is not None
     assert widget.progress.native.format().startswith("filling 1/")
 
     widget.cancel_button.native.click()
