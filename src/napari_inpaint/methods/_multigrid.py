@@ -31,7 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from pyamg.relaxation.relaxation import gauss_seidel
 from scipy import linalg
+from threadpoolctl import threadpool_limits
 
 # The coarsest level is solved with a dense Cholesky factor of at most this many unknowns.
 COARSEST = 400
@@ -87,8 +89,6 @@ class Hierarchy:
 
     def cycle(self, rhs: np.ndarray, depth: int = 0) -> np.ndarray:
         """One symmetric V-cycle from zero: the preconditioner applied to ``rhs``."""
-        from pyamg.relaxation.relaxation import gauss_seidel
-
         if depth == len(self.levels) - 1:
             return linalg.cho_solve(self.coarsest, rhs, check_finite=False)
         level = self.levels[depth]
@@ -108,8 +108,6 @@ class Hierarchy:
         follows the residual's fall on a log scale towards :data:`RTOL`, column
         by column.
         """
-        from threadpoolctl import threadpool_limits
-
         solution = np.empty_like(rhs)
         # Many small operations (the coarsest level's dense solve): BLAS threads only add overhead.
         with threadpool_limits(limits=1, user_api="blas"):
