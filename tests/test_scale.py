@@ -32,6 +32,23 @@ def test_holes_are_labelled_across_cell_borders(ndim):
         assert sorted(found.anchors.tolist()) == sorted(first) and found.pixels == mask.sum()
 
 
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_each_hole_lists_the_cells_it_touches(ndim):
+    rng = np.random.default_rng(10 + ndim)
+    for _ in range(30):
+        shape = tuple(rng.integers(5, 60 if ndim == 2 else 20, ndim))
+        mask = _random_mask(rng, shape)
+        cell = tuple(rng.integers(2, 70 if ndim == 2 else 25, ndim))  # one cell for the whole mask, or many
+        found = find_holes(mask.__getitem__, shape, cell)
+        labels, count = ndi.label(mask, np.ones((3,) * ndim))
+        grid = tuple(-(-n // c) for n, c in zip(shape, cell))
+        cell_of = np.ravel_multi_index(tuple(np.indices(shape)[a] // cell[a] for a in range(ndim)), grid)
+        by_anchor = {int(np.flatnonzero(labels.ravel() == k)[0]): k for k in range(1, count + 1)}
+        for hole, anchor in enumerate(found.anchors.tolist()):
+            expected = np.unique(cell_of[labels == by_anchor[anchor]])
+            np.testing.assert_array_equal(found.cells_of(hole), expected)
+
+
 @pytest.mark.parametrize("split", [False, True])
 def test_every_hole_is_filled_exactly_once_with_its_margin(monkeypatch, split):
     monkeypatch.setattr(planning, "_CROP_PIXELS", {2: 300, 3: 500})  # merges stop early, long holes split

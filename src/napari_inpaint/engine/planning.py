@@ -29,6 +29,7 @@ from scipy import ndimage as ndi
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from napari_inpaint.masks import label_boxes
 from napari_inpaint.registry import Method
 
 # Holes smaller than a tile are packed together per tile so that thousands of
@@ -48,8 +49,6 @@ _THIN = 8
 # fill forgets the cut within a few widths (harmonic: by exp(-pi) per width).
 _OVERLAP_WIDTHS = 8
 _MIN_OVERLAP = 16
-# Boxes of holes averaging fewer pixels than this come from one pass over their pixels, not from find_objects.
-_PIXELS_PER_OBJECT = 64
 
 
 @dataclass
@@ -203,7 +202,7 @@ def find_holes(read: Callable, shape: tuple[int, ...], cell: tuple[int, ...]) ->
             continue
         pixels += count
         labels, found = ndi.label(block, structure=structure)
-        first, box_starts, box_stops = _first_pixels_and_boxes(labels, found)
+        first, box_starts, box_stops = label_boxes(labels, found)
         starts.append(box_starts + corner)
         stops.append(box_stops + corner)
         first = np.unravel_index(first, block.shape)
@@ -216,6 +215,8 @@ def find_holes(read: Callable, shape: tuple[int, ...], cell: tuple[int, ...]) ->
                 if 0 < position < shape[axis]:
                     face = np.take(labels, at, axis=axis)
                     where = np.nonzero(face)
+                    if not where[0].size:
+                        continue
                     offsets = [c for a, c in enumerate(corner) if a != axis]
                     extent = [n for a, n in enumerate(shape) if a != axis]
                     flat = np.ravel_multi_index(tuple(w + o for w, o in zip(where, offsets)), extent)
@@ -225,7 +226,8 @@ def find_holes(read: Callable, shape: tuple[int, ...], cell: tuple[int, ...]) ->
         empty = np.zeros((0, ndim), np.int64)
         none = np.zeros(0, np.int64)
         return Holes(empty, empty, none, none, np.zeros(1, np.int64), pixels)
-    component = _join(faces, shape, nodes)
+    # Holes that cross no cell border (every hole of a plane within one cell) need no joining.
+    component = _join(faces, shape, nodes) if faces else np.arange(nodes)
     count = int(component.max()) + 1
     starts, stops = np.concatenate(starts), np.concatenate(stops)
     merged_starts = np.full((count, ndim), np.iinfo(np.int64).max)
@@ -236,34 +238,16 @@ def find_holes(read: Callable, shape: tuple[int, ...], cell: tuple[int, ...]) ->
     np.minimum.at(merged_anchors, component, np.concatenate(anchors))
     # Each (hole, cell) pair once, sorted by hole: thousands of hot pixels must not cost a call each.
     cell_count = int(np.prod(grid))
-    pairs = np.unique(component.astype(np.int64) * cell_count + np.concatenate(node_cells))
+    pairs = component.astype(np.int64) * cell_count + np.concatenate(node_cells)
+    if faces:  # joined holes: their (hole, cell) pairs may repeat and be out of order
+        pairs = np.unique(pairs)
     cell_starts = np.searchsorted(pairs // cell_count, np.arange(count + 1))
     return Holes(merged_starts, merged_stops, merged_anchors, pairs % cell_count, cell_starts, pixels)
 
 
 def _first_pixels(labels: np.ndarray, count: int) -> np.ndarray:
     """Flat index of each label's first pixel in raster order."""
-    return _first_pixels_and_boxes(labels, count, boxes=False)[0]
-
-
-def _first_pixels_and_boxes(labels: np.ndarray, count: int, boxes: bool = True) -> tuple[np.ndarray, ...]:
-    """Flat index of each label's first pixel in raster order and (``boxes``) each label's box: starts, stops."""
-    flat = np.flatnonzero(labels)
-    ids = labels.ravel()[flat] - 1
-    first = np.full(count, labels.size, np.int64)
-    np.minimum.at(first, ids, flat)
-    if not boxes:
-        return (first,)
-    if count * _PIXELS_PER_OBJECT < flat.size:  # a few large holes: find_objects' per-object cost is small
-        objects = np.array([(s.start, s.stop) for o in ndi.find_objects(labels) for s in o]).reshape(count, -1, 2)
-        return first, objects[..., 0], objects[..., 1]
-    # Many small holes (hot pixels): one pass over their pixels instead of a slice object per hole and axis.
-    starts = np.full((count, labels.ndim), labels.size, np.int64)
-    stops = np.zeros((count, labels.ndim), np.int64)
-    for axis, coordinate in enumerate(np.unravel_index(flat, labels.shape)):
-        np.minimum.at(starts[:, axis], ids, coordinate)
-        np.maximum.at(stops[:, axis], ids, coordinate + 1)
-    return first, starts, stops
+    return label_boxes(labels, count, boxes=False)[0]
 
 
 def _join(faces: dict, shape: tuple[int, ...], nodes: int) -> np.ndarray:
@@ -311,10 +295,10 @@ def windows(holes: Holes, read: Callable, shape, margin: int, cell, split: bool)
     small = np.all(grown_stops[rest] - grown_starts[rest] < tile, axis=1)
     members = [np.array([i]) for i in rest[~small]]
     if small.any():
-        keys = grown_starts[rest[small]] // tile
-        _, group = np.unique(keys, axis=0, return_inverse=True)
-        order = np.argsort(group.ravel(), kind="stable")
-        members += np.split(rest[small][order], np.flatnonzero(np.diff(group.ravel()[order])) + 1)
+        tiles = tuple(-(-n // tile) for n in shape)
+        keys = np.ravel_multi_index(tuple((grown_starts[rest[small]] // tile).T), tiles)
+        order = np.argsort(keys, kind="stable")
+        members += np.split(rest[small][order], np.flatnonzero(np.diff(keys[order])) + 1)
     members = _merge_touching(members, grown_starts, grown_stops, _CROP_PIXELS[ndim])
     starts = np.array([grown_starts[m].min(axis=0) for m in members]).reshape(-1, ndim)
     stops = np.array([grown_stops[m].max(axis=0) for m in members]).reshape(-1, ndim)

@@ -25,7 +25,7 @@ from napari_inpaint.engine.calibration import Calibration, local_scale
 from napari_inpaint.engine.hooks import Hooks
 from napari_inpaint.engine.planning import Window
 from napari_inpaint.engine.reference import _ADJACENT_REACH
-from napari_inpaint.engine.unit import Unit, fill_in_memory
+from napari_inpaint.engine.unit import Unit, _to_dtype, fill_in_memory
 from napari_inpaint.masks import HOLE_CLASSES, hole_classes
 from napari_inpaint.methods import get_method
 
@@ -167,11 +167,7 @@ def _prefilled(values: np.ndarray, real: np.ndarray, far: np.ndarray) -> np.ndar
     work = np.where(real[..., np.newaxis], 0.0, values.astype(np.float64))
     filled = harmonic.fill(work, real, **harmonic.resolve({}))
     out = values.copy()
-    if np.issubdtype(values.dtype, np.integer):
-        info = np.iinfo(values.dtype)
-        out[far] = np.clip(np.rint(filled[far]), info.min, info.max).astype(values.dtype)
-    else:
-        out[far] = filled[far].astype(values.dtype)
+    out[far] = _to_dtype(filled[far], values.dtype)
     return out
 
 

@@ -205,7 +205,9 @@ def fill_unit(job, unit: Unit, reads: Reads, data: dict, limits: list | None, pr
     box = reads.inner
     work = np.concatenate([values[box] for values in planes], axis=-1, dtype=np.float64)
     crop_mask = mask[box]
-    work[crop_mask] = 0.0
+    # copyto and flat indices: boolean indexing of an nD array is about 8 times slower (a 512² crop: 0.9 ms)
+    np.copyto(work, 0.0, where=crop_mask[..., np.newaxis])
+    filled_at = np.flatnonzero(holes)
     scale = _power_of_two_scale(work)
     work /= scale
     reference = None
@@ -227,13 +229,13 @@ def fill_unit(job, unit: Unit, reads: Reads, data: dict, limits: list | None, pr
     if supplied["spread"] and "spread" in spec.engine_keywords:  # the fill's own std, in the crop's units
         filled, own = filled
         own = np.asarray(own, dtype=np.float64) * scale
-    values = np.asarray(filled, dtype=np.float64)[holes]
+    values = np.asarray(filled, dtype=np.float64).reshape(-1, work.shape[-1])[filled_at]
     if not np.isfinite(values).all():
         raise RuntimeError(f"method {spec.name!r} produced non-finite values; please report this as a bug")
     values *= scale
     dtype = np.asarray(data["images"][0]).dtype
     channels = planes[0].shape[-1]
-    coordinates = tuple(w + b.start for w, b in zip(np.nonzero(holes), unit.window.box))
+    coordinates = tuple(w + b.start for w, b in zip(np.unravel_index(filled_at, holes.shape), unit.window.box))
     if job.noise is None:  # every plane at once: the planes are the columns of ``values``
         values = _finish(values, None, crop_mask, _stacked(limits), None, None, dtype)
     else:  # each plane its own noise, drawn as whichever executor or grouping fills it
@@ -247,7 +249,8 @@ def fill_unit(job, unit: Unit, reads: Reads, data: dict, limits: list | None, pr
         known = np.concatenate(planes, axis=-1, dtype=np.float64)
         if own is not None:  # the crop's std in the read box, as the scale there
             own = np.pad(own, [(b.start, n - b.stop) for b, n in zip(box, mask.shape)] + [(0, 0)])
-        sigma = calibration.sigma(known, mask, own)[box][holes]
+        spread = calibration.sigma(known, mask, own)[box]
+        sigma = spread.reshape(-1, spread.shape[-1])[filled_at]
         ranges = _stacked(limits)
         if ranges is not None:  # a fill within the known range errs within an interval that wide: std <= half
             sigma = np.minimum(sigma, (ranges[1].astype(np.float64) - ranges[0].astype(np.float64)) / 2)
@@ -357,7 +360,7 @@ def check_known_finite(values: np.ndarray, mask: np.ndarray) -> None:
 
 def _power_of_two_scale(work: np.ndarray) -> float:
     """The power of two that brings the largest magnitude in ``work`` into [1, 2) (1 when all are zero)."""
-    largest = float(np.abs(work).max(initial=0.0))
+    largest = max(-float(work.min(initial=0.0)), float(work.max(initial=0.0)))
     return 1.0 if largest == 0.0 else float(np.ldexp(1.0, np.frexp(largest)[1] - 1))
 
 
