@@ -607,10 +607,26 @@ def hole_classes(mask: np.ndarray) -> np.ndarray:
     >>> [HOLE_CLASSES[kinds[p] - 1] for p in ((2, 2), (10, 9), (15, 7))]
     ['specks', 'lines', 'blobs']
     """
+    labels, kind_of = hole_kinds(mask)
+    return kind_of[labels]
+
+
+def hole_kinds(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The connected holes of ``mask`` labelled (faces and corners) and the kind of each, as :func:`hole_classes`.
+
+    Returns the labels (0 outside the holes) and, per label, 1 + the index of
+    its hole's kind in :data:`HOLE_CLASSES` (0 for label 0): for callers that
+    need the holes one by one as well as their kinds.
+
+    Examples
+    --------
+    >>> mask = np.zeros((8, 16), bool); mask[1, 1] = True; mask[5, 2:14] = True
+    >>> labels, kind_of = hole_kinds(mask)
+    >>> [HOLE_CLASSES[k - 1] for k in kind_of[1:]]
+    ['specks', 'lines']
+    """
     mask = np.asarray(mask, dtype=bool)
     labels, count = ndi.label(mask, structure=np.ones((3,) * mask.ndim))
-    if not count:
-        return np.zeros(mask.shape, np.uint8)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     kinds = np.where(sizes <= _SPECK_PIXELS, 1, 2).astype(np.uint8)
     kinds[0] = 0
@@ -618,13 +634,14 @@ def hole_classes(mask: np.ndarray) -> np.ndarray:
     # (a plane's distance transform would cost as much for a thousand hot pixels).
     deep = np.flatnonzero(sizes[1:] >= _DEEP_PIXELS) + 1
     if not deep.size:
-        return kinds[labels]
+        return labels, kinds
     _, starts, stops = label_boxes(labels, count)
     for label in deep:
         box = tuple(slice(max(a - 1, 0), b + 1) for a, b in zip(starts[label - 1], stops[label - 1]))
         deepest = ndi.distance_transform_edt(np.pad(labels[box] == label, 1)).max()
         kinds[label] = 4 if deepest > _BLOB_DEPTH else 3 if deepest > _LINE_DEPTH else kinds[label]
-    return kinds[labels]
+    return labels, kinds
+
 
 _SCRATCH_WIDTH = 3
 

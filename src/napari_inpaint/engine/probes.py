@@ -26,7 +26,7 @@ from napari_inpaint.engine.hooks import Hooks
 from napari_inpaint.engine.planning import Window
 from napari_inpaint.engine.reference import _ADJACENT_REACH
 from napari_inpaint.engine.unit import Unit, _to_dtype, fill_in_memory
-from napari_inpaint.masks import HOLE_CLASSES, hole_classes, label_boxes
+from napari_inpaint.masks import HOLE_CLASSES, hole_kinds
 from napari_inpaint.methods import get_method
 
 #: Probe pixels aimed at per call (over every window): with ~500 the choice of a method swings between
@@ -239,7 +239,8 @@ def scatter(real: np.ndarray, target: int, rng: np.random.Generator, piece: int 
     (True, False, [0, 1, 3])
     """
     real = np.asarray(real, bool)
-    labels, count = ndi.label(real, structure=np.ones((3,) * real.ndim))
+    labels, kind_of = hole_kinds(real)
+    count = len(kind_of) - 1
     probes = np.zeros(real.shape, np.uint8)
     if not count:
         return probes
@@ -248,10 +249,9 @@ def scatter(real: np.ndarray, target: int, rng: np.random.Generator, piece: int 
     frame[tuple(slice(_EDGE, n - _EDGE) for n in real.shape)] = False
     taken = np.zeros(real.shape, bool)  # by the copies placed (grown by a pixel)
     objects = ndi.find_objects(labels)
-    kind_of = hole_classes(real).ravel()[label_boxes(labels, count, boxes=False)[0]]  # at each hole's first pixel
     of_kind = {}  # kind -> its holes (label - 1), in a random order
     for k in rng.permutation(count).tolist():
-        of_kind.setdefault(int(kind_of[k]), []).append(k)
+        of_kind.setdefault(int(kind_of[k + 1]), []).append(k)
     placed = dict.fromkeys(of_kind, 0)
     copies = dict.fromkeys(of_kind, 0)
     failures = dict.fromkeys(of_kind, 0)

@@ -29,9 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage as ndi
 
-from napari_inpaint.masks import HOLE_CLASSES, hole_classes
+from napari_inpaint.masks import HOLE_CLASSES, hole_classes, hole_kinds
 from napari_inpaint.registry import _METHODS, Param, Stack, register
 
 # exemplar is left out: on the benchmark its probes never showed it clearly better (docs/uncertainty.md), and it
@@ -209,11 +208,7 @@ def _hole_counts(masks: np.ndarray) -> dict[str, int]:
     shared = masks.ndim > 1 and masks.strides[0] == 0
     counts = np.zeros(len(HOLE_CLASSES) + 1, np.int64)
     for plane in masks[:1] if shared else masks:
-        kinds = hole_classes(plane)
-        labels = ndi.label(kinds > 0, structure=np.ones((3,) * plane.ndim))[0].ravel()
-        # Every pixel of a hole has its kind: the kind of each label is its pixels' mean kind.
-        kind_of = np.rint(np.bincount(labels, kinds.ravel()) / np.maximum(np.bincount(labels), 1)).astype(np.int64)
-        counts += np.bincount(kind_of[1:], minlength=len(counts))
+        counts += np.bincount(hole_kinds(plane)[1][1:], minlength=len(counts))
     factor = len(masks) if shared else 1
     return {kind: int(counts[i]) * factor for i, kind in enumerate(HOLE_CLASSES, start=1) if counts[i]}
 
