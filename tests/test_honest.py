@@ -112,6 +112,30 @@ def test_auto_fills_as_well_as_the_best_candidate_where_one_is_exact():
     np.testing.assert_allclose(filled, inpaint(image, mask, "biharmonic"))
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_auto_fills_each_kind_of_hole_as_its_method_alone_would(seed):
+    # Each method after the first fills only its own holes and those near them: the same values as a fill of
+    # every hole, for the diffusions (which read a hole's ring only), on random mixed masks.
+    from napari_inpaint.methods import get_method
+    from napari_inpaint.methods.auto import Choice, auto
+
+    image = _field(seed, (96, 96)).astype(np.float64)[..., np.newaxis]
+    mask = masks.make("hot-pixels", image.shape[:2], 0.02, seed) | masks.make("scratches", image.shape[:2], 0.03, seed)
+    mask |= masks.make("debris", image.shape[:2], 0.03, seed)
+    mask[60:80, 56:80] = True  # a large hole, and a line
+    mask[8, 4:60] = True
+    image = np.where(mask[..., np.newaxis], 0.0, image)
+    chosen = {"specks": "biharmonic", "lines": "harmonic", "blobs": "biharmonic", "large": "harmonic"}
+    filled = auto(image, mask, prepared=Choice(chosen, {}))
+    kinds = hole_classes(mask)
+    for method in ("harmonic", "biharmonic"):
+        own = np.isin(kinds, [i + 1 for i, kind in enumerate(HOLE_CLASSES) if chosen[kind] == method])
+        assert own.any()
+        alone = get_method(method).fill(image, mask)
+        np.testing.assert_allclose(filled[own], alone[own], rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(filled[~mask], image[~mask])
+
+
 def test_auto_fills_volumes_and_chooses_plane_by_plane_fills_too():
     volume = np.stack([_field(s, (48, 48)) for s in range(12)])
     volume = ndi.gaussian_filter(volume, (1.5, 0, 0))

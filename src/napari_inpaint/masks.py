@@ -31,7 +31,9 @@ Examples
 True
 """
 
+import hashlib
 import itertools
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -616,7 +618,9 @@ def hole_kinds(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns the labels (0 outside the holes) and, per label, 1 + the index of
     its hole's kind in :data:`HOLE_CLASSES` (0 for label 0): for callers that
-    need the holes one by one as well as their kinds.
+    need the holes one by one as well as their kinds.  Both are read-only:
+    those of the last few masks are kept and shared (a call classifies the
+    same mask for its probes, its record and its fill).
 
     Examples
     --------
@@ -626,6 +630,37 @@ def hole_kinds(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ['specks', 'lines']
     """
     mask = np.asarray(mask, dtype=bool)
+    if mask.size > _MEMO_PIXELS:
+        return _classified(mask)
+    key = hashlib.blake2b(np.ascontiguousarray(mask).tobytes() + repr(mask.shape).encode(), digest_size=16).digest()
+    with _MEMO_LOCK:
+        found = _MEMO.get(key)
+    if found is None:
+        found = _classified(mask)
+        with _MEMO_LOCK:
+            _MEMO[key] = found
+            while len(_MEMO) > _MEMO_SIZE:
+                del _MEMO[next(iter(_MEMO))]
+    return found
+
+
+# The last masks classified, by a digest of their pixels: one call classifies the same mask (or window) for
+# its probes, for auto's record of the holes and for auto's fill.  Small masks only: the memo stays under 16 MiB.
+_MEMO: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+_MEMO_LOCK = threading.Lock()
+_MEMO_SIZE = 4
+_MEMO_PIXELS = 2**20
+
+
+def _classified(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`hole_kinds` of a boolean ``mask``, computed (read-only arrays)."""
+    labels, kinds = _labelled_kinds(mask)
+    labels.flags.writeable = kinds.flags.writeable = False
+    return labels, kinds
+
+
+def _labelled_kinds(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The labels of ``mask``'s holes and each one's kind (see :func:`hole_kinds`)."""
     labels, count = ndi.label(mask, structure=np.ones((3,) * mask.ndim))
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     kinds = np.where(sizes <= _SPECK_PIXELS, 1, 2).astype(np.uint8)

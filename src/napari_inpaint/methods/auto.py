@@ -29,8 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage as ndi
 
-from napari_inpaint.masks import HOLE_CLASSES, hole_classes, hole_kinds
+from napari_inpaint.masks import HOLE_CLASSES, hole_kinds
 from napari_inpaint.registry import _METHODS, Param, Stack, register
 
 # exemplar is left out: on the benchmark its probes never showed it clearly better (docs/uncertainty.md), and it
@@ -269,27 +270,48 @@ def auto(
     >>> bool(np.abs(filled - image)[mask].max() < 5), bool((filled[~mask] == image[~mask]).all())
     (True, True)
     """
-    kinds = hole_classes(mask)
+    labels, kind_of = hole_kinds(mask)
+    kinds = kind_of[labels]
     chosen: dict[str, list[int]] = {}
-    for index in np.unique(kinds[kinds > 0]):
+    for index in np.unique(kind_of[1:]):
         chosen.setdefault(prepared.methods[HOLE_CLASSES[index - 1]], []).append(int(index))
     supplied = {"reference": reference, "scale": scale, "rng": rng, "check": check, "progress": None,
                 "prepared": None}  # fmt: skip
+    # The method of the most hole pixels fills every hole, so that each other one fills only its own holes
+    # (and those its fill reads or solves with them), with those values as context.
+    pixels = np.bincount(kinds.ravel(), minlength=len(HOLE_CLASSES) + 1)
     out = image.copy()
-    for name, indices in chosen.items():
+    for number, name in enumerate(sorted(chosen, key=lambda name: -pixels[chosen[name]].sum())):
         method, mode = _split(name)
         spec = _METHODS[method]
         keywords = {**spec.resolve({}), **{k: v for k, v in supplied.items() if k in spec.engine_keywords}}
+        own = np.isin(kinds, chosen[name])
+        region = mask if number == 0 else _within_reach(mask, own, spec.margin(spec.resolve({})))
         if mode == _ADJACENT:
-            filled = _plane_by_plane(spec.fill, image, mask, keywords, prepared.adjacent(image, mask, check=check))
+            # (The references from the planes' own pixels: holes filled above are not data.)
+            filled = _plane_by_plane(spec.fill, out, region, keywords, prepared.adjacent(image, mask, check=check))
         elif mode == _PLANE_BY_PLANE:
             given = keywords.get("reference")
-            filled = _plane_by_plane(spec.fill, image, mask, keywords, None if given is None else given.__getitem__)
+            filled = _plane_by_plane(spec.fill, out, region, keywords, None if given is None else given.__getitem__)
         else:
-            filled = spec.fill(image, mask, **keywords)
-        where = np.isin(kinds, indices)
-        out[where] = filled[where]
+            filled = spec.fill(out, region, **keywords)
+        np.copyto(out, filled, where=(region if number == 0 else own)[..., np.newaxis])
     return out
+
+
+def _within_reach(mask: np.ndarray, own: np.ndarray, reach: int) -> np.ndarray:
+    """The holes of ``mask`` a fill of the holes ``own`` solves together with them: those joined to them
+    through holes at most ``2 * reach`` pixels apart along every axis (a fill reads ``reach`` pixels around
+    a hole).
+
+    >>> mask = np.zeros((1, 16), bool); mask[0, [1, 4, 12]] = True
+    >>> own = np.zeros_like(mask); own[0, 1] = True
+    >>> np.flatnonzero(_within_reach(mask, own, 2)).tolist()
+    [1, 4]
+    """
+    joined = ndi.maximum_filter(mask, size=2 * reach + 1, mode="constant", cval=False)
+    groups = ndi.label(joined, structure=np.ones((3,) * mask.ndim, bool))[0]
+    return mask & np.isin(groups, np.unique(groups[own]))
 
 
 def _plane_by_plane(
