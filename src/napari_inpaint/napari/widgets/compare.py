@@ -358,7 +358,9 @@ class CompareMethodsWidget(Container, LayerChoices, Runner, Settings):
         self.save_button.enabled = True
         if self.canvas is not None:
             draw_scores(self.canvas.figure, table, title)
-            self.canvas.draw_idle()
+            # Drawn now: an idle draw is a timer that may fire after the widget is closed, on a deleted canvas
+            # (matplotlib then prints a traceback).
+            self.canvas.draw()
             self.plot.visible = self.enlarge_button.enabled = True
             if self._plot_window is not None:
                 self.open_plot()
@@ -380,7 +382,7 @@ class CompareMethodsWidget(Container, LayerChoices, Runner, Settings):
             self._plot_window.resize(900, 620)
         canvas = self._plot_window.canvas
         draw_scores(canvas.figure, self.table, self.image.value.name if self.image.value is not None else "")
-        canvas.draw_idle()
+        canvas.draw()
         self._plot_window.show()
         self._plot_window.raise_()
         return self._plot_window
