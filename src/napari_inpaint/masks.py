@@ -654,13 +654,6 @@ _MEMO_PIXELS = 2**20
 
 def _classified(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`hole_kinds` of a boolean ``mask``, computed (read-only arrays)."""
-    labels, kinds = _labelled_kinds(mask)
-    labels.flags.writeable = kinds.flags.writeable = False
-    return labels, kinds
-
-
-def _labelled_kinds(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The labels of ``mask``'s holes and each one's kind (see :func:`hole_kinds`)."""
     labels, count = ndi.label(mask, structure=np.ones((3,) * mask.ndim))
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     kinds = np.where(sizes <= _SPECK_PIXELS, 1, 2).astype(np.uint8)
@@ -668,13 +661,13 @@ def _labelled_kinds(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # Only a hole holding a disc of radius 2 can be deeper than a line: its depth is measured in its own box
     # (a plane's distance transform would cost as much for a thousand hot pixels).
     deep = np.flatnonzero(sizes[1:] >= _DEEP_PIXELS) + 1
-    if not deep.size:
-        return labels, kinds
-    _, starts, stops = label_boxes(labels, count)
-    for label in deep:
-        box = tuple(slice(max(a - 1, 0), b + 1) for a, b in zip(starts[label - 1], stops[label - 1]))
-        deepest = ndi.distance_transform_edt(np.pad(labels[box] == label, 1)).max()
-        kinds[label] = 4 if deepest > _BLOB_DEPTH else 3 if deepest > _LINE_DEPTH else kinds[label]
+    if deep.size:
+        _, starts, stops = label_boxes(labels, count)
+        for label in deep:
+            box = tuple(slice(max(a - 1, 0), b + 1) for a, b in zip(starts[label - 1], stops[label - 1]))
+            deepest = ndi.distance_transform_edt(np.pad(labels[box] == label, 1)).max()
+            kinds[label] = 4 if deepest > _BLOB_DEPTH else 3 if deepest > _LINE_DEPTH else kinds[label]
+    labels.flags.writeable = kinds.flags.writeable = False
     return labels, kinds
 
 

@@ -361,13 +361,7 @@ def _copy(probes, taken, near_real, shape: np.ndarray, rng, piece: int, kind: in
         if crossing.sum() * _CROSSING <= len(crossing):
             kept = tuple(c[~crossing] for c in at)
             probes[kept] = kind
-            # The copy and its neighbours: its box grown by a pixel (within the array, which a copy across an
-            # axis meets), dilated there.
-            low = [max(int(c.min()) - 1, 0) for c in kept]
-            box = tuple(slice(lo, int(c.max()) + 2) for lo, c in zip(low, kept))
-            copy = np.zeros(taken[box].shape, bool)
-            copy[tuple(c - lo for c, lo in zip(kept, low))] = True
-            taken[box] |= ndi.maximum_filter(copy, size=3, mode="constant", cval=False)
+            _take_around(taken, kept)  # (a copy across an axis meets the array's faces)
             return len(kept[0])
     return 0
 

@@ -284,9 +284,10 @@ def auto(
     for number, name in enumerate(sorted(chosen, key=lambda name: -pixels[chosen[name]].sum())):
         method, mode = _split(name)
         spec = _METHODS[method]
-        keywords = {**spec.resolve({}), **{k: v for k, v in supplied.items() if k in spec.engine_keywords}}
+        params = spec.resolve({})
+        keywords = {**params, **{k: v for k, v in supplied.items() if k in spec.engine_keywords}}
         own = np.isin(kinds, chosen[name])
-        region = mask if number == 0 else _within_reach(mask, own, spec.margin(spec.resolve({})))
+        region = mask if number == 0 else _within_reach(mask, own, spec.margin(params))
         if mode == _ADJACENT:
             # (The references from the planes' own pixels: holes filled above are not data.)
             filled = _plane_by_plane(spec.fill, out, region, keywords, prepared.adjacent(image, mask, check=check))
