@@ -304,7 +304,12 @@ def test_cancel_interrupts_a_fill_that_never_checks(register_method):
     assert took < 1.0
 
 
-def test_cancel_interrupts_one_large_direct_solve():
+def test_cancel_interrupts_one_large_direct_solve(monkeypatch):
+    from napari_inpaint.methods import diffusion
+
+    # Multigrid checks the cancel event at every iteration (and fills this hole in 0.3 s); a factorisation cannot.
+    monkeypatch.setattr(diffusion, "_MULTIGRID_ABOVE", {k: dict.fromkeys(v, 10**12)
+                                                       for k, v in diffusion._MULTIGRID_ABOVE.items()})
     image = np.random.default_rng(0).random((1024, 1024))
     mask = np.zeros(image.shape, bool)
     mask[200:800, 200:800] = True  # one 600x600 hole: a single factorisation of seconds

@@ -41,11 +41,13 @@ References
 import functools
 import itertools
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy import linalg
+from scipy import ndimage as ndi
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from napari_inpaint.registry import register
@@ -63,10 +65,11 @@ _MULTIGRID_ABOVE = {
 
 
 def _degrees(coords: tuple[np.ndarray, ...], shape: tuple[int, ...]) -> np.ndarray:
-    """Number of grid neighbours of each pixel: fewer at the border (the Neumann condition)."""
-    degree = np.zeros(coords[0].shape, np.float64)
+    """Number of grid neighbours of each pixel (int8): fewer at the border (the Neumann condition)."""
+    degree = np.zeros(coords[0].shape, np.int8)
     for coord, size in zip(coords, shape):
-        degree += (coord > 0).astype(np.float64) + (coord < size - 1)
+        degree += coord > 0
+        degree += coord < size - 1
     return degree
 
 
@@ -82,49 +85,94 @@ def _steps(ndim: int, order: int) -> list[np.ndarray]:
     return sorted(steps, key=tuple)
 
 
-def _system(mask: np.ndarray, values: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The hole rows of ``L`` (order 1) or ``L^2`` (order 2), split into unknowns and known data.
+class _System(NamedTuple):
+    """The stencil of ``L`` (order 1) or ``L^2`` (order 2) on the hole pixels of a crop."""
 
-    Returns the hole's flat indices; the symmetric positive definite matrix
-    ``M = (L^order)[hole, hole]`` as two tables of shape (holes, stencil
-    size): the column of each stencil entry (-1 where it is not a hole
-    pixel) and its value; and the right-hand side
-    ``-(L^order)[hole, known] @ values[known]``.  The entries of ``L^2`` come
-    from its stencil: ``deg^2 + deg`` on the diagonal, ``-(deg(p) + deg(q))``
-    between neighbours, 2 between diagonal neighbours and 1 two pixels
-    apart (``deg`` is the number of grid neighbours), so the system is built
-    in a few passes over the hole pixels.
+    hole: np.ndarray  # the hole pixels' flat indices in the crop
+    coords: tuple[np.ndarray, ...]  # and their coordinates
+    roles: np.ndarray  # the crop padded by the stencil's reach: hole pixel number, -1 known, -2 outside
+    at: np.ndarray  # each hole pixel's flat position in ``roles``
+    degree: np.ndarray  # each hole pixel's number of grid neighbours in the crop (int8)
+    order: int
+
+
+def _entries(system: _System, step: np.ndarray, rows: np.ndarray | slice) -> np.ndarray | float:
+    """The entries of ``L^order`` between the hole pixels ``rows`` and their neighbours one ``step`` away.
+
+    The entries of ``L^2`` come from its stencil: ``deg^2 + deg`` on the
+    diagonal, ``-(deg(p) + deg(q))`` between neighbours, 2 between diagonal
+    neighbours and 1 two pixels apart (``deg`` is the number of grid
+    neighbours), so the system is built in a few passes over the hole pixels.
     """
+    reach = int(np.abs(step).sum())
+    if reach == 0:
+        degree = system.degree[rows].astype(np.float64)
+        return degree * (degree + 1) if system.order == 2 else degree
+    if system.order == 1:
+        return -1.0
+    if reach == 1:
+        shape = tuple(n - 2 * system.order for n in system.roles.shape)
+        neighbour = _degrees(tuple(c[rows] + s for c, s in zip(system.coords, step)), shape)
+        return -(system.degree[rows].astype(np.float64) + neighbour)
+    return 1.0 if np.abs(step).max() == 2 else 2.0  # two pixels apart (one path through the middle) or diagonal (two)
+
+
+def _system(mask: np.ndarray, order: int) -> _System:
+    """The stencil of ``L^order`` on the hole pixels of ``mask``."""
     hole = np.flatnonzero(mask)
-    coords = np.unravel_index(hole, mask.shape)
-    data = values.reshape(mask.size, values.shape[-1])
-    # Each pixel's role on the crop padded by the stencil's reach: hole position, -1 known, -2 outside.
-    padded = np.full(tuple(n + 2 * order for n in mask.shape), -2, np.int64 if hole.size >= 2**31 else np.int32)
+    # 32-bit positions and numbers where they fit: a large hole's arrays are as large as its crop.
+    index = np.int64 if mask.size + 4 * order * sum(mask.shape) >= 2**31 else np.int32
+    coords = tuple(c.astype(index) for c in np.unravel_index(hole, mask.shape))
+    padded = np.full(tuple(n + 2 * order for n in mask.shape), -2, index)
     padded[tuple(slice(order, order + n) for n in mask.shape)] = -1
-    roles = padded.ravel()
-    at = np.ravel_multi_index(tuple(c + order for c in coords), padded.shape)
-    roles[at] = np.arange(hole.size)
-    strides, padded_strides = (np.cumprod((1,) + shape[:0:-1])[::-1] for shape in (mask.shape, padded.shape))
-    degree = _degrees(coords, mask.shape)
-    steps = _steps(mask.ndim, order)
-    columns = np.empty((hole.size, len(steps)), roles.dtype)
-    entries = np.empty((hole.size, len(steps)))
-    rhs = np.zeros((hole.size, data.shape[1]))
-    for k, step in enumerate(steps):
-        columns[:, k] = role = roles[at + int(step @ padded_strides)]
-        reach = int(np.abs(step).sum())
-        if reach == 0:
-            entries[:, k] = degree * (degree + 1) if order == 2 else degree
+    at = np.ravel_multi_index(tuple(c + order for c in coords), padded.shape).astype(index)
+    padded.ravel()[at] = np.arange(hole.size)
+    return _System(hole, coords, padded, at, _degrees(coords, mask.shape), order)
+
+
+def _offsets(system: _System) -> list[tuple[np.ndarray, int]]:
+    """The stencil's steps and their flat offsets in ``system.roles``."""
+    strides = np.cumprod((1,) + system.roles.shape[:0:-1])[::-1]
+    return [(step, int(step @ strides)) for step in _steps(system.roles.ndim, system.order)]
+
+
+def _rhs(system: _System, values: np.ndarray, tables: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """``-(L^order)[hole, known] @ values[known]``, one column per channel (from ``tables`` when given)."""
+    shape = tuple(n - 2 * system.order for n in system.roles.shape)
+    data = values.reshape(-1, values.shape[-1])
+    strides = np.cumprod((1,) + shape[:0:-1])[::-1]
+    rhs = np.zeros((system.hole.size, data.shape[1]))
+    for k, (step, offset) in enumerate(_offsets(system)):
+        if not step.any():
             continue
-        if order == 1:
-            entries[:, k] = -1.0
-        elif reach == 1:
-            entries[:, k] = -(degree + _degrees(tuple(c + s for c, s in zip(coords, step)), mask.shape))
-        else:  # two pixels apart (one path through the middle pixel) or diagonal (two paths)
-            entries[:, k] = 1.0 if np.abs(step).max() == 2 else 2.0
+        role = system.roles.ravel()[system.at + offset] if tables is None else tables[0][:, k]
         known = np.flatnonzero(role == -1)
-        rhs[known] -= entries[known, k, np.newaxis] * data[hole[known] + int(step @ strides)]
-    return hole, columns, entries, rhs
+        if known.size:
+            entries = _entries(system, step, known) if tables is None else tables[1][known, k]
+            rhs[known] -= np.reshape(entries, (-1, 1)) * data[system.hole[known] + int(step @ strides)]
+    return rhs
+
+
+def _table(system: _System) -> tuple[np.ndarray, np.ndarray]:
+    """The matrix ``(L^order)[hole, hole]`` as two tables of shape (holes, stencil size).
+
+    The column of each stencil entry (-1 where it is not a hole pixel) and its value.
+    """
+    offsets = _offsets(system)
+    columns = np.empty((system.hole.size, len(offsets)), system.roles.dtype)
+    entries = np.empty((system.hole.size, len(offsets)))
+    for k, (step, offset) in enumerate(offsets):
+        columns[:, k] = system.roles.ravel()[system.at + offset]
+        entries[:, k] = _entries(system, step, slice(None))
+    return columns, entries
+
+
+def _unknowns_within_reach(system: _System) -> np.ndarray:
+    """Each hole pixel's number of hole pixels within the stencil's reach, itself included."""
+    count = np.zeros(system.hole.size, np.int32)
+    for _, offset in _offsets(system):
+        count += system.roles.ravel()[system.at + offset] >= 0
+    return count
 
 
 def _matrix(columns: np.ndarray, entries: np.ndarray, rows: np.ndarray, numbering: np.ndarray) -> sp.csr_matrix:
@@ -140,37 +188,77 @@ def _matrix(columns: np.ndarray, entries: np.ndarray, rows: np.ndarray, numberin
     return sp.csr_matrix((entries[present], indices, indptr), shape=(rows.size, rows.size))
 
 
+def _too_wide_for_a_band(mask: np.ndarray) -> bool:
+    """Whether the hole holds a square (cube) of pixels whose grid graph alone has a band wider than allowed.
+
+    Then the band test cannot succeed and is skipped: building the matrix to
+    order it would cost as much memory as the multigrid solve.  An ``s x s``
+    grid's bandwidth is ``s``; in nD at least ``(s^d - 1) / (d (s - 1))``
+    (its pixels over its diameter).
+    """
+    side = _BAND_WIDTH + 1
+    if mask.ndim > 2:
+        side = 2
+        while (side**mask.ndim - 1) / (mask.ndim * (side - 1)) <= _BAND_WIDTH:
+            side += 1
+    if mask.sum() < side**mask.ndim or min(mask.shape) < side:
+        return False
+    return bool(ndi.minimum_filter(mask.view(np.uint8), size=side, mode="constant").any())
+
+
 def _fill(
     image: np.ndarray, mask: np.ndarray, order: int, check: Callable[[], None] | None, progress: Callable | None = None
 ) -> np.ndarray:
     """Solve the hole rows of ``L^order u = 0`` with the known pixels as data; return the filled image."""
-    hole, columns, entries, rhs = _system(mask, image, order)
-    solution = np.empty_like(rhs)
-    centre = len(_steps(mask.ndim, order)) // 2
+    system = _system(mask, order)
+    out = image.reshape(-1, image.shape[-1]).copy()
+    multigrid_above = _MULTIGRID_ABOVE["superlu" if _cholmod() is None else "cholmod"][mask.ndim, order]
+    # A hole too thick for a band and with more unknowns than a direct solve takes goes to multigrid without
+    # building its matrix: the tables and the matrix would cost several times the multigrid's memory.
+    if system.hole.size > multigrid_above and _too_wide_for_a_band(mask):
+        coupled = _unknowns_within_reach(system) > 1
+        if np.count_nonzero(coupled) > multigrid_above:
+            isolated = np.flatnonzero(~coupled)
+            rhs = _rhs(system, image)
+            out[system.hole[isolated]] = rhs[isolated] / np.reshape(
+                _entries(system, np.zeros(mask.ndim, np.int64), isolated), (-1, 1))
+            _solve_by_multigrid(system, coupled, rhs, out, check, progress)
+            return out.reshape(image.shape)
+    tables = _table(system)
+    rhs = _rhs(system, image, tables)
+    columns, entries = tables
     # A pixel with no unknown within reach (a hot pixel) is a 1 x 1 block: divide instead of factorising.
     coupled = np.count_nonzero(columns >= 0, axis=1) > 1
-    isolated = ~coupled
-    solution[isolated] = rhs[isolated] / entries[isolated, centre, np.newaxis]
-    if coupled.any():
+    isolated = np.flatnonzero(~coupled)
+    out[system.hole[isolated]] = rhs[isolated] / entries[isolated, columns.shape[1] // 2, np.newaxis]
+    if isolated.size < system.hole.size:
         rows = np.flatnonzero(coupled)
-        numbering = np.cumsum(coupled) - 1
-        system = _matrix(columns, entries, rows, numbering)
-        del columns, entries  # the matrix holds them; a large hole's tables are as large
+        matrix = _matrix(columns, entries, rows, np.cumsum(coupled) - 1)
+        del tables, columns, entries  # the matrix holds them; a large hole's tables are as large
         # A narrow band (thin or scattered holes) is factorised whatever the size: its cost grows as the
         # unknowns, like multigrid's, with a smaller constant.
-        solve = _banded(system)
+        solve = _banded(matrix) or (_direct(matrix) if rows.size <= multigrid_above else None)
         if solve is not None:
-            solution[rows] = solve(rhs[rows])
-        elif rows.size > _MULTIGRID_ABOVE["superlu" if _cholmod() is None else "cholmod"][mask.ndim, order]:
-            from napari_inpaint.methods._multigrid import Hierarchy
-
-            coordinates = np.stack(np.unravel_index(hole[rows], mask.shape), axis=1)
-            solution[rows] = Hierarchy(system, coordinates, mask.shape).solve(rhs[rows], check, progress)
+            out[system.hole[rows]] = solve(rhs[rows])
         else:
-            solution[rows] = _direct(system)(rhs[rows])
-    out = image.reshape(-1, image.shape[-1]).copy()
-    out[hole] = solution
+            del matrix
+            _solve_by_multigrid(system, coupled, rhs, out, check, progress)
     return out.reshape(image.shape)
+
+
+def _solve_by_multigrid(system: _System, coupled: np.ndarray, rhs: np.ndarray, out: np.ndarray,
+                        check: Callable[[], None] | None, progress: Callable | None) -> None:
+    """Solve for the ``coupled`` hole pixels by multigrid, into their rows of ``out``; ``rhs`` is overwritten."""
+    from napari_inpaint.methods._multigrid import Hierarchy
+
+    # All of a large hole's pixels are coupled: a slice then spares copies of its arrays.
+    rows = slice(None) if coupled.all() else np.flatnonzero(coupled)
+    numbers = np.full(system.roles.shape, -1, system.roles.dtype)
+    at = system.at[rows]
+    numbers.ravel()[at] = np.arange(at.size)
+    hierarchy = Hierarchy(numbers, at, system.degree[rows], system.order, _steps(numbers.ndim, system.order))
+    del at, numbers
+    out[system.hole[rows]] = hierarchy.solve(rhs[rows], check, progress)  # in place of the rhs
 
 
 @functools.cache
