@@ -97,9 +97,10 @@ def test_the_hierarchy_converges_in_few_iterations():
     image = _image(mask.shape, np.float64, 7)[..., np.newaxis]
     for order, most in ((1, 15), (2, 30)):
         system = diffusion._system(mask, order)
-        rhs = diffusion._rhs(system, image)
+        assembly = diffusion._assemble(system, image, matrix=False)
+        rhs = assembly.rhs
         numbers = np.where(system.roles >= 0, system.roles, -1)
-        hierarchy = Hierarchy(numbers, system.at, system.degree, order, diffusion._steps(2, order))
+        hierarchy = Hierarchy(numbers, system.at, assembly.degree, order, system.offsets, system.kinds)
         iterations = []
         solution = hierarchy.solve(rhs.copy(), lambda: iterations.append(1))  # noqa: B023
         assert len(iterations) <= most
@@ -115,8 +116,9 @@ def test_the_preconditioner_is_symmetric(order, shape):
 
     mask = _random_holes(shape, 3) | np.pad(np.ones(tuple(n - 8 for n in shape), bool), 4)
     system = diffusion._system(mask, order)
+    degree = diffusion._assemble(system, np.zeros(mask.shape + (1,)), matrix=False).degree
     numbers = np.where(system.roles >= 0, system.roles, -1)
-    hierarchy = Hierarchy(numbers, system.at, system.degree, order, diffusion._steps(len(shape), order))
+    hierarchy = Hierarchy(numbers, system.at, degree, order, system.offsets, system.kinds)
     assert len(hierarchy.levels) > 2
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((2, system.hole.size))
@@ -134,10 +136,6 @@ def test_a_hole_too_wide_for_a_band_has_no_narrow_band(seed, monkeypatch):
     mask = _random_holes(shape, seed) | (ndi.gaussian_filter(rng.standard_normal(shape), 4) > 0.05)
     wide = diffusion._too_wide_for_a_band(mask)
     for order in (1, 2):
-        system = diffusion._system(mask, order)
-        columns, entries = diffusion._table(system)
-        coupled = np.count_nonzero(columns >= 0, axis=1) > 1
-        rows = np.flatnonzero(coupled)
-        matrix = diffusion._matrix(columns, entries, rows, np.cumsum(coupled) - 1)
+        matrix = diffusion._assemble(diffusion._system(mask, order), np.zeros(shape + (1,)), matrix=True).matrix
         if wide:
             assert diffusion._banded(matrix) is None

@@ -25,7 +25,7 @@ right-hand side's, which leaves the fill within about 1e-7 of the direct
 solve's on the fill's [1, 2) scale: far below a grey level of 16 bits.
 Measured on a disc of radius 100: 8 iterations (harmonic), 17 (biharmonic).
 
-Memory follows the hole with a small constant (:mod:`._multigrid_kernels`):
+Memory follows the hole with a small constant (:mod:`._diffusion_kernels`):
 the finest matrix is never stored (its entries come from the stencil, the
 grid of unknown numbers and each unknown's degree); a coarse matrix's
 entries lie within two coarse cells of their row, so they are stored as a
@@ -45,7 +45,7 @@ from scipy import linalg
 from scipy.linalg.blas import daxpy
 from threadpoolctl import threadpool_limits
 
-from napari_inpaint.methods import _multigrid_kernels as kernels
+from napari_inpaint.methods import _diffusion_kernels as kernels
 
 # The coarsest level is solved with a dense Cholesky factor of at most this many unknowns.
 COARSEST = 400
@@ -56,22 +56,10 @@ _NO_VALUES = np.empty((0, 0), np.float32)  # the finest level's entries are comp
 
 @dataclass
 class _Level:
-    operator: tuple  # the matrix, as the kernels take it (see _multigrid_kernels)
+    operator: tuple  # the matrix, as the kernels take it (see _diffusion_kernels)
     size: int
     parents: np.ndarray | None = None  # the interpolation from the next level: its unknown at each corner
     weights: np.ndarray | None = None  # and the weight of each corner
-
-
-def _stencil_operator(
-    roles: np.ndarray, at: np.ndarray, degree: np.ndarray, order: int, steps: list[np.ndarray]
-) -> tuple:
-    """The finest level's matrix, from the padded grid of unknown numbers and the stencil's steps."""
-    strides = np.cumprod((1,) + roles.shape[:0:-1])[::-1]
-    offsets = np.array([int(step @ strides) for step in steps], np.int64)
-    reach = [int(np.abs(step).sum()) for step in steps]
-    kinds = np.array([0 if r == 0 else 1 if r == 1 else 2 if np.abs(step).max() == 2 else 3
-                      for r, step in zip(reach, steps)], np.int8)
-    return (_NO_VALUES, roles.ravel(), at, offsets, kinds, degree, order)
 
 
 def _box_operator(coordinates: np.ndarray, shape: tuple[int, ...], values: np.ndarray) -> tuple:
@@ -124,12 +112,14 @@ class Hierarchy:
     ``roles`` is the crop padded by ``order`` pixels on each side: each
     unknown's number (in raster order) and -1 elsewhere; ``at`` is each
     unknown's flat position in it; ``degree`` (int8) each unknown's number
-    of neighbours in the crop; ``steps`` the stencil's offsets
-    (:func:`napari_inpaint.methods.diffusion._steps`).
+    of neighbours in the crop; ``offsets`` and ``kinds`` the stencil's steps
+    in ``roles`` and their kinds (see :mod:`._diffusion_kernels`).
     """
 
-    def __init__(self, roles: np.ndarray, at: np.ndarray, degree: np.ndarray, order: int, steps: list[np.ndarray]):
-        self.levels = [_Level(_stencil_operator(roles, at, degree, order, steps), len(at))]
+    def __init__(self, roles: np.ndarray, at: np.ndarray, degree: np.ndarray, order: int, offsets: np.ndarray,
+                 kinds: np.ndarray):
+        fine = (_NO_VALUES, roles.ravel(), at, offsets, kinds, degree, order)
+        self.levels = [_Level(fine, len(at))]
         shape = tuple(n - 2 * order for n in roles.shape)
         coordinates = (np.stack(np.unravel_index(at, roles.shape), axis=1) - order).astype(np.int32)
         weights = _weights(len(shape))

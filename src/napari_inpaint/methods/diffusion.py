@@ -64,15 +64,6 @@ _MULTIGRID_ABOVE = {
 }
 
 
-def _degrees(coords: tuple[np.ndarray, ...], shape: tuple[int, ...]) -> np.ndarray:
-    """Number of grid neighbours of each pixel (int8): fewer at the border (the Neumann condition)."""
-    degree = np.zeros(coords[0].shape, np.int8)
-    for coord, size in zip(coords, shape):
-        degree += coord > 0
-        degree += coord < size - 1
-    return degree
-
-
 def _steps(ndim: int, order: int) -> list[np.ndarray]:
     """Offsets of the stencil of ``L`` (order 1) or ``L^2`` (order 2), centre included, in raster order."""
     unit = np.eye(ndim, dtype=np.int64)
@@ -86,106 +77,58 @@ def _steps(ndim: int, order: int) -> list[np.ndarray]:
 
 
 class _System(NamedTuple):
-    """The stencil of ``L`` (order 1) or ``L^2`` (order 2) on the hole pixels of a crop."""
+    """The hole pixels of a crop and the stencil of ``L`` (order 1) or ``L^2`` (order 2) on them."""
 
     hole: np.ndarray  # the hole pixels' flat indices in the crop
-    coords: tuple[np.ndarray, ...]  # and their coordinates
     roles: np.ndarray  # the crop padded by the stencil's reach: hole pixel number, -1 known, -2 outside
     at: np.ndarray  # each hole pixel's flat position in ``roles``
-    degree: np.ndarray  # each hole pixel's number of grid neighbours in the crop (int8)
     order: int
+    offsets: np.ndarray  # the stencil's steps in ``roles``, in raster order
+    kinds: np.ndarray  # and their kind: 0 centre, 1 neighbour, 2 two pixels apart, 3 diagonal
+    crop_offsets: np.ndarray  # the steps in the crop
 
 
-def _entries(system: _System, step: np.ndarray, rows: np.ndarray | slice) -> np.ndarray | float:
-    """The entries of ``L^order`` between the hole pixels ``rows`` and their neighbours one ``step`` away.
+class _Assembly(NamedTuple):
+    """The system of a crop's hole pixels (:func:`_diffusion_kernels.assemble`)."""
 
-    The entries of ``L^2`` come from its stencil: ``deg^2 + deg`` on the
-    diagonal, ``-(deg(p) + deg(q))`` between neighbours, 2 between diagonal
-    neighbours and 1 two pixels apart (``deg`` is the number of grid
-    neighbours), so the system is built in a few passes over the hole pixels.
-    """
-    reach = int(np.abs(step).sum())
-    if reach == 0:
-        degree = system.degree[rows].astype(np.float64)
-        return degree * (degree + 1) if system.order == 2 else degree
-    if system.order == 1:
-        return -1.0
-    if reach == 1:
-        shape = tuple(n - 2 * system.order for n in system.roles.shape)
-        neighbour = _degrees(tuple(c[rows] + s for c, s in zip(system.coords, step)), shape)
-        return -(system.degree[rows].astype(np.float64) + neighbour)
-    return 1.0 if np.abs(step).max() == 2 else 2.0  # two pixels apart (one path through the middle) or diagonal (two)
+    coupled: np.ndarray  # whether another hole pixel is within the stencil's reach
+    degree: np.ndarray  # the number of grid neighbours in the crop (int8)
+    diagonal: np.ndarray  # the diagonal entry of ``L^order``
+    rhs: np.ndarray  # -(L^order)[hole, known] @ values[known], one column per channel
+    matrix: sp.csr_matrix | None  # (L^order)[coupled, coupled], when asked for
 
 
 def _system(mask: np.ndarray, order: int) -> _System:
-    """The stencil of ``L^order`` on the hole pixels of ``mask``."""
+    """The hole pixels of ``mask`` and the stencil of ``L^order``."""
     hole = np.flatnonzero(mask)
     # 32-bit positions and numbers where they fit: a large hole's arrays are as large as its crop.
     index = np.int64 if mask.size + 4 * order * sum(mask.shape) >= 2**31 else np.int32
-    coords = tuple(c.astype(index) for c in np.unravel_index(hole, mask.shape))
     padded = np.full(tuple(n + 2 * order for n in mask.shape), -2, index)
     padded[tuple(slice(order, order + n) for n in mask.shape)] = -1
+    coords = np.unravel_index(hole, mask.shape)
     at = np.ravel_multi_index(tuple(c + order for c in coords), padded.shape).astype(index)
     padded.ravel()[at] = np.arange(hole.size)
-    return _System(hole, coords, padded, at, _degrees(coords, mask.shape), order)
+    steps = _steps(mask.ndim, order)
+    strides, padded_strides = (np.cumprod((1,) + shape[:0:-1])[::-1] for shape in (mask.shape, padded.shape))
+    kinds = [0 if not step.any() else 1 if np.abs(step).sum() == 1 else 2 if np.abs(step).max() == 2 else 3
+             for step in steps]
+    return _System(hole, padded, at, order, np.array([step @ padded_strides for step in steps], np.int64),
+                   np.array(kinds, np.int8), np.array([step @ strides for step in steps], np.int64))
 
 
-def _offsets(system: _System) -> list[tuple[np.ndarray, int]]:
-    """The stencil's steps and their flat offsets in ``system.roles``."""
-    strides = np.cumprod((1,) + system.roles.shape[:0:-1])[::-1]
-    return [(step, int(step @ strides)) for step in _steps(system.roles.ndim, system.order)]
+def _assemble(system: _System, values: np.ndarray, matrix: bool) -> _Assembly:
+    """The system of ``system``'s hole pixels with the crop's ``values`` as data; the matrix when asked for."""
+    from napari_inpaint.methods._diffusion_kernels import assemble
 
-
-def _rhs(system: _System, values: np.ndarray, tables: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """``-(L^order)[hole, known] @ values[known]``, one column per channel (from ``tables`` when given)."""
-    shape = tuple(n - 2 * system.order for n in system.roles.shape)
-    data = values.reshape(-1, values.shape[-1])
-    strides = np.cumprod((1,) + shape[:0:-1])[::-1]
-    rhs = np.zeros((system.hole.size, data.shape[1]))
-    for k, (step, offset) in enumerate(_offsets(system)):
-        if not step.any():
-            continue
-        role = system.roles.ravel()[system.at + offset] if tables is None else tables[0][:, k]
-        known = np.flatnonzero(role == -1)
-        if known.size:
-            entries = _entries(system, step, known) if tables is None else tables[1][known, k]
-            rhs[known] -= np.reshape(entries, (-1, 1)) * data[system.hole[known] + int(step @ strides)]
-    return rhs
-
-
-def _table(system: _System) -> tuple[np.ndarray, np.ndarray]:
-    """The matrix ``(L^order)[hole, hole]`` as two tables of shape (holes, stencil size).
-
-    The column of each stencil entry (-1 where it is not a hole pixel) and its value.
-    """
-    offsets = _offsets(system)
-    columns = np.empty((system.hole.size, len(offsets)), system.roles.dtype)
-    entries = np.empty((system.hole.size, len(offsets)))
-    for k, (step, offset) in enumerate(offsets):
-        columns[:, k] = system.roles.ravel()[system.at + offset]
-        entries[:, k] = _entries(system, step, slice(None))
-    return columns, entries
-
-
-def _unknowns_within_reach(system: _System) -> np.ndarray:
-    """Each hole pixel's number of hole pixels within the stencil's reach, itself included."""
-    count = np.zeros(system.hole.size, np.int32)
-    for _, offset in _offsets(system):
-        count += system.roles.ravel()[system.at + offset] >= 0
-    return count
-
-
-def _matrix(columns: np.ndarray, entries: np.ndarray, rows: np.ndarray, numbering: np.ndarray) -> sp.csr_matrix:
-    """The CSR matrix of the stencil tables' ``rows``, its columns renumbered by ``numbering``."""
-    if rows.size < len(columns):
-        columns, entries = columns[rows], entries[rows]
-    present = columns >= 0
-    # 32-bit indices where they fit: scipy would otherwise copy them (large holes: tens of MB).
-    index = np.int32 if present.sum() < 2**31 else np.int64
-    indptr = np.zeros(rows.size + 1, index)
-    np.cumsum(np.count_nonzero(present, axis=1), out=indptr[1:])
-    indices = numbering.astype(index, copy=False)[columns[present]]
-    return sp.csr_matrix((entries[present], indices, indptr), shape=(rows.size, rows.size))
+    rows = system.hole.size
+    index = np.empty(0, np.int32 if rows * system.offsets.size < 2**31 else np.int64)
+    strides = np.cumprod((1,) + system.roles.shape[:0:-1])[::-1].astype(np.int64)
+    coupled, degree, diagonal, rhs, indptr, indices, entries = assemble(
+        system.roles.ravel(), system.at, system.offsets, system.kinds, system.order, strides, system.hole,
+        system.crop_offsets, values.reshape(-1, values.shape[-1]), matrix, index)
+    size = indptr.size - 1
+    csr = sp.csr_matrix((entries, indices, indptr), shape=(size, size)) if matrix else None
+    return _Assembly(coupled, degree, diagonal, rhs, csr)
 
 
 def _too_wide_for_a_band(mask: np.ndarray) -> bool:
@@ -211,54 +154,40 @@ def _fill(
 ) -> np.ndarray:
     """Solve the hole rows of ``L^order u = 0`` with the known pixels as data; return the filled image."""
     system = _system(mask, order)
-    out = image.reshape(-1, image.shape[-1]).copy()
     multigrid_above = _MULTIGRID_ABOVE["superlu" if _cholmod() is None else "cholmod"][mask.ndim, order]
     # A hole too thick for a band and with more unknowns than a direct solve takes goes to multigrid without
-    # building its matrix: the tables and the matrix would cost several times the multigrid's memory.
-    if system.hole.size > multigrid_above and _too_wide_for_a_band(mask):
-        coupled = _unknowns_within_reach(system) > 1
-        if np.count_nonzero(coupled) > multigrid_above:
-            isolated = np.flatnonzero(~coupled)
-            rhs = _rhs(system, image)
-            out[system.hole[isolated]] = rhs[isolated] / np.reshape(
-                _entries(system, np.zeros(mask.ndim, np.int64), isolated), (-1, 1))
-            _solve_by_multigrid(system, coupled, rhs, out, check, progress)
-            return out.reshape(image.shape)
-    tables = _table(system)
-    rhs = _rhs(system, image, tables)
-    columns, entries = tables
+    # building its matrix: the matrix would cost several times the multigrid's memory.
+    thick = system.hole.size > multigrid_above and _too_wide_for_a_band(mask)
+    assembly = _assemble(system, image, matrix=not thick)
+    isolated = np.flatnonzero(~assembly.coupled)
+    unknowns = system.hole.size - isolated.size
+    if thick and unknowns <= multigrid_above:  # a thick hole among many isolated pixels: small enough after all
+        assembly = _assemble(system, image, matrix=True)
+    out = image.reshape(-1, image.shape[-1]).copy()
     # A pixel with no unknown within reach (a hot pixel) is a 1 x 1 block: divide instead of factorising.
-    coupled = np.count_nonzero(columns >= 0, axis=1) > 1
-    isolated = np.flatnonzero(~coupled)
-    out[system.hole[isolated]] = rhs[isolated] / entries[isolated, columns.shape[1] // 2, np.newaxis]
-    if isolated.size < system.hole.size:
-        rows = np.flatnonzero(coupled)
-        matrix = _matrix(columns, entries, rows, np.cumsum(coupled) - 1)
-        del tables, columns, entries  # the matrix holds them; a large hole's tables are as large
-        # A narrow band (thin or scattered holes) is factorised whatever the size: its cost grows as the
-        # unknowns, like multigrid's, with a smaller constant.
-        solve = _banded(matrix) or (_direct(matrix) if rows.size <= multigrid_above else None)
+    out[system.hole[isolated]] = assembly.rhs[isolated] / assembly.diagonal[isolated, np.newaxis]
+    if unknowns:
+        # All of a large hole's pixels are coupled: a slice then spares copies of its arrays.
+        rows = slice(None) if isolated.size == 0 else np.flatnonzero(assembly.coupled)
+        solve = None
+        if assembly.matrix is not None:
+            # A narrow band (thin or scattered holes) is factorised whatever the size: its cost grows as the
+            # unknowns, like multigrid's, with a smaller constant.
+            solve = _banded(assembly.matrix) or (_direct(assembly.matrix) if unknowns <= multigrid_above else None)
+            assembly = assembly._replace(matrix=None)  # the band or the factor holds what they need
         if solve is not None:
-            out[system.hole[rows]] = solve(rhs[rows])
+            out[system.hole[rows]] = solve(assembly.rhs[rows])
         else:
-            del matrix
-            _solve_by_multigrid(system, coupled, rhs, out, check, progress)
+            from napari_inpaint.methods._multigrid import Hierarchy
+
+            numbers = np.full(system.roles.shape, -1, system.roles.dtype)
+            at = system.at[rows]
+            numbers.ravel()[at] = np.arange(unknowns)
+            hierarchy = Hierarchy(numbers, at, assembly.degree[rows], order, system.offsets, system.kinds)
+            del at, numbers
+            # In place of the right-hand side.
+            out[system.hole[rows]] = hierarchy.solve(assembly.rhs[rows], check, progress)
     return out.reshape(image.shape)
-
-
-def _solve_by_multigrid(system: _System, coupled: np.ndarray, rhs: np.ndarray, out: np.ndarray,
-                        check: Callable[[], None] | None, progress: Callable | None) -> None:
-    """Solve for the ``coupled`` hole pixels by multigrid, into their rows of ``out``; ``rhs`` is overwritten."""
-    from napari_inpaint.methods._multigrid import Hierarchy
-
-    # All of a large hole's pixels are coupled: a slice then spares copies of its arrays.
-    rows = slice(None) if coupled.all() else np.flatnonzero(coupled)
-    numbers = np.full(system.roles.shape, -1, system.roles.dtype)
-    at = system.at[rows]
-    numbers.ravel()[at] = np.arange(at.size)
-    hierarchy = Hierarchy(numbers, at, system.degree[rows], system.order, _steps(numbers.ndim, system.order))
-    del at, numbers
-    out[system.hole[rows]] = hierarchy.solve(rhs[rows], check, progress)  # in place of the rhs
 
 
 @functools.cache

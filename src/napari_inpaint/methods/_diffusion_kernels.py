@@ -1,28 +1,28 @@
-"""Numba kernels of the multigrid solver (compiled on first use, cached on disk).
+"""Numba kernels of the diffusion fills: their systems, and the multigrid solver (compiled on first use, cached).
 
-Indices computed in a loop are cast to unsigned: Numba otherwise checks each
-for a negative (wrap-around) index, which made a Gauss-Seidel sweep 1.4-1.8x
-slower than pyamg's on the same matrix.
-
-Imported by :mod:`napari_inpaint.methods._multigrid`; see its docstring for
-the algorithm.  A level's unknowns sit on a grid: ``roles`` is the grid,
-padded by the matrix's reach and flat, holding each unknown's number and -1
-elsewhere; ``at`` is each unknown's position in it; ``offsets`` are the
-steps of the matrix's stencil in that grid (the centre among them).  Row
-``i`` has its entries at the unknowns ``roles[at[i] + offsets[k]]``; their
-values are either
+Imported by :mod:`napari_inpaint.methods.diffusion` and
+:mod:`napari_inpaint.methods._multigrid`; see their docstrings for the
+algorithms.  The unknowns sit on a grid: ``roles`` is the grid, padded by
+the matrix's reach and flat, holding each unknown's number and -1 elsewhere
+(-2 outside the crop, on the finest level); ``at`` is each unknown's
+position in it; ``offsets`` are the steps of the matrix's stencil in that
+grid (the centre among them).  Row ``i`` has its entries at the unknowns
+``roles[at[i] + offsets[k]]``; their values are either
 
 - stored (the coarse levels): ``values[i, k]``; or
 - computed (the finest level, ``values`` empty): from ``kinds[k]`` (0
   centre, 1 neighbour, 2 two pixels apart, 3 diagonal), ``degree`` (each
   unknown's number of grid neighbours) and ``order``: the entries of ``L``
-  (order 1) and ``L^2`` (order 2), as in
-  :func:`napari_inpaint.methods.diffusion._system`.
+  (order 1) and ``L^2`` (order 2), as :func:`assemble` builds them.
 
 The interpolation from the next level is a table: ``parents[i, c]``, the
 coarse unknown at corner ``c`` of fine unknown ``i`` (-1: none), with the
 same ``weights[c]`` for every row.  The kernels release the GIL
 (``nogil``): a fill runs in a worker thread.
+
+Indices computed in a loop are cast to unsigned: Numba otherwise checks each
+for a negative (wrap-around) index, which made a Gauss-Seidel sweep 1.4-1.8x
+slower than pyamg's on the same matrix.
 """
 
 import numpy as np
@@ -206,3 +206,93 @@ def keep_slots(values, slots):
         for k in range(kept):
             flat[i * kept + k] = flat[i * width + slots[k]]
     return flat[: values.shape[0] * kept]
+
+
+@njit(cache=True, boundscheck=False, nogil=True, inline="always")
+def _grid_degree(roles, position, axis_strides):
+    """The number of grid neighbours of the pixel at ``position``: those inside the crop (the Neumann condition)."""
+    degree = 0
+    for axis in range(axis_strides.shape[0]):
+        step = axis_strides[axis]
+        degree += (roles[np.uint64(position - step)] != -2) + (roles[np.uint64(position + step)] != -2)
+    return degree
+
+
+@njit(cache=True, boundscheck=False, nogil=True)
+def assemble(roles, at, offsets, kinds, order, axis_strides, hole, crop_offsets, data, matrix, index_like):
+    """The hole rows of ``L^order`` on a crop, split into unknowns and known data, in one pass.
+
+    ``hole`` holds the hole pixels' flat indices in the crop, ``data`` the
+    crop's values (pixels x channels), ``crop_offsets`` the stencil's steps in
+    the crop.  The entries of ``L^2`` come from its stencil: ``deg^2 + deg``
+    on the diagonal, ``-(deg(p) + deg(q))`` between neighbours, 2 between
+    diagonal neighbours and 1 two pixels apart.
+
+    Returns, per hole pixel, whether another hole pixel is within reach
+    (``coupled``), its degree, its diagonal entry and its right-hand side
+    ``-(L^order)[hole, known] @ data[known]``; with ``matrix``, the CSR
+    arrays (``index_like``'s integer type) of the coupled rows, their columns
+    numbered among the coupled pixels (else empty).
+    """
+    pixels, channels = at.shape[0], data.shape[1]
+    coupled = np.empty(pixels, np.bool_)
+    degree = np.empty(pixels, np.int8)
+    diagonal = np.empty(pixels)
+    rhs = np.zeros((pixels, channels))
+    entries_count = 0
+    for i in range(pixels):
+        here = at[i]
+        own = _grid_degree(roles, here, axis_strides)
+        degree[i] = own
+        diagonal[i] = own if order == 1 else own * (own + 1.0)
+        count = 0
+        for k in range(offsets.shape[0]):
+            j = roles[np.uint64(here + offsets[k])]
+            if j >= 0:
+                count += 1
+            elif j == -1:  # a known pixel: its term goes to the right-hand side
+                kind = kinds[k]
+                if kind == 1:
+                    value = -1.0 if order == 1 else -(own + _grid_degree(roles, here + offsets[k], axis_strides))
+                else:
+                    value = 1.0 if kind == 2 else 2.0
+                source = np.uint64(hole[i] + crop_offsets[k])
+                for c in range(channels):
+                    rhs[i, c] -= value * data[source, c]
+        coupled[i] = count > 1
+        if count > 1:
+            entries_count += count
+    if not matrix:
+        return coupled, degree, diagonal, rhs, index_like[:0], index_like[:0], np.empty(0)
+    numbering = np.empty(pixels, index_like.dtype)
+    rows = 0
+    for i in range(pixels):
+        numbering[i] = rows
+        rows += coupled[i]
+    indptr = np.empty(rows + 1, index_like.dtype)
+    indices = np.empty(entries_count, index_like.dtype)
+    entries = np.empty(entries_count)
+    indptr[0] = 0
+    row, filled = 0, 0
+    for i in range(pixels):
+        if not coupled[i]:
+            continue
+        here = at[i]
+        own = float(degree[i])
+        for k in range(offsets.shape[0]):  # the steps in raster order: the columns come sorted
+            j = roles[np.uint64(here + offsets[k])]
+            if j < 0:
+                continue
+            kind = kinds[k]
+            if kind == 0:
+                value = diagonal[i]
+            elif kind == 1:
+                value = -1.0 if order == 1 else -(own + float(degree[np.uint64(j)]))
+            else:
+                value = 1.0 if kind == 2 else 2.0
+            indices[filled] = numbering[np.uint64(j)]
+            entries[filled] = value
+            filled += 1
+        row += 1
+        indptr[row] = filled
+    return coupled, degree, diagonal, rhs, indptr, indices, entries
