@@ -296,3 +296,27 @@ def assemble(roles, at, offsets, kinds, order, axis_strides, hole, crop_offsets,
         row += 1
         indptr[row] = filled
     return coupled, degree, diagonal, rhs, indptr, indices, entries
+
+
+@njit(cache=True, boundscheck=False, nogil=True)
+def lower_band(indptr, indices, data, position, widest):
+    """The CSR matrix renumbered by ``position``, in LAPACK's lower band storage; empty if wider than ``widest``.
+
+    ``band[r - c, c]`` holds entry (r, c) for r >= c.
+    """
+    rows = indptr.shape[0] - 1
+    width = 0
+    for i in range(rows):
+        row = position[i]
+        for e in range(indptr[i], indptr[i + 1]):
+            width = max(width, row - position[np.uint64(indices[e])])
+    if width > widest:
+        return np.zeros((0, 0))
+    band = np.zeros((width + 1, rows))
+    for i in range(rows):
+        row = position[i]
+        for e in range(indptr[i], indptr[i + 1]):
+            column = position[np.uint64(indices[e])]
+            if row >= column:
+                band[np.uint64(row - column), np.uint64(column)] = data[e]
+    return band

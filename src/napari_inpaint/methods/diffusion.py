@@ -237,18 +237,14 @@ def _banded(system: sp.csr_matrix) -> Callable[[np.ndarray], np.ndarray] | None:
     than SuperLU's sparse LU: its cost is the unknowns times the band's
     width squared.
     """
+    from napari_inpaint.methods._diffusion_kernels import lower_band
+
     order = reverse_cuthill_mckee(system, symmetric_mode=True)
     position = np.empty_like(order)
     position[order] = np.arange(len(order), dtype=order.dtype)
-    # The CSR arrays themselves: ``tocoo`` validates and copies (0.3 ms a call, as long as a small solve).
-    rows = position[np.repeat(np.arange(system.shape[0], dtype=order.dtype), np.diff(system.indptr))]
-    columns = position[system.indices]
-    lower = rows >= columns
-    width = int((rows - columns)[lower].max(initial=0))
-    if width > _BAND_WIDTH:
+    band = lower_band(system.indptr, system.indices, system.data, position, _BAND_WIDTH)
+    if band.size == 0:
         return None
-    band = np.zeros((width + 1, system.shape[0]))  # LAPACK's lower band storage
-    band[(rows - columns)[lower], columns[lower]] = system.data[lower]
     try:
         factor = linalg.cholesky_banded(band, lower=True, check_finite=False)
     except linalg.LinAlgError:  # not numerically positive definite: leave it to LU
