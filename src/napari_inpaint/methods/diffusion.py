@@ -46,8 +46,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from scipy import linalg
 from scipy import ndimage as ndi
+from scipy.linalg import lapack
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from napari_inpaint.registry import register
@@ -245,13 +245,13 @@ def _banded(system: sp.csr_matrix) -> Callable[[np.ndarray], np.ndarray] | None:
     band = lower_band(system.indptr, system.indices, system.data, position, _BAND_WIDTH)
     if band.size == 0:
         return None
-    try:
-        factor = linalg.cholesky_banded(band, lower=True, check_finite=False)
-    except linalg.LinAlgError:  # not numerically positive definite: leave it to LU
+    factor, failed = lapack.dpbtrf(band, lower=1, overwrite_ab=1)
+    if failed:  # not numerically positive definite: leave it to LU
         return None
 
     def solve(rhs: np.ndarray) -> np.ndarray:
-        return linalg.cho_solve_banded((factor, True), rhs[order], check_finite=False)[position]
+        solution, _ = lapack.dpbtrs(factor, rhs[order], lower=1)
+        return solution[position]
 
     return solve
 
