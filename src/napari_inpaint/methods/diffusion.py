@@ -53,8 +53,15 @@ from scipy.sparse.csgraph import reverse_cuthill_mckee
 from napari_inpaint.registry import register
 
 # A system whose band (in reverse Cuthill-McKee order) is at most this wide is factorised as a band: then it costs
-# less than a multigrid solve of as many unknowns (per unknown, 2.7e-10 s x width^2 against 3.6e-6 s, measured).
+# about as much as a multigrid solve of as many unknowns or less (harmonic on a compact strip 100 wide: 32 ms against
+# 33 ms; 140 wide: 87 against 44 ms; thin strokes favour the band).
 _BAND_WIDTH = 120
+# Multigrid takes biharmonic systems twice the iterations (17 against 8 on a disc, more on thin strokes), so their
+# band pays off wider: strokes on 512² images (band 168) took 12.9 ms as a band, 21.4 ms by multigrid; debris (122)
+# 7.0 and 11.3 ms; a compact 200-wide strip was 40 % slower as a band. Only up to this many hole pixels, whose band
+# then holds at most 68 MB: a larger thin hole goes to multigrid, in a tenth of that memory.
+_BIHARMONIC_BAND_WIDTH = 170
+_WIDER_BAND_PIXELS = 50_000
 # Above this many coupled unknowns (per dimensions and order) a system is solved by multigrid, below it factorised:
 # where their times cross on discs, strokes and cubes (one run, 2 cores), for each direct solver. 3D factors fill
 # in much sooner: a 28^3 hole took 2.6 s to factorise, multigrid 0.15 s (harmonic; biharmonic 17 s and 0.37 s).
@@ -131,7 +138,12 @@ def _assemble(system: _System, values: np.ndarray, matrix: bool) -> _Assembly:
     return _Assembly(coupled, degree, diagonal, rhs, csr)
 
 
-def _too_wide_for_a_band(mask: np.ndarray) -> bool:
+def _widest_band(order: int, pixels: int) -> int:
+    """The widest band factorised for a system of ``order`` on ``pixels`` hole pixels."""
+    return _BIHARMONIC_BAND_WIDTH if order == 2 and pixels <= _WIDER_BAND_PIXELS else _BAND_WIDTH
+
+
+def _too_wide_for_a_band(mask: np.ndarray, widest: int) -> bool:
     """Whether the hole holds a square (cube) of pixels whose grid graph alone has a band wider than allowed.
 
     Then the band test cannot succeed and is skipped: building the matrix to
@@ -139,10 +151,10 @@ def _too_wide_for_a_band(mask: np.ndarray) -> bool:
     grid's bandwidth is ``s``; in nD at least ``(s^d - 1) / (d (s - 1))``
     (its pixels over its diameter).
     """
-    side = _BAND_WIDTH + 1
+    side = widest + 1
     if mask.ndim > 2:
         side = 2
-        while (side**mask.ndim - 1) / (mask.ndim * (side - 1)) <= _BAND_WIDTH:
+        while (side**mask.ndim - 1) / (mask.ndim * (side - 1)) <= widest:
             side += 1
     if mask.sum() < side**mask.ndim or min(mask.shape) < side:
         return False
@@ -157,7 +169,8 @@ def _fill(
     multigrid_above = _MULTIGRID_ABOVE["superlu" if _cholmod() is None else "cholmod"][mask.ndim, order]
     # A hole too thick for a band and with more unknowns than a direct solve takes goes to multigrid without
     # building its matrix: the matrix would cost several times the multigrid's memory.
-    thick = system.hole.size > multigrid_above and _too_wide_for_a_band(mask)
+    widest = _widest_band(order, system.hole.size)
+    thick = system.hole.size > multigrid_above and _too_wide_for_a_band(mask, widest)
     assembly = _assemble(system, image, matrix=not thick)
     isolated = np.flatnonzero(~assembly.coupled)
     unknowns = system.hole.size - isolated.size
@@ -173,7 +186,8 @@ def _fill(
         if assembly.matrix is not None:
             # A narrow band (thin or scattered holes) is factorised whatever the size: its cost grows as the
             # unknowns, like multigrid's, with a smaller constant.
-            solve = _banded(assembly.matrix) or (_direct(assembly.matrix) if unknowns <= multigrid_above else None)
+            solve = _banded(assembly.matrix, widest) or (
+                _direct(assembly.matrix) if unknowns <= multigrid_above else None)
             assembly = assembly._replace(matrix=None)  # the band or the factor holds what they need
         if solve is not None:
             out[system.hole[rows]] = solve(assembly.rhs[rows])
@@ -229,8 +243,8 @@ def _direct(system: sp.csr_matrix) -> Callable[[np.ndarray], np.ndarray]:
     ).solve
 
 
-def _banded(system: sp.csr_matrix) -> Callable[[np.ndarray], np.ndarray] | None:
-    """LAPACK's banded Cholesky in reverse Cuthill-McKee order, when its band is narrow; else None.
+def _banded(system: sp.csr_matrix, widest: int) -> Callable[[np.ndarray], np.ndarray] | None:
+    """LAPACK's banded Cholesky in reverse Cuthill-McKee order, when its band is at most ``widest``; else None.
 
     Strokes, scratches, scattered specks and debris of ordinary sizes have
     narrow bands in that order, and a dense band factorises 1.5-2.5x faster
@@ -242,7 +256,7 @@ def _banded(system: sp.csr_matrix) -> Callable[[np.ndarray], np.ndarray] | None:
     order = reverse_cuthill_mckee(system, symmetric_mode=True)
     position = np.empty_like(order)
     position[order] = np.arange(len(order), dtype=order.dtype)
-    band = lower_band(system.indptr, system.indices, system.data, position, _BAND_WIDTH)
+    band = lower_band(system.indptr, system.indices, system.data, position, widest)
     if band.size == 0:
         return None
     factor, failed = lapack.dpbtrf(band, lower=1, overwrite_ab=1)
