@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.sparse.linalg as spla
 from scipy import ndimage as ndi
 
 from napari_inpaint import inpaint, masks
@@ -144,3 +145,22 @@ def test_a_hole_too_wide_for_a_band_has_no_narrow_band(seed):
         matrix = diffusion._assemble(diffusion._system(mask, order), np.zeros(shape + (1,)), matrix=True).matrix
         if wide:
             assert diffusion._banded(matrix, widest) is None
+
+
+def test_a_thick_hole_among_many_isolated_pixels_is_factorised_when_its_own_pixels_are_few(monkeypatch):
+    """Holes counted with their isolated pixels pass the multigrid limit, the coupled ones alone do not: the
+    system is then assembled with its matrix after all and factorised (the same fill as multigrid's)."""
+    image = _image((200, 200), np.float64, 8)
+    mask = np.zeros(image.shape, bool)
+    mask[20:143, 20:143] = True  # 123² coupled pixels: wider than any band
+    mask[160::2, ::2] = True  # 2,000 isolated pixels
+    coupled = 123**2
+    multigrid = inpaint(image, mask, "harmonic", clip=False)
+    monkeypatch.setattr(diffusion, "_MULTIGRID_ABOVE", {k: dict.fromkeys(v, coupled + 1000)
+                                                       for k, v in diffusion._MULTIGRID_ABOVE.items()})
+    calls = []
+    monkeypatch.setattr(diffusion, "_direct", lambda matrix: calls.append(matrix.shape) or spla.factorized(
+        matrix.tocsc()))
+    factorised = inpaint(image, mask, "harmonic", clip=False)
+    assert calls == [(coupled, coupled)]
+    np.testing.assert_allclose(factorised, multigrid, rtol=0, atol=1e-7 * np.ptp(image))
