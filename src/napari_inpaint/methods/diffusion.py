@@ -109,8 +109,9 @@ def _system(mask: np.ndarray, order: int) -> _System:
     """The hole pixels of ``mask`` and the stencil of ``L^order``."""
     hole = np.flatnonzero(mask)
     # 32-bit positions and numbers where they fit: a large hole's arrays are as large as its crop.
-    index = np.int64 if mask.size + 4 * order * sum(mask.shape) >= 2**31 else np.int32
-    padded = np.full(tuple(n + 2 * order for n in mask.shape), -2, index)
+    padded_shape = tuple(n + 2 * order for n in mask.shape)
+    index = np.int64 if np.prod(padded_shape, dtype=np.int64) >= 2**31 else np.int32
+    padded = np.full(padded_shape, -2, index)
     padded[tuple(slice(order, order + n) for n in mask.shape)] = -1
     coords = np.unravel_index(hole, mask.shape)
     at = np.ravel_multi_index(tuple(c + order for c in coords), padded.shape).astype(index)
