@@ -30,17 +30,23 @@ from numba import njit
 
 
 @njit(cache=True, boundscheck=False, nogil=True, inline="always")
+def _stencil_value(kind, order, own, other):
+    """The entry of ``L`` (order 1) or ``L^2`` (order 2) between a pixel of ``own`` grid neighbours and one of
+    ``other`` at a step of ``kind``: ``deg`` or ``deg^2 + deg`` on the diagonal, -1 or ``-(deg(p) + deg(q))``
+    between neighbours, 1 two pixels apart, 2 between diagonal neighbours (order 2)."""
+    if kind == 0:
+        return own if order == 1 else own * (own + 1.0)
+    if kind == 1:
+        return -1.0 if order == 1 else -(own + other)
+    return 1.0 if kind == 2 else 2.0
+
+
+@njit(cache=True, boundscheck=False, nogil=True, inline="always")
 def _entry(values, kinds, degree, order, i, k, j):
     """The entry of row ``i`` at its stencil step ``k``, which reaches unknown ``j``."""
     if values.shape[0] > 0:
         return float(values[i, k])
-    kind = kinds[k]
-    own = float(degree[i])
-    if kind == 0:
-        return own if order == 1 else own * (own + 1.0)
-    if kind == 1:
-        return -1.0 if order == 1 else -(own + float(degree[np.uint64(j)]))
-    return 1.0 if kind == 2 else 2.0
+    return _stencil_value(kinds[k], order, float(degree[i]), float(degree[np.uint64(j)]))
 
 
 @njit(cache=True, boundscheck=False, nogil=True, inline="always")
@@ -60,14 +66,9 @@ def _dot(values, roles, at, offsets, kinds, degree, order, i, x):
     own = float(degree[i])
     for k in range(offsets.shape[0]):
         j = roles[np.uint64(here + offsets[k])]
-        if j < 0:
-            continue
-        kind = kinds[k]
-        if kind == 1:
-            off_diagonal += (-1.0 if order == 1 else -(own + float(degree[np.uint64(j)]))) * x[np.uint64(j)]
-        elif kind > 1:
-            off_diagonal += (1.0 if kind == 2 else 2.0) * x[np.uint64(j)]
-    return off_diagonal, own if order == 1 else own * (own + 1.0)
+        if j >= 0 and kinds[k] != 0:
+            off_diagonal += _stencil_value(kinds[k], order, own, float(degree[np.uint64(j)])) * x[np.uint64(j)]
+    return off_diagonal, _stencil_value(0, order, own, own)
 
 
 @njit(cache=True, boundscheck=False, nogil=True)
@@ -224,9 +225,7 @@ def assemble(roles, at, offsets, kinds, order, axis_strides, hole, crop_offsets,
 
     ``hole`` holds the hole pixels' flat indices in the crop, ``data`` the
     crop's values (pixels x channels), ``crop_offsets`` the stencil's steps in
-    the crop.  The entries of ``L^2`` come from its stencil: ``deg^2 + deg``
-    on the diagonal, ``-(deg(p) + deg(q))`` between neighbours, 2 between
-    diagonal neighbours and 1 two pixels apart.
+    the crop.  The entries come from the stencil (:func:`_stencil_value`).
 
     Returns, per hole pixel, whether another hole pixel is within reach
     (``coupled``), its degree, its diagonal entry and its right-hand side
@@ -242,20 +241,17 @@ def assemble(roles, at, offsets, kinds, order, axis_strides, hole, crop_offsets,
     entries_count = 0
     for i in range(pixels):
         here = at[i]
-        own = _grid_degree(roles, here, axis_strides)
-        degree[i] = own
-        diagonal[i] = own if order == 1 else own * (own + 1.0)
+        degree[i] = _grid_degree(roles, here, axis_strides)
+        own = float(degree[i])
+        diagonal[i] = _stencil_value(0, order, own, own)
         count = 0
         for k in range(offsets.shape[0]):
             j = roles[np.uint64(here + offsets[k])]
             if j >= 0:
                 count += 1
             elif j == -1:  # a known pixel: its term goes to the right-hand side
-                kind = kinds[k]
-                if kind == 1:
-                    value = -1.0 if order == 1 else -(own + _grid_degree(roles, here + offsets[k], axis_strides))
-                else:
-                    value = 1.0 if kind == 2 else 2.0
+                other = float(_grid_degree(roles, here + offsets[k], axis_strides)) if kinds[k] == 1 else 0.0
+                value = _stencil_value(kinds[k], order, own, other)
                 source = np.uint64(hole[i] + crop_offsets[k])
                 for c in range(channels):
                     rhs[i, c] -= value * data[source, c]
@@ -283,15 +279,8 @@ def assemble(roles, at, offsets, kinds, order, axis_strides, hole, crop_offsets,
             j = roles[np.uint64(here + offsets[k])]
             if j < 0:
                 continue
-            kind = kinds[k]
-            if kind == 0:
-                value = diagonal[i]
-            elif kind == 1:
-                value = -1.0 if order == 1 else -(own + float(degree[np.uint64(j)]))
-            else:
-                value = 1.0 if kind == 2 else 2.0
             indices[filled] = numbering[np.uint64(j)]
-            entries[filled] = value
+            entries[filled] = _stencil_value(kinds[k], order, own, float(degree[np.uint64(j)]))
             filled += 1
         row += 1
         indptr[row] = filled

@@ -90,6 +90,7 @@ class _System(NamedTuple):
     roles: np.ndarray  # the crop padded by the stencil's reach: hole pixel number, -1 known, -2 outside
     at: np.ndarray  # each hole pixel's flat position in ``roles``
     order: int
+    strides: np.ndarray  # the flat step along each axis of ``roles``
     offsets: np.ndarray  # the stencil's steps in ``roles``, in raster order
     kinds: np.ndarray  # and their kind: 0 centre, 1 neighbour, 2 two pixels apart, 3 diagonal
     crop_offsets: np.ndarray  # the steps in the crop
@@ -120,8 +121,9 @@ def _system(mask: np.ndarray, order: int) -> _System:
     strides, padded_strides = (np.cumprod((1,) + shape[:0:-1])[::-1] for shape in (mask.shape, padded.shape))
     kinds = [0 if not step.any() else 1 if np.abs(step).sum() == 1 else 2 if np.abs(step).max() == 2 else 3
              for step in steps]
-    return _System(hole, padded, at, order, np.array([step @ padded_strides for step in steps], np.int64),
-                   np.array(kinds, np.int8), np.array([step @ strides for step in steps], np.int64))
+    return _System(hole, padded, at, order, padded_strides.astype(np.int64),
+                   np.array([step @ padded_strides for step in steps], np.int64), np.array(kinds, np.int8),
+                   np.array([step @ strides for step in steps], np.int64))
 
 
 def _assemble(system: _System, values: np.ndarray, matrix: bool) -> _Assembly:
@@ -130,9 +132,8 @@ def _assemble(system: _System, values: np.ndarray, matrix: bool) -> _Assembly:
 
     rows = system.hole.size
     index = np.empty(0, np.int32 if rows * system.offsets.size < 2**31 else np.int64)
-    strides = np.cumprod((1,) + system.roles.shape[:0:-1])[::-1].astype(np.int64)
     coupled, degree, diagonal, rhs, indptr, indices, entries = assemble(
-        system.roles.ravel(), system.at, system.offsets, system.kinds, system.order, strides, system.hole,
+        system.roles.ravel(), system.at, system.offsets, system.kinds, system.order, system.strides, system.hole,
         system.crop_offsets, values.reshape(-1, values.shape[-1]), matrix, index)
     size = indptr.size - 1
     csr = sp.csr_matrix((entries, indices, indptr), shape=(size, size)) if matrix else None
