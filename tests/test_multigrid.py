@@ -164,3 +164,29 @@ def test_a_thick_hole_among_many_isolated_pixels_is_factorised_when_its_own_pixe
     factorised = inpaint(image, mask, "harmonic", clip=False)
     assert calls == [(coupled, coupled)]
     np.testing.assert_allclose(factorised, multigrid, rtol=0, atol=1e-7 * np.ptp(image))
+
+
+def test_a_biharmonic_band_wider_than_harmonics_is_factorised_as_a_band(monkeypatch):
+    """A 70-pixel strip: its biharmonic band (142 wide) is over harmonic's limit and within biharmonic's, so it
+    is factorised as a band, with sparse LU's fill."""
+    image = _image((90, 220), np.float64, 9)
+    mask = np.zeros(image.shape, bool)
+    mask[10:80, 10:210] = True
+    factorised = []
+    banded = diffusion._banded
+
+    def spy(matrix, widest):
+        solve = banded(matrix, widest)
+        factorised.append((widest, solve is not None))
+        return solve
+
+    monkeypatch.setattr(diffusion, "_banded", spy)
+    calls = []
+    monkeypatch.setattr(diffusion, "_direct", lambda matrix: calls.append(1) or spla.factorized(matrix.tocsc()))
+    band = inpaint(image, mask, "biharmonic", clip=False)
+    assert factorised == [(diffusion._BIHARMONIC_BAND_WIDTH, True)] and not calls
+    _direct_only(monkeypatch)
+    _no_band(monkeypatch)
+    lu = inpaint(image, mask, "biharmonic", clip=False)
+    assert calls
+    np.testing.assert_allclose(band, lu, rtol=0, atol=1e-9 * np.ptp(image))
