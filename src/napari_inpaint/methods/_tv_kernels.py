@@ -21,26 +21,19 @@ from numba import njit
 
 
 @njit(cache=True, boundscheck=False, nogil=True)
-def iterate(u, u_bar, p, forward, backward, duals, free, tau, sigma, iterations):
-    """Run ``iterations`` Chambolle-Pock steps in place on the pixel ranges ``duals`` and ``free``."""
+def iterate(u, u_bar, p, forward, backward, duals, free, tau, sigma, relaxation, iterations):
+    """Run ``iterations`` over-relaxed Chambolle-Pock steps in place on the pixel ranges ``free`` and ``duals``.
+
+    ``u_bar`` holds the extrapolated primal values the dual step reads (equal
+    to ``u`` on the fixed pixels); the dual vectors may leave the unit ball
+    by the over-relaxation (:func:`energy_and_gap` projects them).
+    """
     ndim = len(p)
+    before = np.empty(ndim)
+    ascent = np.empty(ndim)
+    keep = 1.0 - relaxation
     for _ in range(iterations):
-        for r in range(duals.shape[0]):  # dual ascent, then projection onto the unit ball
-            for i in range(duals[r, 0], duals[r, 1]):
-                norm = 0.0
-                here = u_bar[i]
-                for axis in range(ndim):
-                    j = forward[axis][i]
-                    value = p[axis][i]
-                    if j >= 0:
-                        value += sigma * (u_bar[j] - here)
-                    p[axis][i] = value
-                    norm += value * value
-                if norm > 1.0:
-                    scale = 1.0 / np.sqrt(norm)
-                    for axis in range(ndim):
-                        p[axis][i] *= scale
-        for r in range(free.shape[0]):  # primal descent along the divergence, then over-relaxation
+        for r in range(free.shape[0]):  # primal descent along the divergence, extrapolation, relaxation
             for i in range(free[r, 0], free[r, 1]):
                 divergence = 0.0
                 for axis in range(ndim):
@@ -49,15 +42,33 @@ def iterate(u, u_bar, p, forward, backward, duals, free, tau, sigma, iterations)
                     if j >= 0:
                         divergence -= p[axis][j]
                 old = u[i]
-                new = old + tau * divergence
-                u_bar[i] = 2.0 * new - old
-                u[i] = new
+                step = tau * divergence
+                u_bar[i] = old + 2.0 * step
+                u[i] = old + relaxation * step
+        for r in range(duals.shape[0]):  # dual ascent, projection onto the unit ball, relaxation
+            for i in range(duals[r, 0], duals[r, 1]):
+                norm = 0.0
+                here = u_bar[i]
+                for axis in range(ndim):
+                    j = forward[axis][i]
+                    value = p[axis][i]
+                    before[axis] = value
+                    if j >= 0:
+                        value += sigma * (u_bar[j] - here)
+                    ascent[axis] = value
+                    norm += value * value
+                scale = relaxation
+                if norm > 1.0:
+                    scale = relaxation / np.sqrt(norm)
+                for axis in range(ndim):
+                    p[axis][i] = keep * before[axis] + scale * ascent[axis]
 
 
 @njit(cache=True, boundscheck=False, nogil=True)
 def energy_and_gap(u, p, forward, backward, component, components, duals, free, low, high):
     """Per hole (``component`` of each pixel with a dual vector), the total variation of ``u`` and the
-    primal-dual gap of ``(u, p)``; zero for the holes outside the ranges ``duals`` and ``free``.
+    primal-dual gap of ``u`` and the projection of ``p`` onto the unit ball; zero for the holes outside the
+    ranges ``duals`` and ``free``.
 
     The gap is ``TV(u) - <grad u, p> + sum over the hole of
     max(q (u - low), q (u - high))`` with ``q = -div p``: the dual function is
@@ -67,27 +78,32 @@ def energy_and_gap(u, p, forward, backward, component, components, duals, free, 
     ndim = len(p)
     energy = np.zeros(components)
     gap = np.zeros(components)
+    shrink = np.ones(u.size)  # 1 / max(1, |p|) of each pixel with a dual vector
     for r in range(duals.shape[0]):
         for i in range(duals[r, 0], duals[r, 1]):
             squares = 0.0
             pairing = 0.0
+            norm = 0.0
             for axis in range(ndim):
+                norm += p[axis][i] * p[axis][i]
                 j = forward[axis][i]
                 if j >= 0:
                     step = u[j] - u[i]
                     squares += step * step
                     pairing += step * p[axis][i]
+            if norm > 1.0:
+                shrink[i] = 1.0 / np.sqrt(norm)
             length = np.sqrt(squares)
             energy[component[i]] += length
-            gap[component[i]] += length - pairing
+            gap[component[i]] += length - pairing * shrink[i]
     for r in range(free.shape[0]):
         for i in range(free[r, 0], free[r, 1]):
             divergence = 0.0
             for axis in range(ndim):
-                divergence += p[axis][i]
+                divergence += p[axis][i] * shrink[i]
                 j = backward[axis][i]
                 if j >= 0:
-                    divergence -= p[axis][j]
+                    divergence -= p[axis][j] * shrink[j]
             gap[component[i]] += max(divergence * (high - u[i]), divergence * (low - u[i]))
     return energy, gap
 
