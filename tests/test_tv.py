@@ -252,22 +252,46 @@ def test_active_pixels_iterate_as_the_whole_crop(case):
     on_cpu = tv_module._on_cpu(start.reshape(mask.size, -1)[active.pixels], duals, active, 40, 0.0, None, None)
     whole = tv_module._on_device(start, duals, mask, active, torch.device("cpu"), 40, 0.0, None, None)
     for ours, reference in zip(on_cpu, whole):
-        np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-5)  # float32 on the device
+        # float32 on the device; the over-relaxed steps (1.9x) carry its rounding further than plain ones
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=5e-5)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=holes(), dtype=st.sampled_from([np.float32, np.float64]), tol=st.sampled_from([0.0, 1e-4]))
-def test_fill_keeps_known_pixels_and_stays_near_the_known_range(case, dtype, tol):
+def test_fill_keeps_known_pixels_and_stays_in_the_known_range(case, dtype, tol):
     image, mask = case
     image = image.astype(dtype)
     filled = fill(image, mask, iterations=300, tol=tol, device="cpu")
     assert filled.dtype == image.dtype and filled.shape == image.shape
     np.testing.assert_array_equal(filled[~mask], image[~mask])
     assert np.isfinite(filled).all()
-    # TV obeys a maximum principle; the iterate may overshoot the range slightly before convergence.
+    # TV obeys a maximum principle: even an iterate stopped early is clipped to the range (up to rounding).
     low, high = image[~mask].min(axis=0), image[~mask].max(axis=0)
-    slack = 0.01 * np.maximum(high - low, 1e-12)
+    slack = 1e-6 * np.maximum(high - low, 1e-12)
     assert (filled >= low - slack).all() and (filled <= high + slack).all()
+
+
+@pytest.mark.parametrize("shape", [(12, 15), (6, 7, 5)])
+def test_lone_pixels_take_their_exact_minimiser(shape):
+    """A hole pixel with no hole around it is a problem of one unknown: its fill is the exact minimiser, on the
+    border and where the minimisers form an interval (ties) too, whatever the number of iterations."""
+    rng = np.random.default_rng(3)
+    image = rng.random(shape)
+    image[::2] = np.round(image[::2] * 2) / 2  # equal neighbours: intervals of minimisers
+    mask = np.zeros(shape, bool)
+    mask[(slice(None, None, 3),) * len(shape)] = True
+    mask[(-1,) * len(shape)] = True
+    filled = fill(image[..., np.newaxis], mask, iterations=10, device="cpu")[..., 0]
+    np.testing.assert_array_equal(filled[~mask], image[~mask])
+    energy = _total_variation(filled)
+    for index in zip(*np.nonzero(mask)):
+        for delta in (1e-3, -1e-3, 1e-7, -1e-7):
+            moved = filled.copy()
+            moved[index] += delta
+            assert _total_variation(moved) >= energy - 1e-12
+    # Between a known 0 and a known 1 on a line every value in [0, 1] is a minimiser: the fill takes the middle.
+    line = fill(np.array([[[0.0], [0.0], [1.0]]]), np.array([[False, True, False]]), device="cpu")
+    assert line[0, 1, 0] == pytest.approx(0.5, abs=1e-12)
 
 
 def test_an_empty_mask_returns_the_image():

@@ -126,3 +126,164 @@ def merged_ranges(ranges, running):
             out[count, 1] = stop
             count += 1
     return out[:count]
+
+
+@njit(cache=True, boundscheck=False, nogil=True)
+def isolated(mask, shape):
+    """The flat indices of the hole pixels of the flat ``mask`` (of ``shape``) with no hole pixel among their
+    ``3**d - 1`` neighbours."""
+    ndim = shape.size
+    strides = np.ones(ndim, np.int64)
+    for axis in range(ndim - 2, -1, -1):
+        strides[axis] = strides[axis + 1] * shape[axis + 1]
+    coords = np.empty(ndim, np.int64)
+    step = np.empty(ndim, np.int64)
+    found = np.empty(mask.size, np.int64)
+    count = 0
+    for i in range(mask.size):
+        if not mask[i]:
+            continue
+        rest = i
+        for axis in range(ndim):
+            coords[axis] = rest // strides[axis]
+            rest -= coords[axis] * strides[axis]
+        alone = True
+        for code in range(3**ndim):  # every offset in {-1, 0, 1}^d
+            rest = code
+            offset = 0
+            inside = True
+            for axis in range(ndim):
+                step[axis] = rest % 3 - 1
+                rest //= 3
+                at = coords[axis] + step[axis]
+                inside = inside and 0 <= at < shape[axis]
+                offset += step[axis] * strides[axis]
+            if offset != 0 and inside and mask[i + offset]:
+                alone = False
+                break
+        if alone:
+            found[count] = i
+            count += 1
+    return found[:count]
+
+
+@njit(cache=True, boundscheck=False, nogil=True)
+def _slope(x, own, count, anchors, offsets, terms, side):
+    """The right (``side`` 1) or left (-1) derivative at ``x``, and the second derivative, of the total
+    variation around one pixel: ``sqrt(sum_k (x - own[k])^2) + sum_t sqrt((x - anchors[t])^2 + offsets[t])``."""
+    squares = 0.0
+    total = 0.0
+    for k in range(count):
+        squares += (x - own[k]) ** 2
+        total += x - own[k]
+    slope = 0.0
+    curvature = 0.0
+    if count:
+        if squares > 0.0:
+            length = np.sqrt(squares)
+            slope = total / length
+            curvature = (count * squares - total * total) / (squares * length)
+        else:
+            slope = side * np.sqrt(count)
+    for t in range(terms):
+        step = x - anchors[t]
+        length = np.sqrt(step * step + offsets[t])
+        if length > 0.0:
+            slope += step / length
+            curvature += offsets[t] / (length * length * length)
+        else:
+            slope += side
+    return slope, curvature
+
+
+@njit(cache=True, boundscheck=False, nogil=True)
+def fill_isolated(values, shape, pixels):
+    """Set each pixel of ``pixels`` (flat indices, no hole among their neighbours) of ``values`` (flat pixels,
+    channels) to a value of least total variation, in place.
+
+    A lone pixel's value enters the forward differences of itself and of its
+    backward neighbour along each axis, all of whose other pixels are known:
+    the energy is a convex function of that one value, smooth but at a few
+    kinks (a known value it is compared with alone).  A kink where the left
+    derivative is <= 0 and the right one >= 0 is a minimiser (where two are,
+    the minimisers are the interval between them: its midpoint); otherwise
+    the minimiser is a root of the smooth derivative, found by Newton's
+    method kept inside a shrinking bracket.
+    """
+    ndim = shape.size
+    strides = np.ones(ndim, np.int64)
+    for axis in range(ndim - 2, -1, -1):
+        strides[axis] = strides[axis + 1] * shape[axis + 1]
+    coords = np.empty(ndim, np.int64)
+    own = np.empty(ndim)
+    anchors = np.empty(ndim)
+    offsets = np.empty(ndim)
+    for i in pixels:
+        rest = i
+        for axis in range(ndim):
+            coords[axis] = rest // strides[axis]
+            rest -= coords[axis] * strides[axis]
+        for channel in range(values.shape[1]):
+            count = 0
+            terms = 0
+            low = np.inf
+            high = -np.inf
+            for axis in range(ndim):
+                if coords[axis] < shape[axis] - 1:  # own forward difference
+                    own[count] = values[i + strides[axis], channel]
+                    low = min(low, own[count])
+                    high = max(high, own[count])
+                    count += 1
+                if coords[axis] > 0:  # the backward neighbour's forward differences
+                    before = i - strides[axis]
+                    anchor = values[before, channel]
+                    squares = 0.0
+                    for other in range(ndim):
+                        if other != axis and coords[other] < shape[other] - 1:
+                            squares += (values[before + strides[other], channel] - anchor) ** 2
+                    anchors[terms] = anchor
+                    offsets[terms] = squares
+                    low = min(low, anchor)
+                    high = max(high, anchor)
+                    terms += 1
+            # The kinks: each anchor compared alone, and the own values when all are equal.
+            first = np.inf
+            last = -np.inf
+            equal = count > 0
+            for k in range(1, count):
+                equal = equal and own[k] == own[0]
+            for candidate in range(terms + 1):
+                if candidate < terms:
+                    if offsets[candidate] > 0.0:
+                        continue
+                    kink = anchors[candidate]
+                elif equal:
+                    kink = own[0]
+                else:
+                    continue
+                if (_slope(kink, own, count, anchors, offsets, terms, -1.0)[0] <= 0.0
+                        and _slope(kink, own, count, anchors, offsets, terms, 1.0)[0] >= 0.0):
+                    first = min(first, kink)
+                    last = max(last, kink)
+            if first <= last:
+                values[i, channel] = 0.5 * (first + last)
+                continue
+            a, b = low, high
+            x = 0.5 * (a + b)
+            width = (high - low) * 1e-12
+            for _ in range(200):
+                slope, curvature = _slope(x, own, count, anchors, offsets, terms, 1.0)
+                if slope > 0.0:
+                    b = x
+                elif slope < 0.0:
+                    a = x
+                else:
+                    break
+                step = x - slope / curvature if curvature > 0.0 else 0.5 * (a + b)
+                if not a < step < b:
+                    step = 0.5 * (a + b)
+                done = abs(step - x) <= width or b - a <= width
+                x = step
+                if done:
+                    break
+            values[i, channel] = x

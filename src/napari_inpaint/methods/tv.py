@@ -204,7 +204,18 @@ def _solve(image, mask, iterations: int, tol: float, device: str, check, progres
     Returns the filled image, the flat indices of the pixels with a dual
     vector and those vectors, shape (pixels, channels, axes).
     """
+    from napari_inpaint.methods import _tv_kernels
+
     target = select_device(device)
+    # Lone pixels (most hot pixels) are problems of one unknown each: solved exactly, they leave the iteration.
+    lone = _tv_kernels.isolated(mask.ravel(), np.array(mask.shape))
+    if lone.size:
+        image = image.copy()
+        _tv_kernels.fill_isolated(image.reshape(mask.size, -1), np.array(mask.shape), lone)
+        mask = mask.copy()
+        mask.ravel()[lone] = False
+        if not mask.any():
+            return image, np.zeros(0, np.intp), np.zeros((0, image.shape[-1], mask.ndim))
     active = _Active(mask)
     ring = image.reshape(mask.size, -1)[active.pixels[active.free :]]
     low = ring.min(axis=0)
@@ -218,7 +229,9 @@ def _solve(image, mask, iterations: int, tol: float, device: str, check, progres
         values, duals = _on_device((start - low) / span, duals, mask, active, target, iterations, tol, check,
                                    progress)
     out = image.copy()
-    out.reshape(mask.size, -1)[active.pixels[: active.free]] = values * span + low
+    # The minimiser lies in the range of the known active pixels (maximum principle); an iterate stopped early
+    # may overshoot it (the more for over-relaxed steps): clipping to it only brings each pixel closer.
+    out.reshape(mask.size, -1)[active.pixels[: active.free]] = np.clip(values, 0.0, 1.0) * span + low
     # The over-relaxed dual vectors may lie outside the unit ball: a finer grid starts from their projection.
     duals /= np.maximum(1.0, np.sqrt(np.square(duals).sum(axis=-1, keepdims=True)))
     return out, active.pixels[: active.duals], duals
@@ -259,8 +272,8 @@ def _start(image, mask, active: "_Active", iterations: int, tol: float, device: 
     slot = np.full(coarse_mask.size, -1, np.intp)
     slot[coarse_pixels] = np.arange(coarse_pixels.size)
     slots = slot[np.ravel_multi_index(block(np.unravel_index(active.pixels[: active.duals], mask.shape)), half)]
-    duals = coarse_duals[slots]
-    duals[slots < 0] = 0.0
+    duals = np.zeros((slots.size,) + coarse_duals.shape[1:])
+    duals[slots >= 0] = coarse_duals[slots[slots >= 0]]
     return start, duals
 
 
