@@ -132,7 +132,12 @@ def _tiny_like(image: np.ndarray, mask: np.ndarray, rgb: bool = False) -> tuple[
     shape = tuple(min(n, 16) for n in image.shape[: image.ndim - rgb]) + image.shape[image.ndim - rgb :]
     spatial = shape[:-1] if rgb else shape
     tiny_mask = np.zeros(spatial[len(spatial) - mask.ndim :], bool)
-    tiny_mask[tuple(slice(n // 3, n // 3 + 3) for n in tiny_mask.shape)] = True
+    # A hole of 2 x 3 (x 3) pixels from an odd index: no 2 x 2 block of it starts at even indices, so tv starts it
+    # from the harmonic fill, as it does at the coarsest grid of larger holes; and a lone pixel (tv solves those
+    # apart).
+    odd = tuple(n // 3 | 1 for n in tiny_mask.shape)
+    tiny_mask[tuple(slice(o, o + (2 if axis == 0 else 3)) for axis, o in enumerate(odd))] = True
+    tiny_mask[(-1,) * tiny_mask.ndim] = True
     middle = np.iinfo(image.dtype).max // 2 if np.issubdtype(image.dtype, np.integer) else 0.5
     tiny = np.full(shape, middle, image.dtype)
     return tiny, tiny_mask

@@ -138,7 +138,10 @@ def isolated(mask, shape):
         strides[axis] = strides[axis + 1] * shape[axis + 1]
     coords = np.empty(ndim, np.int64)
     step = np.empty(ndim, np.int64)
-    found = np.empty(mask.size, np.int64)
+    holes = 0
+    for i in range(mask.size):
+        holes += mask[i]
+    found = np.empty(holes, np.int64)
     count = 0
     for i in range(mask.size):
         if not mask[i]:

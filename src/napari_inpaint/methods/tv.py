@@ -208,11 +208,11 @@ def _solve(image, mask, iterations: int, tol: float, device: str, check, progres
 
     target = select_device(device)
     # Lone pixels (most hot pixels) are problems of one unknown each: solved exactly, they leave the iteration.
+    mask = mask.copy()  # (writable: the kernels are compiled for writable arrays, and lone pixels leave it)
     lone = _tv_kernels.isolated(mask.ravel(), np.array(mask.shape))
     if lone.size:
         image = image.copy()
         _tv_kernels.fill_isolated(image.reshape(mask.size, -1), np.array(mask.shape), lone)
-        mask = mask.copy()
         mask.ravel()[lone] = False
         if not mask.any():
             return image, np.zeros(0, np.intp), np.zeros((0, image.shape[-1], mask.ndim))
@@ -228,7 +228,7 @@ def _solve(image, mask, iterations: int, tol: float, device: str, check, progres
     else:
         values, duals = _on_device((start - low) / span, duals, mask, active, target, iterations, tol, check,
                                    progress)
-    out = image.copy()
+    out = image if lone.size else image.copy()  # (a copy already)
     # The minimiser lies in the range of the known active pixels (maximum principle); an iterate stopped early
     # may overshoot it (the more for over-relaxed steps): clipping to it only brings each pixel closer.
     out.reshape(mask.size, -1)[active.pixels[: active.free]] = np.clip(values, 0.0, 1.0) * span + low
