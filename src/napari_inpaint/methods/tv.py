@@ -77,16 +77,24 @@ lies in it and the dual function is finite on that box).
 :math:`G \ge (TV(u) - \min TV) / TV(u)`, so stopping once
 :math:`G \le` ``tol`` guarantees an energy within ``tol`` of the optimum.  The
 gap bounds the energy, not the pixels (TV is not strictly convex).  The
-default, 0.01 %, left pixel errors of 0.17 % of the contrast on a sharp edge
-across a stroke and 0.07 % of the range on scratches (against fills
-converged further), where 0.1 % left 1.7 % on the edge.  A channel also
-stops after ``iterations`` iterations (1000 by default); holes wider than
-about 30 pixels usually stop there.  On the held-out cases of
+default, 0.01 %, left pixel errors of at most 0.012 % of the contrast on a
+sharp edge across a 3-pixel stroke (0.115 % with plain steps), where 0.1 %
+left 0.014 % (plain: 0.46 %).  A channel also stops after ``iterations``
+iterations (1000 by default); holes wider than about 30 pixels and long
+crossing scratches usually stop there.  On the held-out cases of
 ``benchmarks/bench_classical.py`` (strokes, hot pixels, debris, scratches,
-dropped lines on ten 8-bit images) the default left a mean error of 0.04 and
-at most 0.66 grey levels against fills converged further, where 2000 plain
-iterations left 0.03 and 0.75 (fewer iterations cost proportionally less, at
-a larger error).
+dropped lines on ten 8-bit images) the defaults left a mean error of at most
+0.04 and a largest error of 0.66 grey levels (per kind of hole) against fills
+converged further, where 2000 plain iterations left 0.03 and 0.75 (fewer
+iterations cost proportionally less, at a larger error).  The fill is
+clipped to :math:`[a, b]`: an iterate stopped early may overshoot the range
+where the minimiser lies.
+
+**Lone pixels.**  A hole pixel with no hole among its neighbours (most hot
+pixels) enters only its own forward differences and those of its backward
+neighbours, all of whose other pixels are known: the energy is a convex
+function of one value.  It is minimised exactly (at a kink of the function,
+or by Newton's method within a bracket) and the pixel leaves the iteration.
 
 References
 ----------
