@@ -129,13 +129,28 @@ def merged_ranges(ranges, running):
 
 
 @njit(cache=True, boundscheck=False, nogil=True)
+def _strides(shape):
+    """The flat strides (in pixels) of a C-ordered array of ``shape``."""
+    strides = np.ones(shape.size, np.int64)
+    for axis in range(shape.size - 2, -1, -1):
+        strides[axis] = strides[axis + 1] * shape[axis + 1]
+    return strides
+
+
+@njit(cache=True, boundscheck=False, nogil=True)
+def _unravel(i, strides, coords):
+    """The coordinates of flat index ``i``, into ``coords``."""
+    for axis in range(strides.size):
+        coords[axis] = i // strides[axis]
+        i -= coords[axis] * strides[axis]
+
+
+@njit(cache=True, boundscheck=False, nogil=True)
 def isolated(mask, shape):
     """The flat indices of the hole pixels of the flat ``mask`` (of ``shape``) with no hole pixel among their
     ``3**d - 1`` neighbours."""
     ndim = shape.size
-    strides = np.ones(ndim, np.int64)
-    for axis in range(ndim - 2, -1, -1):
-        strides[axis] = strides[axis + 1] * shape[axis + 1]
+    strides = _strides(shape)
     coords = np.empty(ndim, np.int64)
     step = np.empty(ndim, np.int64)
     holes = 0
@@ -146,10 +161,7 @@ def isolated(mask, shape):
     for i in range(mask.size):
         if not mask[i]:
             continue
-        rest = i
-        for axis in range(ndim):
-            coords[axis] = rest // strides[axis]
-            rest -= coords[axis] * strides[axis]
+        _unravel(i, strides, coords)
         alone = True
         for code in range(3**ndim):  # every offset in {-1, 0, 1}^d
             rest = code
@@ -171,7 +183,7 @@ def isolated(mask, shape):
 
 
 @njit(cache=True, boundscheck=False, nogil=True)
-def _slope(x, own, count, anchors, offsets, terms, side):
+def _derivatives(x, own, count, anchors, offsets, terms, side):
     """The right (``side`` 1) or left (-1) derivative at ``x``, and the second derivative, of the total
     variation around one pixel: ``sqrt(sum_k (x - own[k])^2) + sum_t sqrt((x - anchors[t])^2 + offsets[t])``."""
     squares = 0.0
@@ -214,18 +226,13 @@ def fill_isolated(values, shape, pixels):
     method kept inside a shrinking bracket.
     """
     ndim = shape.size
-    strides = np.ones(ndim, np.int64)
-    for axis in range(ndim - 2, -1, -1):
-        strides[axis] = strides[axis + 1] * shape[axis + 1]
+    strides = _strides(shape)
     coords = np.empty(ndim, np.int64)
     own = np.empty(ndim)
     anchors = np.empty(ndim)
     offsets = np.empty(ndim)
     for i in pixels:
-        rest = i
-        for axis in range(ndim):
-            coords[axis] = rest // strides[axis]
-            rest -= coords[axis] * strides[axis]
+        _unravel(i, strides, coords)
         for channel in range(values.shape[1]):
             count = 0
             terms = 0
@@ -264,8 +271,8 @@ def fill_isolated(values, shape, pixels):
                     kink = own[0]
                 else:
                     continue
-                if (_slope(kink, own, count, anchors, offsets, terms, -1.0)[0] <= 0.0
-                        and _slope(kink, own, count, anchors, offsets, terms, 1.0)[0] >= 0.0):
+                if (_derivatives(kink, own, count, anchors, offsets, terms, -1.0)[0] <= 0.0
+                        and _derivatives(kink, own, count, anchors, offsets, terms, 1.0)[0] >= 0.0):
                     first = min(first, kink)
                     last = max(last, kink)
             if first <= last:
@@ -275,7 +282,7 @@ def fill_isolated(values, shape, pixels):
             x = 0.5 * (a + b)
             width = (high - low) * 1e-12
             for _ in range(200):
-                slope, curvature = _slope(x, own, count, anchors, offsets, terms, 1.0)
+                slope, curvature = _derivatives(x, own, count, anchors, offsets, terms, 1.0)
                 if slope > 0.0:
                     b = x
                 elif slope < 0.0:

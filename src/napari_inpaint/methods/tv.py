@@ -215,28 +215,29 @@ def _solve(image, mask, iterations: int, tol: float, device: str, check, progres
     from napari_inpaint.methods import _tv_kernels
 
     target = select_device(device)
-    # Lone pixels (most hot pixels) are problems of one unknown each: solved exactly, they leave the iteration.
-    mask = mask.copy()  # (writable: the kernels are compiled for writable arrays, and lone pixels leave it)
-    lone = _tv_kernels.isolated(mask.ravel(), np.array(mask.shape))
+    # The fill goes into a copy, and the mask too (writable: the kernels are compiled for writable arrays).
+    out, mask = image.copy(), mask.copy()
+    # Lone pixels (most hot pixels) are problems of one unknown each: solved exactly, they leave the iteration
+    # (and, known now, are in no other hole's ring: holes are 8-connected).
+    shape = np.array(mask.shape)
+    lone = _tv_kernels.isolated(mask.ravel(), shape)
     if lone.size:
-        image = image.copy()
-        _tv_kernels.fill_isolated(image.reshape(mask.size, -1), np.array(mask.shape), lone)
+        _tv_kernels.fill_isolated(out.reshape(mask.size, -1), shape, lone)
         mask.ravel()[lone] = False
         if not mask.any():
-            return image, np.zeros(0, np.intp), np.zeros((0, image.shape[-1], mask.ndim))
+            return out, np.zeros(0, np.intp), np.zeros((0, out.shape[-1], mask.ndim))
     active = _Active(mask)
-    ring = image.reshape(mask.size, -1)[active.pixels[active.free :]]
+    ring = out.reshape(mask.size, -1)[active.pixels[active.free :]]
     low = ring.min(axis=0)
     span = ring.max(axis=0) - low
     span[span == 0] = 1.0
-    start, duals = _start(image, mask, active, iterations, tol, device, check)
+    start, duals = _start(out, mask, active, iterations, tol, device, check)
     if target.type == "cpu":
         values, duals = _on_cpu((start.reshape(mask.size, -1)[active.pixels] - low) / span, duals, active,
                                 iterations, tol, check, progress)
     else:
         values, duals = _on_device((start - low) / span, duals, mask, active, target, iterations, tol, check,
                                    progress)
-    out = image if lone.size else image.copy()  # (a copy already)
     # The minimiser lies in the range of the known active pixels (maximum principle); an iterate stopped early
     # may overshoot it (the more for over-relaxed steps): clipping to it only brings each pixel closer.
     out.reshape(mask.size, -1)[active.pixels[: active.free]] = np.clip(values, 0.0, 1.0) * span + low
