@@ -13,6 +13,7 @@ import pytest
 
 from napari_inpaint import InpaintCancelled, inpaint
 from napari_inpaint.engine.planning import crops as _crops
+from napari_inpaint.engine.unit import known_range
 
 
 def test_integer_fills_are_rounded_and_clipped():
@@ -239,6 +240,30 @@ def test_huge_and_tiny_finite_values_are_filled(magnitude, method):
     assert ratio.min() > 0.5 and ratio.max() < 2.0
     if method in ("harmonic", "biharmonic"):  # exact for ramps, whatever the scale
         np.testing.assert_allclose(out, image, rtol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("holes", ["one strip", "every strip", "a row", "none"])
+def test_known_range_is_the_range_of_the_known_pixels(dtype, channels, holes):
+    """The range clips fills: hole pixels never count, whichever strips of a large plane hold them (strips
+    without holes take a faster path)."""
+    rng = np.random.default_rng(7)
+    top = 200 if dtype == np.uint8 else 60000
+    image = rng.integers(10, top, (1500, 800, channels)).astype(dtype)  # 1.5-7 MiB: several strips
+    mask = np.zeros(image.shape[:2], bool)
+    if holes == "one strip":
+        mask[700:720, 300:340] = True
+    elif holes == "every strip":
+        mask[rng.random(mask.shape) < 0.01] = True
+    elif holes == "a row":
+        mask[1499] = True
+    # Hole pixels hold the dtype's extremes (dead and saturated pixels): they must not widen the range.
+    image[mask] = np.where(rng.random((int(mask.sum()), channels)) < 0.5, 0, top + 50).astype(dtype)
+    low, high = known_range(image, mask)
+    np.testing.assert_array_equal(low, image[~mask].min(axis=0))
+    np.testing.assert_array_equal(high, image[~mask].max(axis=0))
+    assert low.dtype == high.dtype == image.dtype
 
 
 def test_float32_fills_stay_within_float32():
