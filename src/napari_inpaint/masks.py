@@ -544,8 +544,8 @@ def dilate(mask: np.ndarray, pixels: float) -> np.ndarray:
     return ndi.distance_transform_edt(~mask) <= pixels
 
 
-def label_boxes(labels: np.ndarray, count: int, boxes: bool = True) -> tuple[np.ndarray, ...]:
-    """Flat index of each label's first pixel in raster order and (``boxes``) each label's box: starts, stops.
+def label_boxes(labels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat index of each label's first pixel in raster order, and each label's box: starts, stops.
 
     One pass over the labelled pixels: ``ndi.find_objects`` scans the whole
     array and makes a slice object per label and axis, several times slower
@@ -562,8 +562,6 @@ def label_boxes(labels: np.ndarray, count: int, boxes: bool = True) -> tuple[np.
     ids = labels.ravel()[flat] - 1
     first = np.full(count, labels.size, np.int64)
     np.minimum.at(first, ids, flat)
-    if not boxes:
-        return (first,)
     starts = np.full((count, labels.ndim), labels.size, np.int64)
     stops = np.zeros((count, labels.ndim), np.int64)
     for axis, coordinate in enumerate(np.unravel_index(flat, labels.shape)):

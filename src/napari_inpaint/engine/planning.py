@@ -83,10 +83,15 @@ class Window:
         if self.anchors is None:
             return box_mask
         labels, count = ndi.label(box_mask, structure=np.ones((3,) * box_mask.ndim))
-        first = np.unravel_index(_first_pixels(labels, count), box_mask.shape)
-        anchors = np.ravel_multi_index(tuple(f + b.start for f, b in zip(first, self.box)), plane_shape)
-        owned = np.concatenate([[False], np.isin(anchors, self.anchors)])
-        return owned[labels]
+        # Each of this crop's holes lies whole in its box: the label at its first pixel is the hole's.
+        anchors = np.unravel_index(self.anchors, plane_shape)
+        owned = np.zeros(count + 1, bool)
+        owned[labels[tuple(a - b.start for a, b in zip(anchors, self.box))]] = True
+        # Looked up at the masked pixels only: a lookup per pixel of a 2048² box took 8 ms, this 2.
+        flat = np.flatnonzero(box_mask)
+        holes = np.zeros(box_mask.shape, bool)
+        holes.ravel()[flat[owned[labels.ravel()[flat]]]] = True
+        return holes
 
     def crop(self, mask: np.ndarray) -> Crop:
         """The :class:`Crop` of this window in ``mask`` (a plane's mask)."""
@@ -240,14 +245,11 @@ def find_holes(read: Callable, shape: tuple[int, ...], cell: tuple[int, ...]) ->
     cell_count = int(np.prod(grid))
     pairs = component.astype(np.int64) * cell_count + np.concatenate(node_cells)
     if faces:  # joined holes: their (hole, cell) pairs may repeat and be out of order
-        pairs = np.unique(pairs)
+        # Sorted and deduplicated by hand: np.unique (hashing, NumPy 2.4) took 28 ms on 170,000 pairs, this 1.
+        pairs = np.sort(pairs)
+        pairs = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])]
     cell_starts = np.searchsorted(pairs // cell_count, np.arange(count + 1))
     return Holes(merged_starts, merged_stops, merged_anchors, pairs % cell_count, cell_starts, pixels)
-
-
-def _first_pixels(labels: np.ndarray, count: int) -> np.ndarray:
-    """Flat index of each label's first pixel in raster order."""
-    return label_boxes(labels, count, boxes=False)[0]
 
 
 def _join(faces: dict, shape: tuple[int, ...], nodes: int) -> np.ndarray:
